@@ -1,0 +1,94 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "saslgate",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "saslgated", targets: ["saslgated"]),
+        .executable(name: "saslgate", targets: ["saslgate"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.0"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+    ],
+    targets: [
+        // Shared vocabulary: secrets, constant-time comparison, credential kinds. No dependencies.
+        .target(name: "AuthCore"),
+        // The Dovecot auth-client wire format: framing limits, escaping, base64, line parser/encoder. No I/O.
+        .target(name: "AuthProtocol", dependencies: ["AuthCore"]),
+        // SASL mechanisms as pure state machines: no sockets, no passdb types.
+        .target(
+            name: "SASL",
+            dependencies: [
+                "AuthCore",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+            ]
+        ),
+        // libxcrypt's <crypt.h> (crypt_rn, crypt_gensalt_rn).
+        .systemLibrary(name: "CCrypt", path: "Sources/CCrypt"),
+        // Password databases: the protocol, password schemes, the passwd-file table.
+        .target(
+            name: "Passdb",
+            dependencies: [
+                "AuthCore", "CCrypt",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // Configuration file (Postfix main.cf style) -> typed settings.
+        .target(name: "AuthConfig", dependencies: ["AuthCore"]),
+        // The request engine: one client connection's requests, mechanisms, passdb chain, delays.
+        .target(
+            name: "AuthEngine",
+            dependencies: [
+                "AuthCore", "AuthProtocol", "SASL", "Passdb", "AuthConfig",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // NIO server: listener (path or systemd fd), framing, connection handler, lifecycle.
+        .target(
+            name: "AuthServer",
+            dependencies: [
+                "AuthCore", "AuthProtocol", "AuthEngine", "AuthConfig", "Passdb", "SASL",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            ]
+        ),
+        // The admin CLI as a library (testable).
+        .target(
+            name: "AdminCommands",
+            dependencies: [
+                "AuthCore", "AuthProtocol", "Passdb", "AuthConfig",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .executableTarget(
+            name: "saslgated",
+            dependencies: [
+                "AuthServer", "AuthConfig",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(name: "saslgate", dependencies: ["AdminCommands"]),
+
+        .testTarget(name: "AuthProtocolTests", dependencies: ["AuthProtocol"]),
+        .testTarget(name: "SASLTests", dependencies: ["SASL", "AuthCore"]),
+        .testTarget(name: "PassdbTests", dependencies: ["Passdb", "AuthCore"]),
+        .testTarget(name: "AuthConfigTests", dependencies: ["AuthConfig"]),
+        .testTarget(
+            name: "AuthEngineTests",
+            dependencies: ["AuthEngine", "AuthProtocol", "SASL", "Passdb", "AuthConfig", "AuthCore"]
+        ),
+        .testTarget(name: "AdminCommandsTests", dependencies: ["AdminCommands", "Passdb"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["AuthProtocol", "AuthCore"]),
+    ]
+)

@@ -1,0 +1,240 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+/// One entry of `passdbs`: `driver:argument` (e.g. `passwd-file:/etc/saslgate/users`).
+public struct PassdbSpec: Equatable, Sendable, CustomStringConvertible {
+    public var driver: String
+    public var argument: String
+    public var line: Int
+
+    public var description: String { "\(driver):\(argument)" }
+
+    /// Same passdb, wherever it was written.
+    public static func == (a: PassdbSpec, b: PassdbSpec) -> Bool {
+        a.driver == b.driver && a.argument == b.argument
+    }
+}
+
+/// The daemon's settings, every one with its default. `conf/saslgated.conf` documents each key;
+/// keys are a contract: other tools drive the daemon by these names.
+public struct Settings: Equatable, Sendable {
+    /// Where the settings came from (for messages).
+    public var file: String = "(defaults)"
+
+    /// Socket path; ignored when systemd passes a socket.
+    public var listen: String = "/var/spool/postfix/private/auth"
+    public var listenMode: UInt32 = 0o660
+    public var listenUser: String? = "postfix"
+    public var listenGroup: String? = "postfix"
+    /// Enabled mechanisms, upper case, in advertising order.
+    public var mechanisms: [String] = ["PLAIN", "LOGIN"]
+    public var passdbs: [PassdbSpec] = [PassdbSpec(driver: "passwd-file", argument: "/etc/saslgate/users", line: 0)]
+    /// Realm appended to bare logins and to bare names in passwd-file tables.
+    public var defaultRealm: String? = nil
+    /// Delay before an authentication failure is answered (seconds; 0 disables).
+    public var failureDelay: Double = 2
+    /// PLAIN and LOGIN fail on requests without `secured`.
+    public var cleartextRequiresTLS: Bool = true
+    /// Requests that are not finished after this long are dropped (Dovecot: 150 s).
+    public var requestTimeout: Double = 150
+    /// Most client connections served at once; further ones are refused.
+    public var maxConnections: Int = 16384
+    /// Most unfinished requests on one connection.
+    public var maxPendingRequests: Int = 1024
+    /// Threads for password hashing and blocking passdbs (0: one per CPU core).
+    public var hashThreads: Int = 0
+    /// `debug`, `info`, `notice`, `warning`, `error`.
+    public var logLevel: String = "info"
+    /// Host name used in CRAM-MD5 challenges and as the DIGEST-MD5 realm (empty: the system's).
+    public var hostname: String = ""
+
+    public init() {}
+
+    /// Known keys, for the unknown-key check and `--check` output.
+    public static let knownKeys: [String] = [
+        "listen", "listen_mode", "listen_user", "listen_group", "mechanisms", "passdbs", "default_realm",
+        "failure_delay", "cleartext_requires_tls", "request_timeout", "max_connections",
+        "max_pending_requests", "hash_threads", "log_level", "hostname",
+    ]
+
+    public static let knownPassdbDrivers = ["passwd-file"]
+
+    public static let defaultPath = "/etc/saslgate/saslgated.conf"
+
+    /// Reads and validates a config file. Relative paths in it are taken relative to its directory.
+    public static func load(path rawPath: String) throws(ConfigErrors) -> Settings {
+        let path = absolutePath(rawPath)
+        let text: String
+        switch readSmallFile(path, limit: ConfigFileParser.maxFileSize) {
+        case .success(let bytes):
+            guard let decoded = String(validating: bytes, as: UTF8.self) else {
+                throw ConfigErrors([ConfigError(file: path, line: nil, "not UTF-8 text")])
+            }
+            text = decoded
+        case .failure(let problem):
+            throw ConfigErrors([ConfigError(file: path, line: nil,
+                "cannot read: \(problem); create it (see conf/saslgated.conf) or pass -c FILE")])
+        }
+        return try parse(text: text, file: path)
+    }
+
+    public static func parse(text: String, file: String) throws(ConfigErrors) -> Settings {
+        let entries = try ConfigFileParser.parse(text: text, file: file)
+        var s = Settings()
+        s.file = file
+        let baseDirectory = file.lastIndex(of: "/").map { String(file[..<$0]) } ?? ""
+        var errors: [ConfigError] = []
+        func fail(_ e: ConfigEntry, _ message: String) { errors.append(ConfigError(file: file, line: e.line, message)) }
+        func resolve(_ path: String) -> String {
+            path.hasPrefix("/") || baseDirectory.isEmpty ? path : baseDirectory + "/" + path
+        }
+
+        for e in entries {
+            switch e.name {
+            case "listen":
+                if e.value.isEmpty { fail(e, "listen needs a socket path") } else { s.listen = resolve(e.value) }
+            case "listen_mode":
+                if let mode = UInt32(e.value, radix: 8), mode <= 0o777 {
+                    s.listenMode = mode
+                    if mode & 0o002 != 0 {
+                        // World-writable sockets let any local user brute-force passwords; allowed but noisy.
+                    }
+                } else {
+                    fail(e, "listen_mode '\(e.value)' is not an octal mode like 0660")
+                }
+            case "listen_user": s.listenUser = e.value.isEmpty ? nil : e.value
+            case "listen_group": s.listenGroup = e.value.isEmpty ? nil : e.value
+            case "mechanisms":
+                let names = words(e.value).map { $0.uppercased() }
+                if names.isEmpty { fail(e, "mechanisms is empty; list at least one, e.g. 'plain login'") }
+                var seen = Set<String>()
+                for name in names where !seen.insert(name).inserted {
+                    fail(e, "mechanism \(name) is listed twice")
+                }
+                s.mechanisms = names
+            case "passdbs":
+                s.passdbs = []
+                for item in words(e.value) {
+                    guard let colon = item.firstIndex(of: ":"), colon != item.startIndex else {
+                        fail(e, "passdb '\(item)' must be 'driver:argument', e.g. passwd-file:/etc/saslgate/users")
+                        continue
+                    }
+                    let driver = String(item[..<colon]).lowercased()
+                    var argument = String(item[item.index(after: colon)...])
+                    guard knownPassdbDrivers.contains(driver) else {
+                        fail(e, "unknown passdb driver '\(driver)'; known: \(knownPassdbDrivers.joined(separator: ", "))")
+                        continue
+                    }
+                    if argument.isEmpty {
+                        fail(e, "passdb \(driver) needs an argument (a file path)")
+                        continue
+                    }
+                    if driver == "passwd-file" { argument = resolve(argument) }
+                    s.passdbs.append(PassdbSpec(driver: driver, argument: argument, line: e.line))
+                }
+            case "default_realm":
+                s.defaultRealm = e.value.isEmpty ? nil : e.value.lowercased()
+                if e.value.contains("@") || e.value.contains(where: { $0.isWhitespace }) {
+                    fail(e, "default_realm '\(e.value)' must be a bare domain like example.org")
+                }
+            case "failure_delay":
+                if let v = parseDuration(e.value), v <= 5 { s.failureDelay = v } else {
+                    fail(e, "failure_delay '\(e.value)' must be a duration from 0 to 5s (Postfix gives up after 10s)")
+                }
+            case "cleartext_requires_tls":
+                if let b = parseBool(e.value) { s.cleartextRequiresTLS = b } else { fail(e, "cleartext_requires_tls must be yes or no") }
+            case "request_timeout":
+                if let v = parseDuration(e.value), v >= 1, v <= 3600 { s.requestTimeout = v } else {
+                    fail(e, "request_timeout '\(e.value)' must be a duration from 1s to 1h")
+                }
+            case "max_connections":
+                if let v = Int(e.value), v >= 1, v <= 1_000_000 { s.maxConnections = v } else {
+                    fail(e, "max_connections '\(e.value)' must be a number from 1 to 1000000")
+                }
+            case "max_pending_requests":
+                if let v = Int(e.value), v >= 1, v <= 65536 { s.maxPendingRequests = v } else {
+                    fail(e, "max_pending_requests '\(e.value)' must be a number from 1 to 65536")
+                }
+            case "hash_threads":
+                if let v = Int(e.value), v >= 0, v <= 256 { s.hashThreads = v } else {
+                    fail(e, "hash_threads '\(e.value)' must be a number from 0 (one per core) to 256")
+                }
+            case "log_level":
+                let v = e.value.lowercased()
+                if ["debug", "info", "notice", "warning", "error"].contains(v) { s.logLevel = v } else {
+                    fail(e, "log_level '\(e.value)' must be debug, info, notice, warning or error")
+                }
+            case "hostname": s.hostname = e.value
+            default:
+                let hint = closest(e.name, in: knownKeys).map { "; did you mean '\($0)'?" } ?? ""
+                fail(e, "unknown parameter '\(e.name)'\(hint)")
+            }
+        }
+        if s.passdbs.isEmpty, let e = entries.first(where: { $0.name == "passdbs" }) {
+            fail(e, "passdbs is empty; list at least one, e.g. 'passdbs = passwd-file:/etc/saslgate/users'")
+        }
+        if !errors.isEmpty { throw ConfigErrors(errors) }
+        return s
+    }
+
+    /// `path` made absolute against the current directory, so paths derived from it stay valid.
+    static func absolutePath(_ path: String) -> String {
+        guard !path.hasPrefix("/") else { return path }
+        var buf = [CChar](repeating: 0, count: 4096)
+        guard getcwd(&buf, buf.count) != nil else { return path }
+        var cwd = String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        if cwd.hasSuffix("/") { cwd.removeLast() }
+        var rest = Substring(path)
+        while rest.hasPrefix("./") { rest = rest.dropFirst(2) }
+        return cwd + "/" + rest
+    }
+
+    /// Splits a list value at white space and commas, as Postfix does.
+    static func words(_ value: String) -> [String] {
+        value.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "," }).map(String.init)
+    }
+
+    static func parseBool(_ v: String) -> Bool? {
+        switch v.lowercased() {
+        case "yes", "true", "on", "1": true
+        case "no", "false", "off", "0": false
+        default: nil
+        }
+    }
+
+    /// `2`, `2s`, `500ms`, `1m`, `1h` → seconds.
+    static func parseDuration(_ v: String) -> Double? {
+        let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)]
+        for (suffix, factor) in units where v.hasSuffix(suffix) {
+            guard let n = Double(v.dropLast(suffix.count)), n >= 0, n.isFinite else { return nil }
+            return n * factor
+        }
+        guard let n = Double(v), n >= 0, n.isFinite else { return nil }
+        return n
+    }
+
+    static func closest(_ name: String, in candidates: [String]) -> String? {
+        candidates.first { $0.hasPrefix(name) || name.hasPrefix($0) || editDistance($0, name) <= 2 }
+    }
+
+    static func editDistance(_ a: String, _ b: String) -> Int {
+        let a = Array(a), b = Array(b)
+        var row = Array(0...b.count)
+        for i in 1...max(a.count, 1) where !a.isEmpty {
+            var prev = row[0]
+            row[0] = i
+            for j in 1...max(b.count, 1) where !b.isEmpty {
+                let cur = row[j]
+                row[j] = min(row[j] + 1, row[j - 1] + 1, prev + (a[i - 1] == b[j - 1] ? 0 : 1))
+                prev = cur
+            }
+        }
+        return row[b.count]
+    }
+}

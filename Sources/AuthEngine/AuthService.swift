@@ -1,0 +1,72 @@
+public import AuthConfig
+public import AuthCore
+import AuthProtocol
+public import Logging
+public import Passdb
+public import SASL
+
+/// Everything the connections of one configuration generation share: the enabled mechanisms that the
+/// passdbs can really serve, the passdb chain, the policies. Immutable; a reload builds a new one.
+public final class AuthService: Sendable {
+    public let settings: Settings
+    public let chain: PassdbChain
+    public let usernamePolicy: UsernamePolicy
+    /// Mechanisms to advertise, in configuration order.
+    public let advertised: [MechanismDescriptor]
+    /// Configured mechanisms left out because no passdb can serve them (for logs and `--check`).
+    public let unservable: [String]
+    public let mechanismContext: MechanismContext
+    public let logger: Logger
+    let byName: [String: MechanismDescriptor]
+    let mechLines: [UInt8]
+
+    public init(settings: Settings, passdbs: [any PasswordDatabase], hostname: String, logger: Logger) throws(ConfigErrors) {
+        self.settings = settings
+        self.chain = PassdbChain(passdbs)
+        self.usernamePolicy = UsernamePolicy(defaultRealm: settings.defaultRealm)
+        self.logger = logger
+        self.mechanismContext = MechanismContext(hostname: hostname, realms: settings.defaultRealm.map { [$0] } ?? [])
+        var advertised: [MechanismDescriptor] = []
+        var unservable: [String] = []
+        var errors: [ConfigError] = []
+        for name in settings.mechanisms {
+            guard let descriptor = MechanismRegistry.descriptor(named: name) else {
+                let known = MechanismRegistry.all.map(\.name).joined(separator: " ")
+                errors.append(ConfigError(file: settings.file, line: nil,
+                    "mechanisms: unknown mechanism \(name); known: \(known)"))
+                continue
+            }
+            if chain.canServe(descriptor.need.key) {
+                advertised.append(descriptor)
+            } else {
+                unservable.append(descriptor.name)
+            }
+        }
+        if errors.isEmpty && advertised.isEmpty {
+            errors.append(ConfigError(file: settings.file, line: nil,
+                "none of the mechanisms (\(settings.mechanisms.joined(separator: " "))) can be served by the configured passdbs; Postfix refuses a server without mechanisms"))
+        }
+        if !errors.isEmpty { throw ConfigErrors(errors) }
+        self.advertised = advertised
+        self.unservable = unservable
+        self.byName = Dictionary(uniqueKeysWithValues: advertised.map { ($0.name, $0) })
+        var lines: [UInt8] = []
+        for d in advertised { ServerMessage.mech(name: d.name, flags: d.flags.words).encode(into: &lines) }
+        self.mechLines = lines
+    }
+
+    /// The enabled mechanism for a client-supplied name (case-insensitive), if advertised.
+    public func mechanism(named name: String) -> MechanismDescriptor? {
+        byName[name.uppercased()]
+    }
+}
+
+extension PassdbNeed {
+    var key: SASLNeedKey {
+        switch self {
+        case .nothing: .nothing
+        case .verifyPlain: .verifyPlain
+        case .credentials(let s): .credentials(s)
+        }
+    }
+}

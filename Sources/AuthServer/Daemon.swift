@@ -1,0 +1,188 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+public import AuthConfig
+import AuthCore
+import AuthEngine
+import AuthProtocol
+public import Logging
+import NIOCore
+import NIOPosix
+import Passdb
+import SASL
+import ServiceLifecycle
+import Synchronization
+import UnixSignals
+
+/// Exit statuses (sysexits.h).
+public enum ExitStatus {
+    public static let ok: Int32 = 0
+    public static let software: Int32 = 70
+    public static let osError: Int32 = 71
+    public static let config: Int32 = 78
+}
+
+/// The configuration generation currently in force; swapped whole on reload.
+final class ServiceBox: Sendable {
+    private let current: Mutex<AuthService>
+    init(_ service: AuthService) { current = Mutex(service) }
+    var service: AuthService { current.withLock { $0 } }
+    func replace(_ service: AuthService) { current.withLock { $0 = service } }
+}
+
+/// Wires settings, passdbs, the engine and the NIO server together. Tests and `main` use the same code.
+public enum Daemon {
+    /// Everything that can be built from a config file without binding a socket.
+    struct Built {
+        var settings: Settings
+        var service: AuthService
+    }
+
+    static func build(configPath: String, executor: any BlockingExecutor, logger: Logger) throws(ConfigErrors) -> Built {
+        let settings = try Settings.load(path: configPath)
+        let passdbs = try PassdbFactory.make(settings.passdbs, settings: settings, executor: executor, logger: logger)
+        let service = try AuthService(settings: settings, passdbs: passdbs, hostname: hostname(settings), logger: logger)
+        return Built(settings: settings, service: service)
+    }
+
+    static func hostname(_ settings: Settings) -> String {
+        if !settings.hostname.isEmpty { return settings.hostname }
+        var buf = [CChar](repeating: 0, count: 256)
+        guard gethostname(&buf, buf.count - 1) == 0 else { return "localhost" }
+        return String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    /// `saslgated --check`: validate, print what would be served, exit status.
+    public static func check(configPath: String) -> Int32 {
+        var logger = Logger(label: "saslgated", factory: { SaslgateLogHandler(label: $0, level: .warning) })
+        logger.logLevel = .warning
+        do {
+            let built = try build(configPath: configPath, executor: InlineExecutor(), logger: logger)
+            print("\(configPath): configuration OK")
+            for db in built.service.chain.passdbs {
+                let mechs = MechanismRegistry.all.filter { d in
+                    switch d.need {
+                    case .nothing: true
+                    case .verifyPlain: db.capabilities.verifyPlain
+                    case .credentials(let s): db.capabilities.credentials.contains(s)
+                    }
+                }.map(\.name)
+                print("passdb \(db.name): serves \(mechs.isEmpty ? "nothing" : mechs.joined(separator: " "))")
+            }
+            print("advertised mechanisms: \(built.service.advertised.map(\.name).joined(separator: " "))")
+            for name in built.service.unservable {
+                print("warning: mechanism \(name) is configured but no passdb can verify it; it is not advertised")
+            }
+            if built.settings.cleartextRequiresTLS == false {
+                print("warning: cleartext_requires_tls = no: PLAIN/LOGIN passwords are accepted on connections without TLS")
+            }
+            return ExitStatus.ok
+        } catch {
+            printError(error.description)
+            return ExitStatus.config
+        }
+    }
+
+    /// Runs the daemon until SIGTERM/SIGINT. SIGHUP re-reads the configuration and passdbs.
+    public static func run(configPath: String) async -> Int32 {
+        // Read the level from the config before anything else logs; a broken config still gets logged.
+        let level = (try? Settings.load(path: configPath)).map { Logger.Level(configName: $0.logLevel) } ?? .info
+        LoggingSystem.bootstrap { SaslgateLogHandler(label: $0, level: level) }
+        let logger = Logger(label: "saslgated")
+
+        let cores = System.coreCount
+        let preSettings = (try? Settings.load(path: configPath)) ?? Settings()
+        let pool = NIOThreadPool(numberOfThreads: preSettings.hashThreads > 0 ? preSettings.hashThreads : cores)
+        pool.start()
+        let executor = ThreadPoolExecutor(pool: pool)
+
+        let built: Built
+        do {
+            built = try build(configPath: configPath, executor: executor, logger: logger)
+        } catch {
+            for e in error.errors { logger.error("configuration error: \(e)") }
+            try? await pool.shutdownGracefully()
+            return ExitStatus.config
+        }
+        for name in built.service.unservable {
+            logger.warning("mechanism \(name) is configured but no passdb can verify it; not advertised")
+        }
+        raiseFileLimit(logger: logger)
+
+        let box = ServiceBox(built.service)
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: cores)
+        let server = AuthServer(settings: built.settings, box: box, group: group, logger: logger)
+        let reloader = ReloadService(configPath: configPath, box: box, executor: executor, logger: logger)
+        var lifecycleLogger = logger
+        lifecycleLogger.logLevel = max(.info, logger.logLevel)
+        let serviceGroup = ServiceGroup(
+            configuration: .init(
+                services: [.init(service: server), .init(service: reloader)],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: lifecycleLogger))
+        var status = ExitStatus.ok
+        do {
+            try await serviceGroup.run()
+        } catch {
+            logger.error("\(error)")
+            status = ExitStatus.osError
+        }
+        try? await group.shutdownGracefully()
+        try? await pool.shutdownGracefully()
+        logger.info("stopped")
+        return status
+    }
+
+    static func raiseFileLimit(logger: Logger) {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur < limit.rlim_max else { return }
+        limit.rlim_cur = limit.rlim_max
+        if setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) != 0 {
+            logger.warning("could not raise the open file limit: \(String(cString: strerror(errno)))")
+        }
+    }
+
+    static func printError(_ text: String) {
+        let line = text + "\n"
+        _ = line.utf8CString.withUnsafeBufferPointer { write(2, $0.baseAddress, $0.count - 1) }
+    }
+}
+
+extension Logger.Level {
+    init(configName: String) {
+        switch configName {
+        case "debug": self = .debug
+        case "notice": self = .notice
+        case "warning": self = .warning
+        case "error": self = .error
+        default: self = .info
+        }
+    }
+}
+
+/// SIGHUP: build a new configuration generation and swap it in; a broken one is rejected and the old
+/// one keeps serving. Open connections keep running and use the new passdbs for their next request.
+struct ReloadService: Service, CustomStringConvertible {
+    var description: String { "ReloadService" }
+    let configPath: String
+    let box: ServiceBox
+    let executor: any BlockingExecutor
+    let logger: Logger
+
+    func run() async throws {
+        let signals = await UnixSignalsSequence(trapping: .sighup)
+        for await _ in signals.cancelOnGracefulShutdown() {
+            logger.info("SIGHUP: reloading \(configPath)")
+            do {
+                let built = try Daemon.build(configPath: configPath, executor: executor, logger: logger)
+                if built.settings.listen != box.service.settings.listen {
+                    logger.warning("reload: 'listen' changed; the new path takes effect only after a restart")
+                }
+                box.replace(built.service)
+                logger.info("reload done: mechanisms \(built.service.advertised.map(\.name).joined(separator: " "))")
+            } catch {
+                for e in error.errors { logger.error("reload rejected, old configuration stays in service: \(e)") }
+            }
+        }
+    }
+}

@@ -1,0 +1,103 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Bytes of a file that holds secrets: one private allocation, zeroed before it is freed.
+/// Immutable after `init`, hence `@unchecked Sendable`.
+final class WipingBuffer: @unchecked Sendable {
+    private let base: UnsafeMutablePointer<UInt8>
+    private let capacity: Int
+    let count: Int
+
+    /// Takes ownership of `base` (allocated with `UnsafeMutablePointer.allocate`).
+    private init(base: UnsafeMutablePointer<UInt8>, capacity: Int, count: Int) {
+        self.base = base
+        self.capacity = capacity
+        self.count = count
+    }
+
+    convenience init<C: Collection>(copying bytes: C) where C.Element == UInt8 {
+        let capacity = Swift.max(bytes.count, 1)
+        let base = UnsafeMutablePointer<UInt8>.allocate(capacity: capacity)
+        _ = UnsafeMutableBufferPointer(start: base, count: capacity).initialize(from: bytes)
+        self.init(base: base, capacity: capacity, count: bytes.count)
+    }
+
+    var bytes: UnsafeBufferPointer<UInt8> { UnsafeBufferPointer(start: base, count: count) }
+
+    deinit {
+        explicitZero(base, capacity)
+        base.deallocate()
+    }
+
+    /// Reads a whole open file. Grows if the file grows while being read.
+    static func read(fd: Int32, sizeHint: Int) throws(FileReadError) -> WipingBuffer {
+        var capacity = Swift.max(sizeHint + 1, 4096)
+        var base = UnsafeMutablePointer<UInt8>.allocate(capacity: capacity)
+        var count = 0
+        while true {
+            if count == capacity {
+                let bigger = UnsafeMutablePointer<UInt8>.allocate(capacity: capacity * 2)
+                bigger.update(from: base, count: count)
+                explicitZero(base, capacity)
+                base.deallocate()
+                base = bigger
+                capacity *= 2
+            }
+            let n = Glibc.read(fd, base + count, capacity - count)
+            if n < 0 {
+                if errno == EINTR { continue }
+                let e = errno
+                explicitZero(base, capacity)
+                base.deallocate()
+                throw FileReadError(operation: "read", errno: e)
+            }
+            if n == 0 { break }
+            count += n
+        }
+        return WipingBuffer(base: base, capacity: capacity, count: count)
+    }
+}
+
+/// A failed system call on a file, with `strerror` text.
+struct FileReadError: Error, CustomStringConvertible {
+    var operation: String
+    var errno: Int32
+    var description: String { "\(operation) failed: \(String(cString: strerror(errno)))" }
+}
+
+/// What identifies one version of a file: a rewrite through rename changes the inode, an in-place
+/// write changes the size or the modification time.
+public struct FileIdentity: Sendable, Equatable, CustomStringConvertible {
+    public var device: UInt64
+    public var inode: UInt64
+    public var size: Int64
+    public var modificationSeconds: Int
+    public var modificationNanoseconds: Int
+    public var changeSeconds: Int
+    public var changeNanoseconds: Int
+
+    init(_ st: stat) {
+        device = UInt64(st.st_dev)
+        inode = UInt64(st.st_ino)
+        size = Int64(st.st_size)
+        modificationSeconds = Int(st.st_mtim.tv_sec)
+        modificationNanoseconds = Int(st.st_mtim.tv_nsec)
+        changeSeconds = Int(st.st_ctim.tv_sec)
+        changeNanoseconds = Int(st.st_ctim.tv_nsec)
+    }
+
+    /// `stat(2)` of a path; nil when it cannot be read (the error is in `errno`).
+    static func of(path: String) -> FileIdentity? {
+        var st = stat()
+        guard stat(path, &st) == 0 else { return nil }
+        return FileIdentity(st)
+    }
+
+    public var description: String { "inode \(inode), \(size) bytes, mtime \(modificationSeconds).\(modificationNanoseconds)" }
+}
+
+/// `strerror` as a Swift string.
+func errnoText(_ e: Int32) -> String { String(cString: strerror(e)) }

@@ -1,0 +1,108 @@
+public import AuthCore
+
+/// Everything a password database may see about one lookup.
+public struct PassdbRequest: Sendable {
+    /// The normalized login name: `local@realm`, or a bare `local` when no realm applies.
+    public var user: String
+    /// The part before the last `@` (the whole name when there is no realm).
+    public var localPart: String
+    /// The realm (after the last `@`), lower-cased; nil for a bare name.
+    public var realm: String?
+    /// The SASL mechanism in upper case, e.g. `PLAIN`.
+    public var mechanism: String
+    /// `service=` of the request (`smtp`, `doveadm`, ...).
+    public var service: String
+    /// `rip=` of the request, if any (the SMTP client's address).
+    public var remoteIP: String?
+    /// `lip=` of the request, if any.
+    public var localIP: String?
+    /// The request carried `secured` (TLS or a trusted transport).
+    public var secured: Bool
+
+    public init(
+        user: String, mechanism: String, service: String, remoteIP: String? = nil, localIP: String? = nil,
+        secured: Bool = false
+    ) {
+        self.user = user
+        if let at = user.lastIndex(of: "@") {
+            self.localPart = String(user[..<at])
+            self.realm = String(user[user.index(after: at)...]).lowercased()
+        } else {
+            self.localPart = user
+            self.realm = nil
+        }
+        self.mechanism = mechanism
+        self.service = service
+        self.remoteIP = remoteIP
+        self.localIP = localIP
+        self.secured = secured
+    }
+}
+
+/// The outcome of a plaintext verification. Mapped to the wire (`FAIL code=...`) in one place, the engine.
+public enum PassdbResult: Sendable, Equatable {
+    /// The password is right.
+    case ok
+    /// The user exists and the password is wrong.
+    case passwordMismatch
+    /// This passdb does not know the user (the chain asks the next one).
+    case userUnknown
+    /// The account is disabled or locked (`code=user_disabled`).
+    case userDisabled(reason: String?)
+    /// The password has expired (`code=pass_expired`).
+    case passwordExpired
+    /// The user exists but has no secret this passdb can verify that way (e.g. a hash scheme it cannot
+    /// read). Logged; the chain treats it like a failure.
+    case schemeNotAvailable(String)
+    /// The passdb could not answer (I/O error, PAM system error, corrupt file). Never an OK:
+    /// `code=temp_fail`. The reason is for the log only, never sent to the client.
+    case internalFailure(String)
+}
+
+/// The outcome of a credential lookup (for challenge-response mechanisms).
+public enum CredentialLookup: Sendable {
+    case found(Credential)
+    case userUnknown
+    case userDisabled(reason: String?)
+    /// The user exists but has no secret for the requested mechanism.
+    case schemeNotAvailable(String)
+    case internalFailure(String)
+}
+
+/// What a passdb can do, used to advertise only mechanisms that can really be verified.
+public struct PassdbCapabilities: Sendable, Equatable {
+    /// Can check a plaintext password (PLAIN, LOGIN).
+    public var verifyPlain: Bool
+    /// Credential kinds it can hand out (CRAM-MD5, DIGEST-MD5, SCRAM).
+    public var credentials: Set<CredentialScheme>
+
+    public init(verifyPlain: Bool, credentials: Set<CredentialScheme> = []) {
+        self.verifyPlain = verifyPlain
+        self.credentials = credentials
+    }
+}
+
+/// One password database. Implementations must be safe to call from many tasks at once and must never
+/// block the calling thread for long: expensive hashing and blocking library calls go through a
+/// `BlockingExecutor`.
+public protocol PasswordDatabase: Sendable {
+    /// `driver:argument` as configured, for logs (e.g. `passwd-file:/etc/saslgate/users`).
+    var name: String { get }
+    /// The driver name (`passwd-file`, `pam`, `sasldb`).
+    var driver: String { get }
+    var capabilities: PassdbCapabilities { get }
+
+    func verifyPlain(_ request: PassdbRequest, password: Secret) async -> PassdbResult
+    func lookupCredentials(_ request: PassdbRequest, scheme: CredentialScheme) async -> CredentialLookup
+}
+
+/// Runs blocking or CPU-heavy work (password hashing, PAM) off the event loops, on a bounded pool.
+public protocol BlockingExecutor: Sendable {
+    func run<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T
+}
+
+/// Runs the body inline. Only for tests and the CLI, never in the daemon.
+public struct InlineExecutor: BlockingExecutor {
+    public init() {}
+    public func run<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T { body() }
+}

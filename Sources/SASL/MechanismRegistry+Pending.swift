@@ -1,0 +1,4 @@
+extension MechanismRegistry {
+    /// Challenge-response mechanisms (CRAM-MD5, DIGEST-MD5, SCRAM-*); filled in as they land.
+    static var challengeResponse: [MechanismDescriptor] { [] }
+}
