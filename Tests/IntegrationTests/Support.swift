@@ -1,0 +1,173 @@
+import AuthProtocol
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The built `saslgated` next to this test bundle (`.build/<config>/saslgated`).
+func builtExecutable(_ name: String) -> String {
+    let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+    var dir = URL(fileURLWithPath: exe).deletingLastPathComponent()
+    while dir.path != "/" {
+        let candidate = dir.appendingPathComponent(name).path
+        if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+        dir = dir.deletingLastPathComponent()
+    }
+    return name
+}
+
+/// A `saslgated` started on a temporary directory with its own config, users file and socket.
+final class DaemonUnderTest {
+    let dir: String
+    let socketPath: String
+    let usersPath: String
+    let configPath: String
+    let logPath: String
+    let process = Process()
+
+    static let users = """
+        # test users
+        test@example.org:{PLAIN}testpass
+        alice@example.org:{SHA512-CRYPT}$6$saltsaltsalt$KcXAKLfVRe.7ajZBx/KhznC.zxmAFljzkBtpUHasI1tJulPdrZUmM1tBj/UIAqYVKpGpKcGU7LAMtDuNtZi.C/
+        bob:{PLAIN}bobpass
+        """
+
+    init(extraConfig: String = "", users: String = DaemonUnderTest.users) throws {
+        dir = NSTemporaryDirectory() + "saslgate-it-" + UUID().uuidString.prefix(8)
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        socketPath = dir + "/auth"
+        usersPath = dir + "/users"
+        configPath = dir + "/saslgated.conf"
+        logPath = dir + "/saslgated.log"
+        try users.write(toFile: usersPath, atomically: true, encoding: .utf8)
+        let config = """
+            listen = \(socketPath)
+            listen_mode = 0600
+            listen_user =
+            listen_group =
+            mechanisms = plain login
+            passdbs = passwd-file:\(usersPath)
+            default_realm = example.org
+            failure_delay = 0
+            log_level = debug
+            \(extraConfig)
+            """
+        try config.write(toFile: configPath, atomically: true, encoding: .utf8)
+        FileManager.default.createFile(atPath: logPath, contents: nil)
+        process.executableURL = URL(fileURLWithPath: builtExecutable("saslgated"))
+        process.arguments = ["-c", configPath]
+        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        let deadline = Date().addingTimeInterval(10)
+        while !FileManager.default.fileExists(atPath: socketPath) {
+            guard Date() < deadline, process.isRunning else {
+                throw TestFailure("saslgated did not start: \(log)")
+            }
+            usleep(20_000)
+        }
+    }
+
+    var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+
+    func connect() throws -> AuthClient { try AuthClient(path: socketPath) }
+
+    func stop() {
+        if process.isRunning {
+            process.terminate()
+            process.waitUntilExit()
+        }
+        try? FileManager.default.removeItem(atPath: dir)
+    }
+
+    deinit { stop() }
+}
+
+struct TestFailure: Error, CustomStringConvertible {
+    var description: String
+    init(_ d: String) { description = d }
+}
+
+/// A blocking AF_UNIX client with read timeouts.
+final class AuthClient {
+    let fd: Int32
+    private var buffer: [UInt8] = []
+
+    init(path: String) throws {
+        fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &addr.sun_path) { raw in
+            let b = Array(path.utf8)
+            raw.copyBytes(from: b)
+            raw[b.count] = 0
+        }
+        let rc = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard rc == 0 else { close(fd); throw TestFailure("connect \(path): errno \(errno)") }
+    }
+
+    deinit { close(fd) }
+
+    func send(_ text: String) { sendBytes(Array(text.utf8)) }
+
+    func sendBytes(_ bytes: [UInt8]) {
+        var off = 0
+        while off < bytes.count {
+            let n = bytes[off...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            if n <= 0 { return }
+            off += n
+        }
+    }
+
+    /// Next line without LF; nil on EOF or timeout.
+    func readLine(timeout: Double = 5) -> String? {
+        let deadline = Date().addingTimeInterval(timeout)
+        while true {
+            if let lf = buffer.firstIndex(of: 0x0A) {
+                let line = String(decoding: buffer[..<lf], as: UTF8.self)
+                buffer.removeSubrange(...lf)
+                return line
+            }
+            let left = deadline.timeIntervalSinceNow
+            guard left > 0 else { return nil }
+            var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            guard poll(&pfd, 1, Int32(left * 1000)) > 0 else { return nil }
+            var chunk = [UInt8](repeating: 0, count: 65536)
+            let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            guard n > 0 else { return nil }
+            buffer.append(contentsOf: chunk[0..<n])
+        }
+    }
+
+    /// True if the server closed the connection (EOF) within the timeout.
+    func isClosedByServer(timeout: Double = 5) -> Bool {
+        while let _ = readLine(timeout: timeout) {}
+        var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        guard poll(&pfd, 1, 0) > 0 else { return false }
+        var b: UInt8 = 0
+        return recv(fd, &b, 1, Int32(MSG_DONTWAIT)) == 0
+    }
+
+    /// Reads the server greeting up to DONE.
+    @discardableResult
+    func readGreeting() -> [String] {
+        var lines: [String] = []
+        while let line = readLine() {
+            lines.append(line)
+            if line == "DONE" { break }
+        }
+        return lines
+    }
+
+    /// Postfix style: VERSION 1 0 + CPID first, then the greeting.
+    func postfixHandshake() {
+        send("VERSION\t1\t0\nCPID\t4583\n")
+        readGreeting()
+    }
+}
+
+func b64(_ s: String) -> String { DovecotBase64.encode(Array(s.utf8)) }
