@@ -40,6 +40,13 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // libpam's <security/pam_appl.h>.
+        .systemLibrary(name: "CPAM", path: "Sources/CPAM"),
+        // The PAM passdb: blocking PAM calls on a bounded pool of their own, with a timeout.
+        .target(
+            name: "PassdbPAM",
+            dependencies: ["AuthCore", "Passdb", "CPAM", .product(name: "Logging", package: "swift-log")]
+        ),
         // Configuration file (Postfix main.cf style) -> typed settings.
         .target(name: "AuthConfig", dependencies: ["AuthCore"]),
         // The request engine: one client connection's requests, mechanisms, passdb chain, delays.
@@ -54,7 +61,7 @@ let package = Package(
         .target(
             name: "AuthServer",
             dependencies: [
-                "AuthCore", "AuthProtocol", "AuthEngine", "AuthConfig", "Passdb", "SASL",
+                "AuthCore", "AuthProtocol", "AuthEngine", "AuthConfig", "Passdb", "PassdbPAM", "SASL",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -83,10 +90,14 @@ let package = Package(
         .testTarget(name: "AuthProtocolTests", dependencies: ["AuthProtocol"]),
         .testTarget(name: "SASLTests", dependencies: ["SASL", "AuthCore"]),
         .testTarget(name: "PassdbTests", dependencies: ["Passdb", "AuthCore"]),
+        .testTarget(name: "PassdbPAMTests", dependencies: ["PassdbPAM", "Passdb", "AuthCore"]),
         .testTarget(name: "AuthConfigTests", dependencies: ["AuthConfig"]),
         .testTarget(
             name: "AuthEngineTests",
-            dependencies: ["AuthEngine", "AuthProtocol", "SASL", "Passdb", "AuthConfig", "AuthCore"]
+            dependencies: [
+                "AuthEngine", "AuthProtocol", "SASL", "Passdb", "AuthConfig", "AuthCore",
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         .testTarget(name: "AdminCommandsTests", dependencies: ["AdminCommands", "Passdb"]),
         .testTarget(name: "IntegrationTests", dependencies: ["AuthProtocol", "AuthCore"]),

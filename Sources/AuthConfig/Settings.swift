@@ -9,15 +9,38 @@ import Foundation
 
 /// One entry of `passdbs`: `driver:argument` (e.g. `passwd-file:/etc/saslgate/users`).
 public struct PassdbSpec: Equatable, Sendable, CustomStringConvertible {
+    /// What to do after a passdb answered (Dovecot's result_* settings).
+    public enum ChainAction: String, Sendable, Equatable {
+        /// Ask the next passdb.
+        case `continue`
+        /// Stop here with this answer.
+        case `return`
+    }
+
     public var driver: String
     public var argument: String
     public var line: Int
+    /// Wrong password, disabled or expired account: Dovecot's default is to try the next passdb.
+    public var resultFailure: ChainAction = .continue
+    /// Internal failure (database down): try the next passdb; if none succeeds the answer is a
+    /// temporary failure (Dovecot's default).
+    public var resultInternalFail: ChainAction = .continue
+    /// Driver-specific options, in the order written.
+    public var options: [String: String] = [:]
+
+    public init(driver: String, argument: String, line: Int, options: [String: String] = [:]) {
+        self.driver = driver
+        self.argument = argument
+        self.line = line
+        self.options = options
+    }
 
     public var description: String { "\(driver):\(argument)" }
 
     /// Same passdb, wherever it was written.
     public static func == (a: PassdbSpec, b: PassdbSpec) -> Bool {
-        a.driver == b.driver && a.argument == b.argument
+        a.driver == b.driver && a.argument == b.argument && a.options == b.options
+            && a.resultFailure == b.resultFailure && a.resultInternalFail == b.resultInternalFail
     }
 }
 
@@ -37,6 +60,15 @@ public struct Settings: Equatable, Sendable {
     public var passdbs: [PassdbSpec] = [PassdbSpec(driver: "passwd-file", argument: "/etc/saslgate/users", line: 0)]
     /// Realm appended to bare logins and to bare names in passwd-file tables.
     public var defaultRealm: String? = nil
+    /// Realms accepted (lower case); empty: any. Others fail before any passdb is asked.
+    public var realms: [String] = []
+    /// Lower-case the whole login name before lookups (Dovecot's default `%Lu`).
+    public var usernameLowercase: Bool = true
+    /// Characters allowed in login names; empty: any printable except space, `:`, `/`, quotes.
+    public var usernameChars: String = Settings.defaultUsernameChars
+
+    /// Dovecot's `auth_username_chars` plus `+` and `=` (common in mailbox names).
+    public static let defaultUsernameChars = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_@+="
     /// Delay before an authentication failure is answered (seconds; 0 disables).
     public var failureDelay: Double = 2
     /// PLAIN and LOGIN fail on requests without `secured`.
@@ -59,11 +91,12 @@ public struct Settings: Equatable, Sendable {
     /// Known keys, for the unknown-key check and `--check` output.
     public static let knownKeys: [String] = [
         "listen", "listen_mode", "listen_user", "listen_group", "mechanisms", "passdbs", "default_realm",
+        "realms", "username_lowercase", "username_chars",
         "failure_delay", "cleartext_requires_tls", "request_timeout", "max_connections",
         "max_pending_requests", "hash_threads", "log_level", "hostname",
     ]
 
-    public static let knownPassdbDrivers = ["passwd-file"]
+    public static let knownPassdbDrivers = ["passwd-file", "pam"]
 
     public static let defaultPath = "/etc/saslgate/saslgated.conf"
 
@@ -120,28 +153,31 @@ public struct Settings: Equatable, Sendable {
                 s.mechanisms = names
             case "passdbs":
                 s.passdbs = []
-                for item in words(e.value) {
-                    guard let colon = item.firstIndex(of: ":"), colon != item.startIndex else {
-                        fail(e, "passdb '\(item)' must be 'driver:argument', e.g. passwd-file:/etc/saslgate/users")
-                        continue
+                switch parsePassdbList(e.value) {
+                case .failure(let problem): fail(e, problem.description)
+                case .success(let items):
+                    for (item, options) in items {
+                        switch makePassdbSpec(item, options: options, line: e.line, resolve: resolve) {
+                        case .success(let spec): s.passdbs.append(spec)
+                        case .failure(let problem): fail(e, problem.description)
+                        }
                     }
-                    let driver = String(item[..<colon]).lowercased()
-                    var argument = String(item[item.index(after: colon)...])
-                    guard knownPassdbDrivers.contains(driver) else {
-                        fail(e, "unknown passdb driver '\(driver)'; known: \(knownPassdbDrivers.joined(separator: ", "))")
-                        continue
-                    }
-                    if argument.isEmpty {
-                        fail(e, "passdb \(driver) needs an argument (a file path)")
-                        continue
-                    }
-                    if driver == "passwd-file" { argument = resolve(argument) }
-                    s.passdbs.append(PassdbSpec(driver: driver, argument: argument, line: e.line))
                 }
             case "default_realm":
                 s.defaultRealm = e.value.isEmpty ? nil : e.value.lowercased()
                 if e.value.contains("@") || e.value.contains(where: { $0.isWhitespace }) {
                     fail(e, "default_realm '\(e.value)' must be a bare domain like example.org")
+                }
+            case "realms":
+                s.realms = words(e.value).map { $0.lowercased() }
+                for r in s.realms where r.contains("@") { fail(e, "realm '\(r)' must be a bare domain like example.org") }
+            case "username_lowercase":
+                if let b = parseBool(e.value) { s.usernameLowercase = b } else { fail(e, "username_lowercase must be yes or no") }
+            case "username_chars":
+                if e.value.contains(":") || e.value.contains(" ") || e.value.contains("/") {
+                    fail(e, "username_chars may not contain ':', '/' or spaces (they would break passdb lookups)")
+                } else {
+                    s.usernameChars = e.value
                 }
             case "failure_delay":
                 if let v = parseDuration(e.value), v <= 5 { s.failureDelay = v } else {
@@ -193,6 +229,86 @@ public struct Settings: Equatable, Sendable {
         var rest = Substring(path)
         while rest.hasPrefix("./") { rest = rest.dropFirst(2) }
         return cwd + "/" + rest
+    }
+
+    struct Problem: Error, CustomStringConvertible { var description: String }
+
+    /// Splits a `passdbs` value into items, each with the options of a `{...}` block that follows it
+    /// (`pam:smtp{strip_realm=all, result_failure=return}`; spaces around `=` are allowed).
+    static func parsePassdbList(_ value: String) -> Result<[(String, [(String, String)])], Problem> {
+        var items: [(String, [(String, String)])] = []
+        var rest = Substring(value)
+        while true {
+            rest = rest.drop(while: { $0 == " " || $0 == "\t" || $0 == "," })
+            guard let first = rest.first else { break }
+            if first == "{" {
+                guard !items.isEmpty else { return .failure(Problem(description: "'{' must follow a passdb, as in pam:smtp{strip_realm=all}")) }
+                guard let close = rest.firstIndex(of: "}") else { return .failure(Problem(description: "missing '}' after passdb options")) }
+                let block = gluedEquals(rest[rest.index(after: rest.startIndex)..<close])
+                for word in words(block) {
+                    guard let eq = word.firstIndex(of: "="), eq != word.startIndex else {
+                        return .failure(Problem(description: "passdb option '\(word)' must be key=value"))
+                    }
+                    items[items.count - 1].1.append((String(word[..<eq]), String(word[word.index(after: eq)...])))
+                }
+                rest = rest[rest.index(after: close)...]
+                continue
+            }
+            let end = rest.firstIndex(where: { $0 == " " || $0 == "\t" || $0 == "," || $0 == "{" }) ?? rest.endIndex
+            items.append((String(rest[..<end]), []))
+            rest = rest[end...]
+        }
+        return .success(items)
+    }
+
+    /// Removes white space around `=` so `key = value` becomes one word.
+    static func gluedEquals(_ text: Substring) -> String {
+        var out = ""
+        var pendingSpace = false
+        for c in text {
+            if c == " " || c == "\t" {
+                pendingSpace = true
+                continue
+            }
+            if pendingSpace && c != "=" && out.last != "=" && !out.isEmpty { out.append(" ") }
+            pendingSpace = false
+            out.append(c)
+        }
+        return out
+    }
+
+    static func makePassdbSpec(
+        _ item: String, options: [(String, String)], line: Int, resolve: (String) -> String
+    ) -> Result<PassdbSpec, Problem> {
+        guard let colon = item.firstIndex(of: ":"), colon != item.startIndex else {
+            return .failure(Problem(description: "passdb '\(item)' must be 'driver:argument', e.g. passwd-file:/etc/saslgate/users"))
+        }
+        let driver = String(item[..<colon]).lowercased()
+        var argument = String(item[item.index(after: colon)...])
+        guard knownPassdbDrivers.contains(driver) else {
+            return .failure(Problem(description: "unknown passdb driver '\(driver)'; known: \(knownPassdbDrivers.joined(separator: ", "))"))
+        }
+        guard !argument.isEmpty else {
+            return .failure(Problem(description: "passdb \(driver) needs an argument (\(driver == "pam" ? "a PAM service name, e.g. pam:smtp" : "a file path"))"))
+        }
+        if driver == "passwd-file" { argument = resolve(argument) }
+        var spec = PassdbSpec(driver: driver, argument: argument, line: line)
+        for (key, value) in options {
+            switch key {
+            case "result_failure", "result_internalfail":
+                let action: PassdbSpec.ChainAction
+                switch value {
+                case "continue", "continue-fail": action = .continue
+                case "return", "return-fail": action = .return
+                default: return .failure(Problem(description: "\(key) for \(item) must be continue or return, not '\(value)'"))
+                }
+                if key == "result_failure" { spec.resultFailure = action } else { spec.resultInternalFail = action }
+            default:
+                guard spec.options[key] == nil else { return .failure(Problem(description: "option \(key) given twice for \(item)")) }
+                spec.options[key] = value
+            }
+        }
+        return .success(spec)
     }
 
     /// Splits a list value at white space and commas, as Postfix does.

@@ -19,7 +19,7 @@ public enum SCRAMHash: String, Sendable, Hashable {
 public enum Credential: Sendable, CustomStringConvertible {
     /// The cleartext password (from `{PLAIN}` entries or an explicit cleartext opt-in).
     case plaintext(Secret)
-    /// The HMAC-MD5 inner and outer MD5 states after absorbing the padded key (Dovecot's `{CRAM-MD5}`, 32 bytes).
+    /// The HMAC-MD5 outer then inner MD5 states after absorbing the padded key (Dovecot's `{CRAM-MD5}`, 32 bytes).
     case cramMD5Context(Secret)
     /// MD5(user ":" realm ":" password) for one realm (Dovecot's `{DIGEST-MD5}`, 16 bytes).
     case digestMD5HA1(Secret)

@@ -294,7 +294,18 @@ public final class AuthClientSession {
         request.passdb = passdb
         switch result {
         case .found(let credential):
-            run(request, request.mechanism.step(.credentials(credential)))
+            // Verifying a proof may mean thousands of hash rounds (SCRAM from a cleartext entry):
+            // never on the event loop.
+            let mechanism = request.mechanism
+            io.runDetached({ () -> (any SASLMechanism, MechanismStep) in
+                var m = mechanism
+                let step = m.step(.credentials(credential))
+                return (m, step)
+            }) { [weak self] mechanism, step in
+                guard let self, self.requests[request.id] === request else { return }
+                request.mechanism = mechanism
+                self.run(request, step)
+            }
         case .userUnknown: fail(request, reason: "unknown user")
         case .userDisabled(let why): fail(request, reason: "user disabled" + (why.map { ": \($0)" } ?? ""), code: .userDisabled)
         case .schemeNotAvailable(let why):

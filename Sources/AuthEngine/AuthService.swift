@@ -20,10 +20,16 @@ public final class AuthService: Sendable {
     let byName: [String: MechanismDescriptor]
     let mechLines: [UInt8]
 
-    public init(settings: Settings, passdbs: [any PasswordDatabase], hostname: String, logger: Logger) throws(ConfigErrors) {
+    public convenience init(settings: Settings, passdbs: [any PasswordDatabase], hostname: String, logger: Logger) throws(ConfigErrors) {
+        try self.init(settings: settings, chain: PassdbChain(passdbs), hostname: hostname, logger: logger)
+    }
+
+    public init(settings: Settings, chain: PassdbChain, hostname: String, logger: Logger) throws(ConfigErrors) {
         self.settings = settings
-        self.chain = PassdbChain(passdbs)
-        self.usernamePolicy = UsernamePolicy(defaultRealm: settings.defaultRealm)
+        self.chain = chain
+        self.usernamePolicy = UsernamePolicy(
+            defaultRealm: settings.defaultRealm, realms: settings.realms, lowercase: settings.usernameLowercase,
+            allowedCharacters: settings.usernameChars)
         self.logger = logger
         self.mechanismContext = MechanismContext(hostname: hostname, realms: settings.defaultRealm.map { [$0] } ?? [])
         var advertised: [MechanismDescriptor] = []

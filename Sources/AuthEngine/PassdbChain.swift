@@ -1,39 +1,79 @@
+public import AuthConfig
 public import AuthCore
 public import Passdb
 
-/// Asks the configured passdbs in order, like Dovecot's defaults: an unknown user goes on to the next
-/// passdb; any other answer (right or wrong password, disabled, internal failure) is final.
+/// Asks the configured passdbs in order, with Dovecot's default rules: an unknown user goes on to the
+/// next passdb; a wrong password (or a disabled or expired account) goes on too unless that passdb says
+/// `result_failure=return`; an internal failure goes on unless `result_internalfail=return`, and if no
+/// later passdb accepts the password the answer is a temporary failure, never a plain "wrong password".
 public struct PassdbChain: Sendable {
-    public let passdbs: [any PasswordDatabase]
+    public struct Entry: Sendable {
+        public var passdb: any PasswordDatabase
+        public var resultFailure: PassdbSpec.ChainAction
+        public var resultInternalFail: PassdbSpec.ChainAction
+
+        public init(
+            _ passdb: any PasswordDatabase, resultFailure: PassdbSpec.ChainAction = .continue,
+            resultInternalFail: PassdbSpec.ChainAction = .continue
+        ) {
+            self.passdb = passdb
+            self.resultFailure = resultFailure
+            self.resultInternalFail = resultInternalFail
+        }
+    }
+
+    public let entries: [Entry]
+    public var passdbs: [any PasswordDatabase] { entries.map(\.passdb) }
+
+    public init(_ entries: [Entry]) {
+        self.entries = entries
+    }
 
     public init(_ passdbs: [any PasswordDatabase]) {
-        self.passdbs = passdbs
+        self.entries = passdbs.map { Entry($0) }
     }
 
     /// The verdict and the passdb that gave it (nil when none knew the user).
     public func verifyPlain(_ request: PassdbRequest, password: Secret) async -> (PassdbResult, String?) {
-        for db in passdbs where db.capabilities.verifyPlain {
-            let result = await db.verifyPlain(request, password: password)
-            if result == .userUnknown { continue }
-            return (result, db.name)
-        }
-        return (.userUnknown, nil)
-    }
-
-    public func lookupCredentials(_ request: PassdbRequest, scheme: CredentialScheme) async -> (CredentialLookup, String?) {
-        var fallback: (CredentialLookup, String?) = (.userUnknown, nil)
-        for db in passdbs where db.capabilities.credentials.contains(scheme) {
-            let result = await db.lookupCredentials(request, scheme: scheme)
+        var final: (PassdbResult, String?) = (.userUnknown, nil)
+        var internalFail: (PassdbResult, String?)?
+        for entry in entries where entry.passdb.capabilities.verifyPlain {
+            let result = await entry.passdb.verifyPlain(request, password: password)
             switch result {
-            case .userUnknown: continue
-            case .schemeNotAvailable:
-                // The user is here but without a secret for this mechanism; another passdb may have one.
-                fallback = (result, db.name)
+            case .ok:
+                return (result, entry.passdb.name)
+            case .userUnknown:
                 continue
-            default: return (result, db.name)
+            case .internalFailure:
+                internalFail = internalFail ?? (result, entry.passdb.name)
+                if entry.resultInternalFail == .return { return (result, entry.passdb.name) }
+            default:
+                final = (result, entry.passdb.name)
+                if entry.resultFailure == .return { return internalFail ?? final }
             }
         }
-        return fallback
+        return internalFail ?? final
+    }
+
+    /// Credentials are fetched, not verified here: the first passdb that has the user and a secret of
+    /// this kind answers. A user known but without such a secret goes on to the next passdb.
+    public func lookupCredentials(_ request: PassdbRequest, scheme: CredentialScheme) async -> (CredentialLookup, String?) {
+        var fallback: (CredentialLookup, String?) = (.userUnknown, nil)
+        var internalFail: (CredentialLookup, String?)?
+        for entry in entries where entry.passdb.capabilities.credentials.contains(scheme) {
+            let result = await entry.passdb.lookupCredentials(request, scheme: scheme)
+            switch result {
+            case .found: return (result, entry.passdb.name)
+            case .userUnknown: continue
+            case .internalFailure:
+                internalFail = internalFail ?? (result, entry.passdb.name)
+                if entry.resultInternalFail == .return { return (result, entry.passdb.name) }
+            default:
+                fallback = (result, entry.passdb.name)
+                if entry.resultFailure == .return { return internalFail ?? fallback }
+            }
+        }
+        return internalFail ?? fallback
     }
 
     /// True if at least one passdb can serve a mechanism with this need.

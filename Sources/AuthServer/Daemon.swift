@@ -40,8 +40,8 @@ public enum Daemon {
 
     static func build(configPath: String, executor: any BlockingExecutor, logger: Logger) throws(ConfigErrors) -> Built {
         let settings = try Settings.load(path: configPath)
-        let passdbs = try PassdbFactory.make(settings.passdbs, settings: settings, executor: executor, logger: logger)
-        let service = try AuthService(settings: settings, passdbs: passdbs, hostname: hostname(settings), logger: logger)
+        let chain = try PassdbFactory.make(settings.passdbs, settings: settings, executor: executor, logger: logger)
+        let service = try AuthService(settings: settings, chain: chain, hostname: hostname(settings), logger: logger)
         return Built(settings: settings, service: service)
     }
 

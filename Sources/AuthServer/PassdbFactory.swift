@@ -1,20 +1,27 @@
 import AuthConfig
+import AuthEngine
 import Logging
 import Passdb
 
 /// Builds the configured passdbs: the one place that maps driver names to implementations.
 enum PassdbFactory {
     static func make(_ specs: [PassdbSpec], settings: Settings, executor: any BlockingExecutor, logger: Logger)
-        throws(ConfigErrors) -> [any PasswordDatabase]
+        throws(ConfigErrors) -> PassdbChain
     {
-        var out: [any PasswordDatabase] = []
+        var out: [PassdbChain.Entry] = []
         var errors: [ConfigError] = []
         for spec in specs {
             switch spec.driver {
             case "passwd-file":
+                if let unknown = spec.options.keys.sorted().first {
+                    errors.append(ConfigError(file: settings.file, line: spec.line,
+                        "passdb \(spec): unknown option '\(unknown)'; passwd-file takes only result_failure and result_internalfail"))
+                    continue
+                }
                 do {
-                    out.append(try PasswdFilePassdb(
-                        path: spec.argument, defaultRealm: settings.defaultRealm, executor: executor, logger: logger))
+                    let db = try PasswdFilePassdb(
+                        path: spec.argument, defaultRealm: settings.defaultRealm, executor: executor, logger: logger)
+                    out.append(.init(db, resultFailure: spec.resultFailure, resultInternalFail: spec.resultInternalFail))
                 } catch {
                     errors.append(ConfigError(file: settings.file, line: spec.line, "passdb \(spec): \(error)"))
                 }
@@ -23,6 +30,6 @@ enum PassdbFactory {
             }
         }
         if !errors.isEmpty { throw ConfigErrors(errors) }
-        return out
+        return PassdbChain(out)
     }
 }

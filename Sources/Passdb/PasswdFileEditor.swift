@@ -107,15 +107,29 @@ public struct PasswdFileEditor: Sendable {
         }
     }
 
-    /// User names as written in the file, in file order. A missing file has no users.
+    /// User names as written in the file, in file order.
     public func listUsers() throws(PasswdFileEditError) -> [String] {
         let target = resolvedPath()
-        guard let (buffer, _) = try readCurrent(target) else { return [] }
+        guard let (buffer, _) = try readCurrent(target) else {
+            throw .io(path: target, operation: "open", reason: errnoText(ENOENT))
+        }
         let outcome = PasswdFile.Parser.parse(buffer.bytes, path: target, defaultRealm: defaultRealm)
         guard outcome.problems.isEmpty else {
             throw .fileInvalid(.invalid(path: target, problems: outcome.problems, total: outcome.problemCount))
         }
         return outcome.records.map { String(decoding: buffer.bytes[Int($0.lineStart)..<Int($0.userEnd)], as: UTF8.self) }
+    }
+
+    /// True if the table has `user` (any realm spelling); false when the file does not exist. Lock-free:
+    /// a quick check before asking for a password, `add` checks again under the lock.
+    public func containsUser(_ user: String) throws(PasswdFileEditError) -> Bool {
+        let target = resolvedPath()
+        guard let (buffer, _) = try readCurrent(target) else { return false }
+        let outcome = PasswdFile.Parser.parse(buffer.bytes, path: target, defaultRealm: defaultRealm)
+        guard outcome.problems.isEmpty else {
+            throw .fileInvalid(.invalid(path: target, problems: outcome.problems, total: outcome.problemCount))
+        }
+        return outcome.index[PasswdFile.key(forUser: user, defaultRealm: defaultRealm)] != nil
     }
 
     /// Checks a name for `add`: one word, no `:`, not starting with `#`, a non-empty local part and realm.

@@ -1,3 +1,5 @@
+internal import AuthCore
+
 /// Descriptors of the challenge-response mechanisms (protocol.md §5.4–5.6). Each needs a passdb that can
 /// hand out the matching credential (or the cleartext password).
 extension MechanismDescriptor {
@@ -22,5 +24,7 @@ extension MechanismDescriptor {
         make: { SCRAMMechanism(hash: .sha256, context: $0) })
 
     /// The four above, in the order Dovecot lists them on its MECH lines.
-    public static let challengeResponseMechanisms: [MechanismDescriptor] = [.cramMD5, .digestMD5, .scramSHA1, .scramSHA256]
+    public static let challengeResponseMechanisms: [MechanismDescriptor] = [
+        .cramMD5, .digestMD5, .scramSHA1, .scramSHA256,
+    ]
 }

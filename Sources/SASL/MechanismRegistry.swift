@@ -3,7 +3,7 @@
 public enum MechanismRegistry {
     /// Every known mechanism, in the order Dovecot lists them.
     public static var all: [MechanismDescriptor] {
-        [.plain, .login] + challengeResponse
+        [.plain, .login] + MechanismDescriptor.challengeResponseMechanisms
     }
 
     public static func descriptor(named name: String) -> MechanismDescriptor? {

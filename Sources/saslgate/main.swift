@@ -1,1 +1,9 @@
-print("saslgate")
+import AdminCommands
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+exit(SaslgateMain.run(arguments: Array(CommandLine.arguments.dropFirst())))

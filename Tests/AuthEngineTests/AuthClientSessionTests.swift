@@ -3,6 +3,7 @@ import AuthConfig
 import AuthEngine
 import AuthProtocol
 import Passdb
+import Logging
 import Testing
 
 // base64("\0test\0testpass"), base64("\0test\0wrong"), base64("test"), base64("testpass")
@@ -161,20 +162,51 @@ private let b64testpass = "dGVzdHBhc3M="
         #expect(io.take() == [expected])
     }
 
-    @Test func chainAsksNextPassdbOnlyForUnknownUsers() async throws {
+    @Test(arguments: [PassdbSpec.ChainAction.continue, .return])
+    func chainFollowsDovecotRules(onFailure: PassdbSpec.ChainAction) async throws {
         let io = FakeIO()
         let first = MemoryPassdb(name: "memory:first", users: ["a@example.org": "pa"])
         let second = MemoryPassdb(name: "memory:second", users: ["a@example.org": "other", "b@example.org": "pb"])
-        let s = makeSession(try makeService({ $0.failureDelay = 0 }, passdbs: [first, second]), io: io)
+        let chain = PassdbChain([.init(first, resultFailure: onFailure), .init(second)])
+        var settings = Settings()
+        settings.failureDelay = 0
+        settings.defaultRealm = "example.org"
+        let service = try AuthService(settings: settings, chain: chain, hostname: "h", logger: .init(label: "t", factory: { _ in SwiftLogNoOpLogHandler() }))
+        let s = makeSession(service, io: io)
         try s.handshake()
         func auth(_ id: Int, _ u: String, _ p: String) throws {
             try s.feed("AUTH\t\(id)\tPLAIN\tservice=smtp\tsecured\tresp=" + DovecotBase64.encode(Array("\0\(u)\0\(p)".utf8)))
         }
         try auth(1, "a", "pa")  // first answers
         try auth(2, "b", "pb")  // unknown in first -> second
-        try auth(3, "a", "other")  // wrong in first: final, second not asked
+        try auth(3, "a", "other")  // wrong in first: Dovecot's default goes on; result_failure=return stops
+        try auth(4, "a", "neither")
         await io.drain()
-        #expect(Set(io.take()) == ["OK\t1\tuser=a@example.org", "OK\t2\tuser=b@example.org", "FAIL\t3\tuser=a@example.org"])
+        let third = onFailure == .continue ? "OK\t3\tuser=a@example.org" : "FAIL\t3\tuser=a@example.org"
+        #expect(Set(io.take()) == ["OK\t1\tuser=a@example.org", "OK\t2\tuser=b@example.org", third, "FAIL\t4\tuser=a@example.org"])
+    }
+
+    @Test func internalFailureAnywhereWithoutSuccessIsTemporary() async throws {
+        let io = FakeIO()
+        let broken = MemoryPassdb(name: "memory:down", users: [:], forced: ["a@example.org": .internalFailure("db down")])
+        let good = MemoryPassdb(name: "memory:up", users: ["a@example.org": "pa"])
+        let s = makeSession(try makeService({ $0.failureDelay = 0 }, passdbs: [broken, good]), io: io)
+        try s.handshake()
+        try s.feed("AUTH\t1\tPLAIN\tservice=smtp\tsecured\tresp=" + DovecotBase64.encode(Array("\0a\0pa".utf8)))
+        try s.feed("AUTH\t2\tPLAIN\tservice=smtp\tsecured\tresp=" + DovecotBase64.encode(Array("\0a\0wrong".utf8)))
+        await io.drain()
+        #expect(Set(io.take()) == ["OK\t1\tuser=a@example.org", "FAIL\t2\tuser=a@example.org\tcode=temp_fail"])
+    }
+
+    @Test func realmPolicyAndLowercasing() async throws {
+        let io = FakeIO()
+        let db = MemoryPassdb(users: ["test@example.org": "testpass", "x@other.org": "x"])
+        let s = makeSession(try makeService({ $0.failureDelay = 0; $0.realms = ["example.org"]; $0.usernameLowercase = true }, passdbs: [db]), io: io)
+        try s.handshake()
+        try s.feed("AUTH\t1\tPLAIN\tservice=smtp\tsecured\tresp=" + DovecotBase64.encode(Array("\0TeSt@Example.ORG\0testpass".utf8)))
+        try s.feed("AUTH\t2\tPLAIN\tservice=smtp\tsecured\tresp=" + DovecotBase64.encode(Array("\0x@other.org\0x".utf8)))
+        await io.drain()
+        #expect(Set(io.take()) == ["OK\t1\tuser=test@example.org", "FAIL\t2\tuser=x@other.org"])
     }
 }
 

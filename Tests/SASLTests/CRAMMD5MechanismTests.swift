@@ -72,7 +72,8 @@ private typealias F = CRFixtures
             let challenge = (0..<challengeLength).map { UInt8(truncatingIfNeeded: $0 &* 13 &+ 7) }
             let expected = CRAMMD5.digest(password: password, challenge: challenge)
             #expect(expected.count == CRAMMD5.digestLength)
-            #expect(CRAMMD5.digest(context: ctx, challenge: challenge) == expected, "challenge length \(challengeLength)")
+            #expect(
+                CRAMMD5.digest(context: ctx, challenge: challenge) == expected, "challenge length \(challengeLength)")
         }
     }
 
@@ -102,11 +103,17 @@ private typealias F = CRFixtures
         CRRow("31 hex digits", F.bytes("test 99a787e55b5e05adf2ef597a0157f69"), .failed(user: "test")),
         CRRow("33 hex digits", F.bytes("test 99a787e55b5e05adf2ef597a0157f6910"), .failed(user: "test")),
         CRRow("non-hex", F.bytes("test 99a787e55b5e05adf2ef597a0157f69g"), .failed(user: "test")),
-        CRRow("trailing space", F.bytes("test 99a787e55b5e05adf2ef597a0157f691 "), .failed(user: "test 99a787e55b5e05adf2ef597a0157f691")),
+        CRRow(
+            "trailing space", F.bytes("test 99a787e55b5e05adf2ef597a0157f691 "),
+            .failed(user: "test 99a787e55b5e05adf2ef597a0157f691")),
         CRRow("NUL in user", F.bytes("te\0st 99a787e55b5e05adf2ef597a0157f691"), .malformed),
         CRRow("NUL in digest", F.bytes("test 99a787e55b5e05adf2ef597a0157f69\0"), .malformed),
-        CRRow("user of 256 bytes", F.bytes(String(repeating: "u", count: 256) + " 99a787e55b5e05adf2ef597a0157f691"), .malformed),
-        CRRow("over 8 KiB", F.bytes(String(repeating: "u", count: 8200) + " 99a787e55b5e05adf2ef597a0157f691"), .malformed),
+        CRRow(
+            "user of 256 bytes", F.bytes(String(repeating: "u", count: 256) + " 99a787e55b5e05adf2ef597a0157f691"),
+            .malformed),
+        CRRow(
+            "over 8 KiB", F.bytes(String(repeating: "u", count: 8200) + " 99a787e55b5e05adf2ef597a0157f691"), .malformed
+        ),
         CRRow("invalid UTF-8 user", [0xC3, 0x28] + F.bytes(" 99a787e55b5e05adf2ef597a0157f691"), .malformed),
     ]
 
@@ -123,14 +130,18 @@ private typealias F = CRFixtures
         var m = observedMechanism()
         _ = m.step(.start(initialResponse: nil))
         let user = String(repeating: "u", count: 255)
-        #expect(m.crStep(.response(F.bytes(user + " 99a787e55b5e05adf2ef597a0157f691"))) == .lookup(MechanismIdentity(authcid: user), .cramMD5))
+        #expect(
+            m.crStep(.response(F.bytes(user + " 99a787e55b5e05adf2ef597a0157f691")))
+                == .lookup(MechanismIdentity(authcid: user), .cramMD5))
     }
 
     static let unusableCredentials: [CRCredentialRow] = [
         CRCredentialRow("short context", .cramMD5Context(Secret([UInt8](repeating: 1, count: 31)))),
         CRCredentialRow("long context", .cramMD5Context(Secret([UInt8](repeating: 1, count: 33)))),
         CRCredentialRow("digest-md5 credential", .digestMD5HA1(Secret([UInt8](repeating: 1, count: 16)))),
-        CRCredentialRow("scram credential", .scram(hash: .sha1, salt: [1], iterations: 4096, storedKey: Secret([1]), serverKey: Secret([1]))),
+        CRCredentialRow(
+            "scram credential",
+            .scram(hash: .sha1, salt: [1], iterations: 4096, storedKey: Secret([1]), serverKey: Secret([1]))),
     ]
 
     @Test(arguments: unusableCredentials)

@@ -87,7 +87,8 @@ enum CRStep: Equatable, CustomStringConvertible {
         switch self {
         case .challenge(let s): "challenge(\(s.debugDescription))"
         case .verifyPlain: "verifyPlain"
-        case .lookup(let id, let scheme): "lookup(\(id.authcid), authzid: \(id.authzid ?? "-"), realm: \(id.realm ?? "-"), \(scheme))"
+        case .lookup(let id, let scheme):
+            "lookup(\(id.authcid), authzid: \(id.authzid ?? "-"), realm: \(id.realm ?? "-"), \(scheme))"
         case .success(let s): "success(\(s?.debugDescription ?? "nil"))"
         case .malformed: "malformed"
         case .failed(let user): "failed(user: \(user))"

@@ -29,10 +29,13 @@ private typealias F = CRFixtures
     ) -> String {
         let ha1 = DigestMD5.ha1(user: user, realm: realm, password: Secret(password))
         return DigestMD5.digests(
-            ha1: ha1, nonce: nonce, cnonce: cnonce, authzid: authzid, nonceCount: nc, qop: qop, digestURI: uri)!.response
+            ha1: ha1, nonce: nonce, cnonce: cnonce, authzid: authzid, nonceCount: nc, qop: qop, digestURI: uri)!
+            .response
     }
 
-    static func rspauth(user: String = "test", realm: String = "", authzid: String? = nil, uri: String = "smtp/localhost") -> String {
+    static func rspauth(
+        user: String = "test", realm: String = "", authzid: String? = nil, uri: String = "smtp/localhost"
+    ) -> String {
         let ha1 = DigestMD5.ha1(user: user, realm: realm, password: Secret("testpass"))
         return DigestMD5.digests(
             ha1: ha1, nonce: observedNonce, cnonce: cnonce, authzid: authzid, digestURI: uri)!.rspauth
@@ -48,7 +51,8 @@ private typealias F = CRFixtures
         #expect(
             m.crStep(.start(initialResponse: nil))
                 == .challenge(
-                    "realm=\"\",nonce=\"SBnO+3Q6QIF4xBKrW39fiw==\",qop=\"auth\",charset=\"utf-8\",algorithm=\"md5-sess\""))
+                    "realm=\"\",nonce=\"SBnO+3Q6QIF4xBKrW39fiw==\",qop=\"auth\",charset=\"utf-8\",algorithm=\"md5-sess\""
+                ))
     }
 
     @Test func oneRealmPerConfiguredRealmAndInitialResponseIgnored() {
@@ -105,7 +109,8 @@ private typealias F = CRFixtures
         let credential: Credential =
             switch kind {
             case .plaintext: .plaintext(Secret("secret"))
-            case .ha1: .digestMD5HA1(DigestMD5.ha1(user: "chris", realm: "elwood.innosoft.com", password: Secret("secret")))
+            case .ha1:
+                .digestMD5HA1(DigestMD5.ha1(user: "chris", realm: "elwood.innosoft.com", password: Secret("secret")))
             }
         #expect(m.crStep(.credentials(credential)) == .success("rspauth=ea40f60335c427b5527b84dbabcdfffd"))
     }
@@ -136,7 +141,8 @@ private typealias F = CRFixtures
 
     @Test func upperCaseResponseFails() {
         var m = Self.started()
-        let upper = Self.canonical.replacingOccurrences(of: Self.responseValue(), with: Self.responseValue().uppercased())
+        let upper = Self.canonical.replacingOccurrences(
+            of: Self.responseValue(), with: Self.responseValue().uppercased())
         #expect(upper != Self.canonical)
         #expect(m.crStep(.response(F.bytes(upper))) == .lookup(MechanismIdentity(authcid: "test"), .digestMD5))
         #expect(m.crStep(.credentials(.plaintext(Secret("testpass")))) == .failed(user: "test"))
@@ -148,11 +154,15 @@ private typealias F = CRFixtures
             + "digest-uri=\"smtp/localhost\",response=\(Self.responseValue(authzid: "admin"))"
         var m = Self.started()
         #expect(
-            m.crStep(.response(F.bytes(response))) == .lookup(MechanismIdentity(authcid: "test", authzid: "admin"), .digestMD5))
-        #expect(m.crStep(.credentials(.plaintext(Secret("testpass")))) == .success("rspauth=\(Self.rspauth(authzid: "admin"))"))
+            m.crStep(.response(F.bytes(response)))
+                == .lookup(MechanismIdentity(authcid: "test", authzid: "admin"), .digestMD5))
+        #expect(
+            m.crStep(.credentials(.plaintext(Secret("testpass"))))
+                == .success("rspauth=\(Self.rspauth(authzid: "admin"))"))
 
         // The same response computed without the authzid does not verify.
-        let withoutInA1 = response.replacingOccurrences(of: Self.responseValue(authzid: "admin"), with: Self.responseValue())
+        let withoutInA1 = response.replacingOccurrences(
+            of: Self.responseValue(authzid: "admin"), with: Self.responseValue())
         var n = Self.started()
         _ = n.step(.response(F.bytes(withoutInA1)))
         #expect(n.crStep(.credentials(.plaintext(Secret("testpass")))) == .failed(user: "test"))
@@ -171,40 +181,78 @@ private typealias F = CRFixtures
             "username=\"u\",realm=\"example.org\",nonce=\"\(Self.observedNonce)\",cnonce=\"\(Self.cnonce)\","
             + "digest-uri=\"smtp/x\",response=\(Self.responseValue(user: "u", realm: "example.org", uri: "smtp/x"))"
         var n = Self.started(realms: ["example.org"])
-        #expect(n.crStep(.response(F.bytes(b))) == .lookup(MechanismIdentity(authcid: "u", realm: "example.org"), .digestMD5))
+        #expect(
+            n.crStep(.response(F.bytes(b)))
+                == .lookup(MechanismIdentity(authcid: "u", realm: "example.org"), .digestMD5))
         // Dovecot's stored credential for u@example.org is MD5("u:example.org:pass").
         let stored = DigestMD5.ha1(user: "u", realm: "example.org", password: Secret("testpass"))
-        #expect(n.crStep(.credentials(.digestMD5HA1(stored))) == .success("rspauth=\(Self.rspauth(user: "u", realm: "example.org", uri: "smtp/x"))"))
+        #expect(
+            n.crStep(.credentials(.digestMD5HA1(stored)))
+                == .success("rspauth=\(Self.rspauth(user: "u", realm: "example.org", uri: "smtp/x"))"))
     }
 
     // MARK: syntax variants that must verify
 
     /// Each row re-renders the same values; the response stays valid.
     static let acceptedVariants: [CRRow] = {
-        let n = observedNonce, c = cnonce, r = responseValue()
+        let n = observedNonce
+        let c = cnonce
+        let r = responseValue()
         let rows: [(String, String)] = [
             ("canonical", canonical),
-            ("RFC order, all quoted",
-             "charset=\"utf-8\",username=\"test\",realm=\"\",nonce=\"\(n)\",nc=\"00000001\",cnonce=\"\(c)\","
-                + "digest-uri=\"smtp/localhost\",response=\"\(r)\",qop=\"auth\""),
-            ("whitespace around everything",
-             "  username = \"test\" ,\trealm=\"\" , nonce =\"\(n)\",\r\n cnonce= \"\(c)\" , nc = 00000001 ,"
-                + "qop=auth , digest-uri=\"smtp/localhost\" , response=\(r) , charset=utf-8  "),
-            ("upper-case keys and qop",
-             "USERNAME=\"test\",Realm=\"\",NONCE=\"\(n)\",CNonce=\"\(c)\",NC=00000001,"
-                + "Digest-URI=\"smtp/localhost\",Response=\(r),Charset=UTF-8"),
-            ("empty list elements", ",,username=\"test\",,nonce=\"\(n)\",cnonce=\"\(c)\",digest-uri=\"smtp/localhost\",response=\(r),,"),
+            (
+                "RFC order, all quoted",
+                "charset=\"utf-8\",username=\"test\",realm=\"\",nonce=\"\(n)\",nc=\"00000001\",cnonce=\"\(c)\","
+                    + "digest-uri=\"smtp/localhost\",response=\"\(r)\",qop=\"auth\""
+            ),
+            (
+                "whitespace around everything",
+                "  username = \"test\" ,\trealm=\"\" , nonce =\"\(n)\",\r\n cnonce= \"\(c)\" , nc = 00000001 ,"
+                    + "qop=auth , digest-uri=\"smtp/localhost\" , response=\(r) , charset=utf-8  "
+            ),
+            (
+                "upper-case keys and qop",
+                "USERNAME=\"test\",Realm=\"\",NONCE=\"\(n)\",CNonce=\"\(c)\",NC=00000001,"
+                    + "Digest-URI=\"smtp/localhost\",Response=\(r),Charset=UTF-8"
+            ),
+            (
+                "empty list elements",
+                ",,username=\"test\",,nonce=\"\(n)\",cnonce=\"\(c)\",digest-uri=\"smtp/localhost\",response=\(r),,"
+            ),
             ("bare user name", "username=test,nonce=\"\(n)\",cnonce=\(c),digest-uri=smtp/localhost,response=\(r)"),
-            ("escapes in quoted strings", "username=\"t\\est\",nonce=\"\(n)\",cnonce=\"\\O\\A6MHXh6VqTrRk\",digest-uri=\"smtp/localhost\",response=\(r)"),
-            ("no realm, nc, qop or charset", "username=\"test\",nonce=\"\(n)\",cnonce=\"\(c)\",digest-uri=\"smtp/localhost\",response=\(r)"),
-            ("unknown directive and cipher ignored",
-             "username=\"test\",foo=\"bar,baz\",nonce=\"\(n)\",cipher=\"rc4\",x-y=1,cnonce=\"\(c)\","
-                + "digest-uri=\"smtp/localhost\",response=\(r)"),
-            ("maxbuf", "username=\"test\",nonce=\"\(n)\",cnonce=\"\(c)\",maxbuf=65536,digest-uri=\"smtp/localhost\",response=\(r)"),
-            ("nc without leading zeros", "username=\"test\",nonce=\"\(n)\",cnonce=\"\(c)\",nc=1,digest-uri=\"smtp/localhost\",response=\(Self.responseValue(nc: "1"))"),
-            ("qop in upper case", "username=\"test\",nonce=\"\(n)\",cnonce=\"\(c)\",qop=AUTH,digest-uri=\"smtp/localhost\",response=\(Self.responseValue(qop: "AUTH"))"),
-            ("three-part digest-uri", "username=\"test\",nonce=\"\(n)\",cnonce=\"\(c)\",digest-uri=\"smtp/mx/example.org\",response=\(Self.responseValue(uri: "smtp/mx/example.org"))"),
-            ("no digest-uri", "username=\"test\",nonce=\"\(n)\",cnonce=\"\(c)\",response=\(Self.responseValue(uri: ""))"),
+            (
+                "escapes in quoted strings",
+                "username=\"t\\est\",nonce=\"\(n)\",cnonce=\"\\O\\A6MHXh6VqTrRk\",digest-uri=\"smtp/localhost\",response=\(r)"
+            ),
+            (
+                "no realm, nc, qop or charset",
+                "username=\"test\",nonce=\"\(n)\",cnonce=\"\(c)\",digest-uri=\"smtp/localhost\",response=\(r)"
+            ),
+            (
+                "unknown directive and cipher ignored",
+                "username=\"test\",foo=\"bar,baz\",nonce=\"\(n)\",cipher=\"rc4\",x-y=1,cnonce=\"\(c)\","
+                    + "digest-uri=\"smtp/localhost\",response=\(r)"
+            ),
+            (
+                "maxbuf",
+                "username=\"test\",nonce=\"\(n)\",cnonce=\"\(c)\",maxbuf=65536,digest-uri=\"smtp/localhost\",response=\(r)"
+            ),
+            (
+                "nc without leading zeros",
+                "username=\"test\",nonce=\"\(n)\",cnonce=\"\(c)\",nc=1,digest-uri=\"smtp/localhost\",response=\(Self.responseValue(nc: "1"))"
+            ),
+            (
+                "qop in upper case",
+                "username=\"test\",nonce=\"\(n)\",cnonce=\"\(c)\",qop=AUTH,digest-uri=\"smtp/localhost\",response=\(Self.responseValue(qop: "AUTH"))"
+            ),
+            (
+                "three-part digest-uri",
+                "username=\"test\",nonce=\"\(n)\",cnonce=\"\(c)\",digest-uri=\"smtp/mx/example.org\",response=\(Self.responseValue(uri: "smtp/mx/example.org"))"
+            ),
+            (
+                "no digest-uri",
+                "username=\"test\",nonce=\"\(n)\",cnonce=\"\(c)\",response=\(Self.responseValue(uri: ""))"
+            ),
         ]
         return rows.map { CRRow($0.0, $0.1, .lookup(MechanismIdentity(authcid: "test"), .digestMD5)) }
     }()
@@ -223,7 +271,9 @@ private typealias F = CRFixtures
     // MARK: broken responses
 
     static let brokenResponses: [CRRow] = {
-        let n = observedNonce, c = cnonce, r = responseValue()
+        let n = observedNonce
+        let c = cnonce
+        let r = responseValue()
         let tail = "digest-uri=\"smtp/localhost\",response=\(r)"
         let base = "username=\"test\",nonce=\"\(n)\",cnonce=\"\(c)\","
         let rows: [(String, [UInt8])] = [
@@ -271,15 +321,24 @@ private typealias F = CRFixtures
             ("space inside bare value", F.bytes("username=te st,nonce=\"\(n)\",cnonce=\"\(c)\",\(tail)")),
             ("bad directive name", F.bytes("user name=\"test\",nonce=\"\(n)\",cnonce=\"\(c)\",\(tail)")),
             ("value without name", F.bytes("=\"test\"," + base + tail)),
-            ("user name of 256 bytes", F.bytes("username=\"\(String(repeating: "u", count: 256))\",nonce=\"\(n)\",cnonce=\"\(c)\",\(tail)")),
+            (
+                "user name of 256 bytes",
+                F.bytes("username=\"\(String(repeating: "u", count: 256))\",nonce=\"\(n)\",cnonce=\"\(c)\",\(tail)")
+            ),
             ("realm of 256 bytes", F.bytes(base + "realm=\"\(String(repeating: "r", count: 256))\"," + tail)),
             ("authzid of 256 bytes", F.bytes(base + "authzid=\"\(String(repeating: "a", count: 256))\"," + tail)),
-            ("cnonce of 1025 bytes", F.bytes("username=\"test\",nonce=\"\(n)\",cnonce=\"\(String(repeating: "c", count: 1025))\",\(tail)")),
+            (
+                "cnonce of 1025 bytes",
+                F.bytes("username=\"test\",nonce=\"\(n)\",cnonce=\"\(String(repeating: "c", count: 1025))\",\(tail)")
+            ),
             ("over 8 KiB", F.bytes(String(repeating: " ", count: 8192) + base + tail)),
             ("35 directives", F.bytes(base + String(repeating: "x=1,", count: 30) + tail)),
             ("NUL in a value", F.bytes("username=\"te\0st\",nonce=\"\(n)\",cnonce=\"\(c)\",\(tail)")),
             ("NUL at the end", F.bytes(base + tail + "\0")),
-            ("invalid UTF-8", F.bytes("username=\"") + [0xC3, 0x28] + F.bytes("\",nonce=\"\(n)\",cnonce=\"\(c)\",\(tail)")),
+            (
+                "invalid UTF-8",
+                F.bytes("username=\"") + [0xC3, 0x28] + F.bytes("\",nonce=\"\(n)\",cnonce=\"\(c)\",\(tail)")
+            ),
         ]
         return rows.map { CRRow($0.0, $0.1, .malformed) }
     }()
@@ -321,7 +380,9 @@ private typealias F = CRFixtures
         CRCredentialRow("short HA1", .digestMD5HA1(Secret([UInt8](repeating: 1, count: 15)))),
         CRCredentialRow("long HA1", .digestMD5HA1(Secret([UInt8](repeating: 1, count: 17)))),
         CRCredentialRow("cram-md5 credential", .cramMD5Context(Secret([UInt8](repeating: 1, count: 32)))),
-        CRCredentialRow("scram credential", .scram(hash: .sha256, salt: [1], iterations: 4096, storedKey: Secret([1]), serverKey: Secret([1]))),
+        CRCredentialRow(
+            "scram credential",
+            .scram(hash: .sha256, salt: [1], iterations: 4096, storedKey: Secret([1]), serverKey: Secret([1]))),
     ]
 
     @Test(arguments: unusableCredentials)

@@ -2,7 +2,7 @@
 # Helpers for saslgate's end-to-end tests against real peers (Postfix, swaks, doveadm).
 #
 # Source this from a tests/e2e/*.test.sh file (each runs in its own bash process):
-#   . "$(dirname "$0")/lib.sh"
+#   . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 # Sourcing creates $E2E_TMP (removed at exit) and installs an EXIT trap that stops every Postfix
 # instance and daemon started through these helpers. Nothing is left running.
 #
@@ -29,14 +29,11 @@ E2E_ERR_AT=
 E2E_TMP=
 
 # Current Postfix instance (set by postfix_start).
-PF_DIR=
 PF_PORT=
 PF_LOG=
 
 # ---------------------------------------------------------------------------------------------
 # Output and results
-
-e2e_note() { printf '  %s\n' "$*"; }
 
 # Prints stdin indented, at most N (default 30) last lines.
 e2e_indent_tail() { tail -n "${1:-30}" | sed 's/^/      | /'; }
@@ -151,6 +148,21 @@ stop_daemon() {
     wait "$pid" 2>/dev/null || true
 }
 
+# terminate_within SECONDS PID : SIGTERM to PID (a start_daemon child) alone; returns its exit
+# status, or 124 when it is still running after SECONDS (the EXIT trap then kills it). Call it
+# directly, not inside $(...) or check: only this shell can wait for its children.
+terminate_within() {
+    local secs=$1 pid=$2 i rc=0
+    kill -TERM "$pid" 2>/dev/null || true
+    for ((i = 0; i < secs * 10; i++)); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -0 "$pid" 2>/dev/null && return 124
+    wait "$pid" 2>/dev/null || rc=$?
+    return "$rc"
+}
+
 # wait_for_socket PATH [TIMEOUT_SECONDS [PID [LOG]]] : until PATH is a socket. Dies (with the log's
 # tail) on timeout or when PID exits first.
 wait_for_socket() {
@@ -174,7 +186,7 @@ wait_for_socket() {
 # config, queue and data directories), smtpd on 127.0.0.1:$PF_PORT, unchrooted, asking the Dovecot
 # auth-client socket SASL_SOCKET; nothing is ever delivered. --tls gives smtpd a self-signed
 # certificate (smtpd_tls_security_level = may) so that `swaks --tls` makes Postfix send `secured`.
-# Sets PF_DIR, PF_PORT, PF_LOG.
+# Sets PF_PORT and PF_LOG (its maillog_file).
 postfix_start() {
     local dir=$1 sasl_path=$2 tls=no extra=()
     shift 2
@@ -268,7 +280,7 @@ EOF
     E2E_POSTFIX_DIRS+=("$dir")
     E2E_LOGS+=("$dir/maillog")
     # shellcheck disable=SC2034 # for the test files
-    PF_DIR=$dir PF_PORT=$port PF_LOG=$dir/maillog
+    PF_PORT=$port PF_LOG=$dir/maillog
     postfix -c "$dir/etc" start >"$dir/start.log" 2>&1 ||
         e2e_die "postfix -c $dir/etc start failed: $(cat "$dir/start.log")" "$dir/maillog"
 

@@ -81,3 +81,8 @@ check "log lacks alice's PLAIN response (swaks)" file_lacks "$(b64 '\0%s\0%s' "$
 check "log lacks bob's PLAIN response (swaks)" file_lacks "$(b64 '\0%s\0%s' "$b" "$bp")" "$log"
 check "log lacks alice's PLAIN response (doveadm)" file_lacks "$(b64 '%s\0%s\0%s' "$a" "$a" "$ap")" "$log"
 check "saslgated still running" process_alive "$sg_pid"
+
+# --- shutdown: Postfix keeps its auth connections open forever; SIGTERM must still end the daemon.
+rc=0
+terminate_within 5 "$sg_pid" || rc=$?
+check "SIGTERM with Postfix still connected: saslgated exits 0 within 5s" test "$rc" -eq 0

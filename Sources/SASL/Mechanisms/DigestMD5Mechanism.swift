@@ -51,7 +51,8 @@ public enum DigestMD5 {
 
         func kd(a2: [UInt8]) -> [UInt8] {
             let hexA2 = ChallengeResponseSupport.hex(Array(Insecure.MD5.hash(data: a2)))
-            var text = hexA1 + [colon] + nonce + [colon] + nonceCount + [colon] + cnonce + [colon] + qop + [colon] + hexA2
+            var text =
+                hexA1 + [colon] + nonce + [colon] + nonceCount + [colon] + cnonce + [colon] + qop + [colon] + hexA2
             defer { ChallengeResponseSupport.wipe(&text) }
             return ChallengeResponseSupport.hex(Array(Insecure.MD5.hash(data: text)))
         }

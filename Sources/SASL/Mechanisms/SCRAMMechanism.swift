@@ -1,7 +1,7 @@
 public import AuthCore
 internal import Crypto
-internal import _CryptoExtras
 internal import FoundationEssentials  // DataProtocol/ContiguousBytes conformances swift-crypto's API takes
+internal import _CryptoExtras
 
 /// Why `SCRAM.makeCredential` refused.
 public enum SCRAMCredentialError: Error, Equatable, Sendable {
@@ -194,7 +194,8 @@ public struct SCRAMMechanism: SASLMechanism {
         case initial
         case awaitingClientFirst
         case awaitingCredentials(ClientFirst)
-        case awaitingClientFinal(ClientFirst, serverFirst: [UInt8], nonce: [UInt8], storedKey: Secret, serverKey: Secret)
+        case awaitingClientFinal(
+            ClientFirst, serverFirst: [UInt8], nonce: [UInt8], storedKey: Secret, serverKey: Secret)
         case finished
     }
 
@@ -229,14 +230,18 @@ public struct SCRAMMechanism: SASLMechanism {
                 return .failure(.malformed(error.reason))
             case .success(let first):
                 state = .awaitingCredentials(first)
-                return .lookupCredentials(MechanismIdentity(authcid: first.user, authzid: first.authzid), scheme: scheme)
+                return .lookupCredentials(
+                    MechanismIdentity(authcid: first.user, authzid: first.authzid), scheme: scheme)
             }
         case (.awaitingCredentials(let first), .credentials(let credential)):
             state = .finished
             return serverFirst(first, credential: credential)
-        case (.awaitingClientFinal(let first, let serverFirst, let nonce, let storedKey, let serverKey), .response(let m)):
+        case (
+            .awaitingClientFinal(let first, let serverFirst, let nonce, let storedKey, let serverKey), .response(let m)
+        ):
             state = .finished
-            return clientFinal(m, first: first, serverFirst: serverFirst, nonce: nonce, storedKey: storedKey, serverKey: serverKey)
+            return clientFinal(
+                m, first: first, serverFirst: serverFirst, nonce: nonce, storedKey: storedKey, serverKey: serverKey)
         default:
             let user: String? =
                 switch state {
@@ -283,7 +288,8 @@ public struct SCRAMMechanism: SASLMechanism {
         var message = Array("r=".utf8) + nonce
         message += Array(",s=".utf8) + ChallengeResponseSupport.base64Encode(salt)
         message += Array(",i=\(iterations)".utf8)
-        state = .awaitingClientFinal(first, serverFirst: message, nonce: nonce, storedKey: storedKey, serverKey: serverKey)
+        state = .awaitingClientFinal(
+            first, serverFirst: message, nonce: nonce, storedKey: storedKey, serverKey: serverKey)
         return .challenge(message)
     }
 

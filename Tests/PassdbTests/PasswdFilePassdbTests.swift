@@ -1,0 +1,242 @@
+import AuthCore
+import Logging
+import Testing
+@testable import Passdb
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+@Suite("passwd-file passdb")
+struct PasswdFilePassdbTests {
+    static let table = """
+        # test users
+        plain@example.com:{PLAIN}pencil
+        crypt@example.com:{SHA512-CRYPT}$6$jX7HZaIGTnR4iQO3$K9IfADgv5VUgLIKp1m1d/FyRFWpqsuRpSsMU..55OahsDWJT/rYPBGBIBxIBUkdN.L62jc1O5G.zdaQ4j95RX0
+        yes:$y$j9T$I1wXowWy./cSma7rNYiVP/$vfz/GGbr3e3ouIbiiQwGMoMfPO9PoxLjrWPkttC6c0A
+        ssha@example.com:{SSHA256}O7/uJqEKwS3uGnPFQfpcmeetx4MYvKIV1+htHaRxk8czrnQk
+        cram@example.com:{CRAM-MD5}7f47ace0e2af8f6cdeb72c03243a8c87834e19104164d6a42de72d243adb4080
+        locked@example.com:{CRYPT}!locked
+
+        """
+
+    func request(_ user: String, mech: String = "PLAIN") -> PassdbRequest {
+        PassdbRequest(user: user, mechanism: mech, service: "smtp", remoteIP: "192.0.2.1")
+    }
+
+    func makePassdb(
+        _ dir: TempDir, _ text: String = table, executor: any BlockingExecutor = InlineExecutor(), logs: CapturedLogs = CapturedLogs(),
+        interval: Duration = .zero
+    ) throws -> PasswdFilePassdb {
+        let path = dir.write("users", text)
+        return try PasswdFilePassdb(
+            path: path, defaultRealm: "example.com", executor: executor, logger: logs.logger(), checkInterval: interval
+        )
+    }
+
+    @Test func identity() throws {
+        let dir = TempDir()
+        let db = try makePassdb(dir)
+        #expect(db.driver == "passwd-file")
+        #expect(db.name == "passwd-file:\(dir.file("users"))")
+        #expect(db.userCount == 6)
+        #expect(db.capabilities.verifyPlain)
+        #expect(db.capabilities.credentials == Set(CredentialScheme.allCases))
+    }
+
+    @Test func verifyPlainOutcomes() async throws {
+        let dir = TempDir()
+        let db = try makePassdb(dir)
+        #expect(await db.verifyPlain(request("plain@example.com"), password: Secret("pencil")) == .ok)
+        #expect(await db.verifyPlain(request("plain@EXAMPLE.COM"), password: Secret("pencil")) == .ok)
+        #expect(await db.verifyPlain(request("plain@example.com"), password: Secret("pencil ")) == .passwordMismatch)
+        #expect(await db.verifyPlain(request("crypt@example.com"), password: Secret("pencil")) == .ok)
+        #expect(await db.verifyPlain(request("crypt@example.com"), password: Secret("nope")) == .passwordMismatch)
+        #expect(await db.verifyPlain(request("yes"), password: Secret("pencil")) == .ok)
+        #expect(await db.verifyPlain(request("yes@example.com"), password: Secret("pencil")) == .ok)
+        #expect(await db.verifyPlain(request("ssha"), password: Secret("pencil")) == .ok)
+        #expect(await db.verifyPlain(request("cram"), password: Secret("pencil")) == .ok)
+        #expect(await db.verifyPlain(request("cram"), password: Secret("pen")) == .passwordMismatch)
+        #expect(await db.verifyPlain(request("Plain@example.com"), password: Secret("pencil")) == .userUnknown)
+        #expect(await db.verifyPlain(request("nobody@example.com"), password: Secret("pencil")) == .userUnknown)
+        #expect(await db.verifyPlain(request("plain@other.org"), password: Secret("pencil")) == .userUnknown)
+        guard case .schemeNotAvailable = await db.verifyPlain(request("locked"), password: Secret("pencil")) else {
+            Issue.record("a hash libcrypt cannot compute must be schemeNotAvailable")
+            return
+        }
+    }
+
+    @Test func expensiveSchemesGoThroughTheExecutor() async throws {
+        let dir = TempDir()
+        let executor = CountingExecutor()
+        let db = try makePassdb(dir, executor: executor)
+        _ = await db.verifyPlain(request("plain"), password: Secret("pencil"))
+        _ = await db.verifyPlain(request("cram"), password: Secret("pencil"))
+        #expect(executor.runs == 0)
+        _ = await db.verifyPlain(request("crypt"), password: Secret("pencil"))
+        _ = await db.verifyPlain(request("yes"), password: Secret("x"))
+        _ = await db.verifyPlain(request("ssha"), password: Secret("pencil"))
+        #expect(executor.runs == 3)
+        _ = await db.verifyPlain(request("nobody"), password: Secret("pencil"))
+        #expect(executor.runs == 3)
+        _ = await db.lookupCredentials(request("plain", mech: "SCRAM-SHA-256"), scheme: .scramSHA256)
+        #expect(executor.runs == 4)
+    }
+
+    @Test func lookupCredentials() async throws {
+        let dir = TempDir()
+        let db = try makePassdb(dir)
+        guard case .found(.plaintext(let s)) = await db.lookupCredentials(request("plain"), scheme: .plaintext) else {
+            Issue.record("plaintext")
+            return
+        }
+        #expect(s.constantTimeEquals(Array("pencil".utf8)))
+        guard case .found(.cramMD5Context(let c)) = await db.lookupCredentials(request("cram"), scheme: .cramMD5) else {
+            Issue.record("cram")
+            return
+        }
+        #expect(c.count == 32)
+        guard case .found(.cramMD5Context(let c2)) = await db.lookupCredentials(request("plain"), scheme: .cramMD5) else {
+            Issue.record("cram from plain")
+            return
+        }
+        #expect(c2.count == 32)
+        guard case .schemeNotAvailable = await db.lookupCredentials(request("crypt"), scheme: .cramMD5) else {
+            Issue.record("crypt cannot give cram")
+            return
+        }
+        guard case .schemeNotAvailable = await db.lookupCredentials(request("cram"), scheme: .plaintext) else {
+            Issue.record("cram cannot give plaintext")
+            return
+        }
+        guard case .userUnknown = await db.lookupCredentials(request("nobody"), scheme: .plaintext) else {
+            Issue.record("unknown")
+            return
+        }
+    }
+
+    @Test func capabilitiesFollowTheEntries() throws {
+        let dir = TempDir()
+        let db = try makePassdb(dir, "a:{SHA512-CRYPT}$6$jX7HZaIGTnR4iQO3$K9IfADgv5VUgLIKp1m1d/FyRFWpqsuRpSsMU..55OahsDWJT/rYPBGBIBxIBUkdN.L62jc1O5G.zdaQ4j95RX0\n")
+        #expect(db.capabilities == PassdbCapabilities(verifyPlain: true, credentials: []))
+        let db2 = try makePassdb(dir, "a:{CRAM-MD5}7f47ace0e2af8f6cdeb72c03243a8c87834e19104164d6a42de72d243adb4080\n")
+        #expect(db2.capabilities.credentials == [.cramMD5])
+    }
+
+    @Test func initThrowsWithFileAndLine() throws {
+        let dir = TempDir()
+        let path = dir.write("users", "a:{PLAIN}1\nbroken\na:{PLAIN}2\n")
+        do {
+            _ = try PasswdFilePassdb(path: path, executor: InlineExecutor(), logger: CapturedLogs().logger())
+            Issue.record("expected an error")
+        } catch {
+            #expect(error.problems.map(\.description) == [
+                "\(path):2: no ':' after the user name; expected user[@realm]:{SCHEME}password[:...]",
+                "\(path):3: duplicate user 'a' (first defined on line 1); remove one of the two lines",
+            ])
+        }
+        #expect(throws: PasswdFileError.self) {
+            try PasswdFilePassdb(path: dir.file("missing"), executor: InlineExecutor(), logger: CapturedLogs().logger())
+        }
+    }
+
+    @Test func reloadsWhenTheFileChanges() async throws {
+        let dir = TempDir()
+        let logs = CapturedLogs()
+        let db = try makePassdb(dir, "a:{PLAIN}1\n", logs: logs)
+        #expect(await db.verifyPlain(request("b"), password: Secret("2")) == .userUnknown)
+        // Replace atomically, as the editor does.
+        dir.write("users.new", "a:{PLAIN}1\nb:{PLAIN}2\n")
+        rename(dir.file("users.new"), dir.file("users"))
+        let reloaded = await eventually { await db.verifyPlain(request("b"), password: Secret("2")) == .ok }
+        #expect(reloaded)
+        #expect(db.userCount == 2)
+        #expect(logs.all.contains { $0.contains("passwd-file reloaded: 2 users (was 1)") })
+        // An in-place rewrite (same inode, new size) is noticed too.
+        dir.write("users", "a:{PLAIN}1\nb:{PLAIN}2\nc:{PLAIN}3\n")
+        #expect(await eventually { await db.verifyPlain(request("c"), password: Secret("3")) == .ok })
+    }
+
+    @Test func keepsTheLastGoodTableWhenTheNewOneIsBroken() async throws {
+        let dir = TempDir()
+        let logs = CapturedLogs()
+        let db = try makePassdb(dir, "a:{PLAIN}1\n", logs: logs)
+        dir.write("users", "a:{PLAIN}1\nb:{NOPE}s3cret\nc:{PLAIN}3\n")
+        let logged = await eventually {
+            _ = await db.verifyPlain(request("a"), password: Secret("1"))
+            return logs.all.contains { $0.contains("reload failed") }
+        }
+        #expect(logged)
+        #expect(await db.verifyPlain(request("a"), password: Secret("1")) == .ok)
+        #expect(await db.verifyPlain(request("c"), password: Secret("3")) == .userUnknown)
+        let failure = logs.all.first { $0.contains("reload failed") } ?? ""
+        #expect(failure.contains("\(dir.file("users")):2: user 'b': unknown password scheme {NOPE}"))
+        #expect(failure.contains("still serving the previous table (1 users)"))
+        #expect(!logs.all.contains { $0.contains("s3cret") })
+        // The broken version is not retried on every lookup.
+        let failures = logs.all.filter { $0.contains("reload failed") }.count
+        for _ in 0..<5 { _ = await db.verifyPlain(request("a"), password: Secret("1")) }
+        #expect(logs.all.filter { $0.contains("reload failed") }.count == failures)
+        // Fixing the file brings the new table in.
+        dir.write("users", "a:{PLAIN}1\nc:{PLAIN}3\n")
+        #expect(await eventually { await db.verifyPlain(request("c"), password: Secret("3")) == .ok })
+    }
+
+    @Test func aMissingFileKeepsTheTable() async throws {
+        let dir = TempDir()
+        let logs = CapturedLogs()
+        let db = try makePassdb(dir, "a:{PLAIN}1\n", logs: logs)
+        unlink(dir.file("users"))
+        #expect(await eventually {
+            _ = await db.verifyPlain(request("a"), password: Secret("1"))
+            return logs.all.contains { $0.contains("reload failed") }
+        })
+        #expect(await db.verifyPlain(request("a"), password: Secret("1")) == .ok)
+        #expect(logs.all.contains { $0.contains("No such file or directory") })
+    }
+
+    @Test func checksAtMostOncePerInterval() async throws {
+        let dir = TempDir()
+        let db = try makePassdb(dir, "a:{PLAIN}1\n", interval: .seconds(3600))
+        dir.write("users", "a:{PLAIN}1\nb:{PLAIN}2\n")
+        try await Task.sleep(for: .milliseconds(100))
+        #expect(await db.verifyPlain(request("b"), password: Secret("2")) == .userUnknown)
+        // An explicit reload (SIGHUP) reads it at once.
+        #expect(try db.reload().get() == 2)
+        #expect(await db.verifyPlain(request("b"), password: Secret("2")) == .ok)
+    }
+
+    @Test func explicitReloadReportsProblems() throws {
+        let dir = TempDir()
+        let db = try makePassdb(dir, "a:{PLAIN}1\n", interval: .seconds(3600))
+        dir.write("users", "a:{PLAIN}1\nx\n")
+        guard case .failure(let e) = db.reload() else {
+            Issue.record("expected a failure")
+            return
+        }
+        #expect(e.problems.map(\.line) == [2])
+        #expect(db.userCount == 1)
+    }
+
+    @Test func concurrentLookupsDuringReloads() async throws {
+        let dir = TempDir()
+        let db = try makePassdb(dir, "a:{PLAIN}1\n")
+        await withTaskGroup(of: Void.self) { group in
+            for t in 0..<4 {
+                group.addTask {
+                    for _ in 0..<200 {
+                        let r = await db.verifyPlain(self.request("a"), password: Secret("1"))
+                        #expect(r == .ok, "task \(t)")
+                    }
+                }
+            }
+            group.addTask {
+                for i in 0..<20 {
+                    dir.write("users.new", "a:{PLAIN}1\nu\(i):{PLAIN}x\n")
+                    rename(dir.file("users.new"), dir.file("users"))
+                    try? await Task.sleep(for: .milliseconds(5))
+                }
+            }
+        }
+    }
+}
