@@ -47,6 +47,17 @@ let package = Package(
             name: "PassdbPAM",
             dependencies: ["AuthCore", "Passdb", "CPAM", .product(name: "Logging", package: "swift-log")]
         ),
+        // SQLite (the sasldb store) and Berkeley DB 5.3 (reading Cyrus sasldb2 files for import).
+        .systemLibrary(name: "CSQLite", path: "Sources/CSQLite"),
+        .systemLibrary(name: "CBerkeleyDB", path: "Sources/CBerkeleyDB"),
+        // The sasldb-like store: several secrets per user@realm in one SQLite file; Cyrus sasldb2 import.
+        .target(
+            name: "PassdbSASLDB",
+            dependencies: [
+                "AuthCore", "Passdb", "SASL", "CSQLite", "CBerkeleyDB",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         // Configuration file (Postfix main.cf style) -> typed settings.
         .target(name: "AuthConfig", dependencies: ["AuthCore"]),
         // The request engine: one client connection's requests, mechanisms, passdb chain, delays.
@@ -61,7 +72,7 @@ let package = Package(
         .target(
             name: "AuthServer",
             dependencies: [
-                "AuthCore", "AuthProtocol", "AuthEngine", "AuthConfig", "Passdb", "PassdbPAM", "SASL",
+                "AuthCore", "AuthProtocol", "AuthEngine", "AuthConfig", "Passdb", "PassdbPAM", "PassdbSASLDB", "SASL",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -91,6 +102,7 @@ let package = Package(
         .testTarget(name: "SASLTests", dependencies: ["SASL", "AuthCore"]),
         .testTarget(name: "PassdbTests", dependencies: ["Passdb", "AuthCore"]),
         .testTarget(name: "PassdbPAMTests", dependencies: ["PassdbPAM", "Passdb", "AuthCore"]),
+        .testTarget(name: "PassdbSASLDBTests", dependencies: ["PassdbSASLDB", "Passdb", "SASL", "AuthCore"]),
         .testTarget(name: "AuthConfigTests", dependencies: ["AuthConfig"]),
         .testTarget(
             name: "AuthEngineTests",

@@ -338,6 +338,11 @@ public final class AuthClientSession {
             return
         }
         delayedFailures.append(DelayedFailure(due: io.now() + delay, line: line.encoded()))
+        // Memory bound: a client that floods failing requests gets its oldest failures early rather
+        // than growing the queue without limit (it stays bounded by max_pending_requests).
+        if delayedFailures.count > service.settings.maxPendingRequests {
+            io.send(delayedFailures.removeFirst().line)
+        }
         armFailureTimer()
     }
 

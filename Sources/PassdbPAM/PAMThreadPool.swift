@@ -76,6 +76,8 @@ final class PAMThreadPool<Result: Sendable>: @unchecked Sendable {
     private var queue = JobQueue<Job>()
     private var threads = 0
     private var idle = 0
+    /// Threads created that have not taken the lock yet (each will take a queued job).
+    private var starting = 0
     private var stuck = 0
     private var timeouts = 0
     private var rejected = 0
@@ -132,13 +134,15 @@ final class PAMThreadPool<Result: Sendable>: @unchecked Sendable {
                 immediate = .cancelled
             } else if isShutDown {
                 immediate = .shutDown
-            } else if queue.count >= maxQueue + idle {
-                // Every idle thread already has a job waiting for it and the queue is full.
-                rejected += 1
-                immediate = .busy
-            } else if threads == 0 && threads + stuck >= maxThreads + maxStuck {
+            } else if threads == 0 && spawnableLocked == 0 {
+                // Every thread is stuck in a hung call and no more may be started.
                 rejected += 1
                 immediate = .unavailable(stuck: stuck)
+            } else if queue.count >= maxQueue + idle + starting + spawnableLocked {
+                // The jobs already queued take every thread that is or could become free, and
+                // `maxQueue` jobs already wait beyond those.
+                rejected += 1
+                immediate = .busy
             } else {
                 job.continuation = continuation
                 job.state = .queued
@@ -156,35 +160,35 @@ final class PAMThreadPool<Result: Sendable>: @unchecked Sendable {
         if let immediate { continuation.resume(returning: immediate) }
     }
 
-    /// Starts a thread when queued jobs outnumber idle threads and the caps allow it. Holds `lock`.
+    /// Threads that could still be started now without breaking either cap. Holds `lock`.
+    private var spawnableLocked: Int {
+        max(0, min(maxThreads - threads, maxThreads + maxStuck - threads - stuck))
+    }
+
+    /// Starts threads while queued jobs outnumber the threads about to take them (idle or just started)
+    /// and the caps allow it. Holds `lock`.
     private func spawnIfNeededLocked() {
-        while queue.count > idle, threads < maxThreads, threads + stuck < maxThreads + maxStuck {
+        while queue.count > idle + starting, spawnableLocked > 0 {
             threads += 1
+            starting += 1
             if !startThread() {
                 threads -= 1
+                starting -= 1
                 return
             }
-            // The new thread is not idle yet; count it as one that will take a job.
-            if queue.count <= idle + 1 { return }
-            // More jobs than threads about to take them: keep spawning (each new thread takes one).
-            if threads >= maxThreads { return }
-            // Avoid a loop that spawns for jobs the previous new threads will take.
-            let pendingNew = 1
-            if queue.count <= idle + pendingNew { return }
         }
     }
 
     private func startThread() -> Bool {
         let worker = Worker()
-        let box = Unmanaged.passRetained(ThreadStart(pool: self, worker: worker))
+        let box = Unmanaged.passRetained(ThreadBody { [self] in self.workerMain(worker) })
         var attr = pthread_attr_t()
         pthread_attr_init(&attr)
         defer { pthread_attr_destroy(&attr) }
         pthread_attr_setdetachstate(&attr, Int32(PTHREAD_CREATE_DETACHED))
         var tid = pthread_t()
         let rc = pthread_create(&tid, &attr, { arg in
-            let start = Unmanaged<AnyObject>.fromOpaque(arg!).takeRetainedValue() as! ThreadStarting
-            start.start()
+            Unmanaged<ThreadBody>.fromOpaque(arg!).takeRetainedValue().body()
             return nil
         }, box.toOpaque())
         if rc != 0 {
@@ -194,19 +198,9 @@ final class PAMThreadPool<Result: Sendable>: @unchecked Sendable {
         return true
     }
 
-    private final class ThreadStart: ThreadStarting {
-        let pool: PAMThreadPool
-        let worker: Worker
-        init(pool: PAMThreadPool, worker: Worker) {
-            self.pool = pool
-            self.worker = worker
-        }
-        func start() { pool.workerMain(worker) }
-    }
-
     private func workerMain(_ worker: Worker) {
-        _ = threadName.withCString { pthread_setname_np(pthread_self(), $0) }
         lock.lock()
+        starting -= 1
         while true {
             if let job = queue.popFirst() {
                 job.state = .running
@@ -310,8 +304,9 @@ final class PAMThreadPool<Result: Sendable>: @unchecked Sendable {
     }
 }
 
-private protocol ThreadStarting: AnyObject {
-    func start()
+private final class ThreadBody {
+    let body: () -> Void
+    init(_ body: @escaping () -> Void) { self.body = body }
 }
 
 /// A FIFO of class instances with removal by identity (for expired or cancelled jobs). Amortized O(1)

@@ -352,3 +352,17 @@ private let b64testpass = "dGVzdHBhc3M="
         #expect(throws: ConfigErrors.self) { try makeService { $0.mechanisms = ["PLAIN", "FOO"] } }
     }
 }
+
+@Suite struct MemoryBoundTests {
+    @Test func delayedFailuresAreBounded() async throws {
+        let io = FakeIO()
+        let s = makeSession(try makeService { $0.maxPendingRequests = 10 }, io: io)
+        try s.handshake()
+        for id in 1...25 {  // malformed PLAIN (one NUL): delayed failures without any passdb work
+            try s.feed("AUTH\t\(id)\tPLAIN\tservice=smtp\tsecured\tresp=" + DovecotBase64.encode(Array("a\0b".utf8)))
+        }
+        #expect(io.take().count == 15)  // everything beyond the bound of 10 went out early
+        await io.advance(by: 3)
+        #expect(io.take().count == 10)
+    }
+}

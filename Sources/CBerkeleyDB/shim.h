@@ -1,0 +1,4 @@
+#ifndef SASLGATE_CBERKELEYDB_SHIM_H
+#define SASLGATE_CBERKELEYDB_SHIM_H
+#include <db.h>
+#endif
