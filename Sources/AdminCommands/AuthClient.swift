@@ -25,7 +25,8 @@ public struct AuthTestRequest: Sendable {
     public var timeout: Duration
 
     public init(
-        socketPath: String, mechanism: Mechanism = .plain, user: String, service: String = "smtp", remoteIP: String? = nil,
+        socketPath: String, mechanism: Mechanism = .plain, user: String, service: String = "smtp",
+        remoteIP: String? = nil,
         secured: Bool = false, timeout: Duration = .seconds(15)
     ) {
         self.socketPath = socketPath
@@ -68,7 +69,9 @@ public enum AuthClient {
 
     public static func run(_ request: AuthTestRequest, password: Secret) throws(CLIError) -> AuthTestOutcome {
         guard !request.user.utf8.contains(0) else { throw .failure("the user name contains a NUL byte") }
-        guard !password.containsNUL else { throw .failure("the password contains a NUL byte, which PLAIN and LOGIN cannot carry") }
+        guard !password.containsNUL else {
+            throw .failure("the password contains a NUL byte, which PLAIN and LOGIN cannot carry")
+        }
         let deadline = ContinuousClock.now + request.timeout
         let connection = try Connection(path: request.socketPath, deadline: deadline, timeout: request.timeout)
         defer { connection.close() }
@@ -81,7 +84,9 @@ public enum AuthClient {
             switch fields.first {
             case "VERSION":
                 guard fields.count >= 2, fields[1] == "1" else {
-                    throw .failure("the server speaks auth protocol version \(sanitizeForLog(fields.dropFirst().first ?? "?")), not 1")
+                    throw .failure(
+                        "the server speaks auth protocol version \(sanitizeForLog(fields.dropFirst().first ?? "?")), not 1"
+                    )
                 }
             case "MECH":
                 if fields.count >= 2 { mechanisms.append(fields[1].uppercased()) }
@@ -103,7 +108,8 @@ public enum AuthClient {
         if let rip = request.remoteIP { auth += "\trip=\(TabEscape.escape(rip))" }
         if request.secured { auth += "\tsecured" }
         if request.mechanism == .plain {
-            try connection.sendSecretLine(prefix: auth + "\tresp=", response: plainResponse(user: request.user, password: password))
+            try connection.sendSecretLine(
+                prefix: auth + "\tresp=", response: plainResponse(user: request.user, password: password))
         } else {
             try connection.send(auth + "\n")
         }
@@ -190,14 +196,17 @@ final class Connection {
         fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw .failure("socket() failed: \(String(cString: strerror(errno)))") }
         let rc = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
         }
         if rc != 0 {
             let e = errno
             Glibc.close(fd)
             fd = -1
             switch e {
-            case ENOENT: throw .failure("\(path) does not exist; is saslgated running? (give the socket with --socket PATH)")
+            case ENOENT:
+                throw .failure("\(path) does not exist; is saslgated running? (give the socket with --socket PATH)")
             case ECONNREFUSED: throw .failure("\(path): connection refused; is saslgated running?")
             case EACCES: throw .failure("\(path): permission denied; run as a user that may use the auth socket")
             default: throw .failure("\(path): cannot connect: \(String(cString: strerror(e)))")
@@ -231,7 +240,9 @@ final class Connection {
         var offset = 0
         while offset < bytes.count {
             try waitFor(Int16(POLLOUT))
-            let n = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + offset, $0.count - offset, Int32(MSG_NOSIGNAL)) }
+            let n = bytes.withUnsafeBytes {
+                Glibc.send(fd, $0.baseAddress! + offset, $0.count - offset, Int32(MSG_NOSIGNAL))
+            }
             if n < 0 {
                 if errno == EINTR || errno == EAGAIN { continue }
                 throw .failure("\(path): write failed: \(String(cString: strerror(errno)))")
@@ -256,7 +267,9 @@ final class Connection {
                 if line.last == 0x0D { line.removeLast() }
                 return line
             }
-            guard buffer.count <= AuthClient.maxLineLength else { throw .failure("the server sent a line longer than 64 KiB") }
+            guard buffer.count <= AuthClient.maxLineLength else {
+                throw .failure("the server sent a line longer than 64 KiB")
+            }
             try waitFor(Int16(POLLIN))
             var chunk = [UInt8](repeating: 0, count: 4096)
             let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
@@ -273,7 +286,9 @@ final class Connection {
         while true {
             let remaining = deadline - ContinuousClock.now
             if remaining <= .zero { throw .failure("no answer from \(path) within \(timeout); giving up") }
-            let ms = Int32(clamping: remaining.components.seconds * 1000 + remaining.components.attoseconds / 1_000_000_000_000_000 + 1)
+            let ms = Int32(
+                clamping: remaining.components.seconds * 1000 + remaining.components.attoseconds / 1_000_000_000_000_000
+                    + 1)
             var p = pollfd(fd: fd, events: events, revents: 0)
             let rc = poll(&p, 1, ms)
             if rc < 0 {

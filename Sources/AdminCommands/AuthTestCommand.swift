@@ -16,14 +16,24 @@ public struct AuthTestCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "test",
         abstract: "Run one authentication against the daemon, like `doveadm auth test`.",
-        discussion: "Exit status: 0 authenticated, 1 refused by the server, 2 any other error (no socket, protocol error, timeout)."
+        discussion:
+            "Exit status: 0 authenticated, 1 refused by the server, 2 any other error (no socket, protocol error, timeout)."
     )
 
-    /// Where the daemon listens by default (the systemd socket unit's path).
-    public static let defaultSocket = "/run/saslgated/auth-client"
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "The daemon's auth socket (default: 'listen' of the configuration, else \(ConfigLookup.defaultListen)).",
+            valueName: "path"
+        )
+    )
+    public var socket: String?
 
-    @Option(name: .long, help: ArgumentHelp("The daemon's auth socket.", valueName: "path"))
-    public var socket: String = AuthTestCommand.defaultSocket
+    @Option(
+        name: [.customShort("c"), .long],
+        help: ArgumentHelp("The daemon's configuration, for its socket (default: \(ConfigLookup.defaultPath)).", valueName: "config")
+    )
+    public var config: String?
 
     @Option(name: .long, help: "The SASL mechanism: plain or login.")
     public var mech: MechanismArgument = .plain
@@ -37,7 +47,8 @@ public struct AuthTestCommand: ParsableCommand {
     @Flag(name: .long, help: "Say the connection is secured (TLS).")
     public var secured = false
 
-    @Flag(name: .long, help: "Read the password from the first line of standard input instead of asking on the terminal.")
+    @Flag(
+        name: .long, help: "Read the password from the first line of standard input instead of asking on the terminal.")
     public var passwordStdin = false
 
     @Argument(help: "The user to authenticate.")
@@ -56,16 +67,29 @@ public struct AuthTestCommand: ParsableCommand {
         var mechanism: AuthTestRequest.Mechanism { self == .plain ? .plain : .login }
     }
 
-    public var request: AuthTestRequest {
-        AuthTestRequest(socketPath: socket, mechanism: mech.mechanism, user: user, service: service, remoteIP: rip, secured: secured)
+    /// The socket: `--socket`, else `listen` of `--config` (which must be readable), else `listen` of the
+    /// default configuration if it is readable, else the daemon's built-in default.
+    public func socketPath() throws(CLIError) -> String {
+        if let socket { return socket }
+        if let config { return try ConfigLookup.load(path: config).listenPath }
+        if let lookup = try? ConfigLookup.load(path: ConfigLookup.defaultPath) { return lookup.listenPath }
+        return ConfigLookup.defaultListen
+    }
+
+    public func makeRequest() throws(CLIError) -> AuthTestRequest {
+        AuthTestRequest(
+            socketPath: try socketPath(), mechanism: mech.mechanism, user: user, service: service, remoteIP: rip,
+            secured: secured
+        )
     }
 
     public func run() throws {
-        try AuthTestCommand.test(request, passwordFromStandardInput: passwordStdin, io: CommandIO.current)
+        try AuthTestCommand.test(makeRequest(), passwordFromStandardInput: passwordStdin, io: CommandIO.current)
     }
 
     /// Reads the password, runs the exchange, prints the one-line verdict; throws exit 1 on FAIL.
-    public static func test(_ request: AuthTestRequest, passwordFromStandardInput: Bool, io: CommandIO) throws(CLIError) {
+    public static func test(_ request: AuthTestRequest, passwordFromStandardInput: Bool, io: CommandIO) throws(CLIError)
+    {
         let password = try PasswordInput.existingPassword(fromStandardInput: passwordFromStandardInput, io: io)
         let outcome = try AuthClient.run(request, password: password)
         io.out(outcome.summary)

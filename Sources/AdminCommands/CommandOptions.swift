@@ -17,7 +17,9 @@ public struct TableOptions: ParsableArguments, Sendable {
 
     @Option(
         name: .long,
-        help: ArgumentHelp("Realm of bare user names (default: default_realm of the configuration; none with --file).", valueName: "realm")
+        help: ArgumentHelp(
+            "Realm of bare user names (default: default_realm of the configuration; none with --file).",
+            valueName: "realm")
     )
     public var defaultRealm: String?
 
@@ -51,12 +53,14 @@ public struct PasswordOptions: ParsableArguments, Sendable {
     @Option(
         name: .long,
         help: ArgumentHelp(
-            "Hash scheme: \(SchemeArgument.names.joined(separator: ", ")) (default: CRYPT, i.e. yescrypt).", valueName: "scheme"
+            "Hash scheme: \(SchemeArgument.names.joined(separator: ", ")) (default: CRYPT, i.e. yescrypt).",
+            valueName: "scheme"
         )
     )
     public var scheme: SchemeArgument = SchemeArgument(.defaultForNewPasswords)
 
-    @Flag(name: .long, help: "Read the password from the first line of standard input instead of asking on the terminal.")
+    @Flag(
+        name: .long, help: "Read the password from the first line of standard input instead of asking on the terminal.")
     public var passwordStdin = false
 
     public init() {}
@@ -69,7 +73,8 @@ public struct SchemeArgument: ExpressibleByArgument, Sendable, Equatable {
     public init(_ scheme: PasswordScheme) { self.scheme = scheme }
 
     public init?(argument: String) {
-        let name = argument.hasPrefix("{") && argument.hasSuffix("}") ? String(argument.dropFirst().dropLast()) : argument
+        let name =
+            argument.hasPrefix("{") && argument.hasSuffix("}") ? String(argument.dropFirst().dropLast()) : argument
         if name.uppercased() == "YESCRYPT" {
             self.scheme = .crypt
             return

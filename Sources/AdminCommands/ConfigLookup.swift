@@ -4,8 +4,8 @@ import Glibc
 import Darwin
 #endif
 
-/// A deliberately tiny reader for the two settings the CLI needs from the daemon's configuration
-/// (`passdbs` and `default_realm`), until the `AuthConfig` module's parser can be used instead. Only
+/// A deliberately tiny reader for the few settings the CLI needs from the daemon's configuration
+/// (`passdbs`, `default_realm`, `listen`), until the `AuthConfig` module's parser can be used instead. Only
 /// this file knows the file format: Postfix main.cf style, `name = value`, `#` comments, and
 /// continuation lines that start with white space.
 public struct ConfigLookup: Sendable, Equatable {
@@ -20,7 +20,9 @@ public struct ConfigLookup: Sendable, Equatable {
     /// Reads and parses `path`; errors say which line is wrong.
     public static func load(path: String) throws(CLIError) -> ConfigLookup {
         guard let bytes = readWholeFile(path) else {
-            throw .failure("\(path): cannot read the configuration: \(String(cString: strerror(errno))); give the table with --file PATH")
+            throw .failure(
+                "\(path): cannot read the configuration: \(String(cString: strerror(errno))); give the table with --file PATH"
+            )
         }
         return try parse(String(decoding: bytes, as: UTF8.self), path: path)
     }
@@ -40,7 +42,9 @@ public struct ConfigLookup: Sendable, Equatable {
             if trimmed.isEmpty || trimmed.hasPrefix("#") { continue }
             if line.first == " " || line.first == "\t" {
                 guard current != nil else {
-                    throw .failure("\(path):\(lineNumber): a continuation line (starting with white space) without a setting before it")
+                    throw .failure(
+                        "\(path):\(lineNumber): a continuation line (starting with white space) without a setting before it"
+                    )
                 }
                 current!.value += (current!.value.isEmpty ? "" : " ") + trimmedValue(trimmed)
                 continue
@@ -57,19 +61,40 @@ public struct ConfigLookup: Sendable, Equatable {
         return ConfigLookup(path: path, settings: settings)
     }
 
+    /// `passdbs` when the file does not set it (the daemon's default).
+    public static let defaultPassdbs = "passwd-file:/etc/saslgate/users"
+    /// `listen` when the file does not set it (the daemon's default).
+    public static let defaultListen = "/var/spool/postfix/private/auth"
+
     /// The first `passwd-file:` entry of `passdbs`, made absolute relative to the config's directory.
+    /// Options in braces after an entry (`passwd-file:/x{result_failure=return}`) are skipped.
     public func passwdFilePath() throws(CLIError) -> String {
-        guard let passdbs = settings["passdbs"] else {
-            throw .failure("\(path): no 'passdbs' setting; give the table with --file PATH")
+        let passdbs = settings["passdbs"] ?? ConfigLookup.defaultPassdbs
+        var withoutOptions = ""
+        var depth = 0
+        for c in passdbs {
+            if c == "{" {
+                depth += 1
+                withoutOptions.append(" ")
+            } else if c == "}" {
+                depth = max(0, depth - 1)
+            } else if depth == 0 {
+                withoutOptions.append(c)
+            }
         }
-        let entries = passdbs.split(whereSeparator: { $0 == "," || $0 == " " || $0 == "\t" })
-        guard let entry = entries.first(where: { $0.hasPrefix("passwd-file:") }) else {
+        let entries = withoutOptions.split(whereSeparator: { $0 == "," || $0 == " " || $0 == "\t" })
+        guard let entry = entries.first(where: { $0.lowercased().hasPrefix("passwd-file:") }) else {
             throw .failure("\(path): 'passdbs' has no passwd-file: entry; give the table with --file PATH")
         }
         let file = String(entry.dropFirst("passwd-file:".count))
         guard !file.isEmpty else { throw .failure("\(path): 'passdbs' has an empty passwd-file: path") }
-        if file.hasPrefix("/") { return file }
-        return directory(of: path) + "/" + file
+        return absolute(file)
+    }
+
+    /// The daemon's socket (`listen`), made absolute relative to the config's directory.
+    public var listenPath: String {
+        guard let listen = settings["listen"], !listen.isEmpty else { return ConfigLookup.defaultListen }
+        return absolute(listen)
     }
 
     /// `default_realm`, nil when unset or empty.
@@ -80,6 +105,13 @@ public struct ConfigLookup: Sendable, Equatable {
 
     private static func trimmedValue(_ s: Substring) -> String {
         String(s).trimmingWhiteSpace()
+    }
+
+    private func absolute(_ file: String) -> String {
+        if file.hasPrefix("/") { return file }
+        var rest = Substring(file)
+        while rest.hasPrefix("./") { rest = rest.dropFirst(2) }
+        return directory(of: path) + "/" + rest
     }
 
     private func directory(of path: String) -> String {

@@ -16,11 +16,15 @@ public struct PwCommand: ParsableCommand {
     public init() {}
 
     public func run() throws {
-        try PwCommand.hash(scheme: password.scheme.scheme, user: user, fromStandardInput: password.passwordStdin, io: CommandIO.current)
+        try PwCommand.hash(
+            scheme: password.scheme.scheme, user: user, fromStandardInput: password.passwordStdin, io: CommandIO.current
+        )
     }
 
     /// Reads a new password and prints its `{SCHEME}value` field.
-    public static func hash(scheme: PasswordScheme, user: String?, fromStandardInput: Bool, io: CommandIO) throws(CLIError) {
+    public static func hash(scheme: PasswordScheme, user: String?, fromStandardInput: Bool, io: CommandIO)
+        throws(CLIError)
+    {
         if scheme == .digestMD5 && (user ?? "").isEmpty {
             throw .failure("{DIGEST-MD5} hashes user:realm:password; give --user user@realm")
         }

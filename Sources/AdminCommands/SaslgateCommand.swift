@@ -5,7 +5,8 @@ public struct SaslgateCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "saslgate",
         abstract: "Administer saslgated: its passwd-file users, password hashes, and test authentications.",
-        discussion: "Exit status: 0 done, 1 refused (user exists / missing, authentication failed), 2 usage or other errors.",
+        discussion:
+            "Exit status: 0 done, 1 refused (user exists / missing, authentication failed), 2 usage or other errors.",
         subcommands: [UserCommand.self, PwCommand.self, AuthCommand.self]
     )
 

@@ -11,9 +11,12 @@ public enum UserActions {
         let editor = PasswdFileEditor(path: table.path, defaultRealm: table.defaultRealm)
         try run { () throws(PasswdFileEditError) in try PasswdFileEditor.validateUserName(user) }
         if try run({ () throws(PasswdFileEditError) in try editor.containsUser(user) }) {
-            throw .refused("user '\(sanitizeForLog(user))' already exists in \(table.path); use `saslgate user passwd` to change the password")
+            throw .refused(
+                "user '\(sanitizeForLog(user))' already exists in \(table.path); use `saslgate user passwd` to change the password"
+            )
         }
-        let field = try newPasswordField(user: user, table: table, scheme: scheme, fromStandardInput: passwordFromStandardInput, io: io)
+        let field = try newPasswordField(
+            user: user, table: table, scheme: scheme, fromStandardInput: passwordFromStandardInput, io: io)
         try run { () throws(PasswdFileEditError) in try editor.add(user: user, passwordField: field) }
         io.out("added user '\(sanitizeForLog(user))' to \(table.path)")
     }
@@ -26,7 +29,8 @@ public enum UserActions {
         guard try run({ () throws(PasswdFileEditError) in try editor.containsUser(user) }) else {
             throw .refused("user '\(sanitizeForLog(user))' is not in \(table.path); add it with `saslgate user add`")
         }
-        let field = try newPasswordField(user: user, table: table, scheme: scheme, fromStandardInput: passwordFromStandardInput, io: io)
+        let field = try newPasswordField(
+            user: user, table: table, scheme: scheme, fromStandardInput: passwordFromStandardInput, io: io)
         try run { () throws(PasswdFileEditError) in try editor.setPassword(user: user, passwordField: field) }
         io.out("changed the password of '\(sanitizeForLog(user))' in \(table.path)")
     }

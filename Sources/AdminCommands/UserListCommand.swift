@@ -2,7 +2,8 @@ public import ArgumentParser
 
 /// `saslgate user list [--file PATH | -c CONFIG]`
 public struct UserListCommand: ParsableCommand {
-    public static let configuration = CommandConfiguration(commandName: "list", abstract: "Print the user names, one per line.")
+    public static let configuration = CommandConfiguration(
+        commandName: "list", abstract: "Print the user names, one per line.")
 
     @OptionGroup public var table: TableOptions
 

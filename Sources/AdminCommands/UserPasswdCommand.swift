@@ -15,7 +15,8 @@ public struct UserPasswdCommand: ParsableCommand {
 
     public func run() throws {
         try UserActions.setPassword(
-            user: user, table: table.resolve(), scheme: password.scheme.scheme, passwordFromStandardInput: password.passwordStdin,
+            user: user, table: table.resolve(), scheme: password.scheme.scheme,
+            passwordFromStandardInput: password.passwordStdin,
             io: CommandIO.current
         )
     }

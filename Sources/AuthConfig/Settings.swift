@@ -85,6 +85,15 @@ public struct Settings: Equatable, Sendable {
     public var logLevel: String = "info"
     /// Host name used in CRAM-MD5 challenges and as the DIGEST-MD5 realm (empty: the system's).
     public var hostname: String = ""
+    /// User to run as after the socket is bound and the files are open (when started as root).
+    /// nil: stay as started.
+    public var runUser: String? = "saslgate"
+    /// A client must finish VERSION + CPID within this time, or it is disconnected.
+    public var handshakeTimeout: Double = 30
+    /// On SIGTERM, how long in-flight requests may take before the daemon exits anyway.
+    public var shutdownTimeout: Double = 10
+    /// Who may connect: user names, `@group` names or numeric uids; empty: anyone the socket allows.
+    public var clientAllowlist: [String] = []
 
     public init() {}
 
@@ -93,7 +102,8 @@ public struct Settings: Equatable, Sendable {
         "listen", "listen_mode", "listen_user", "listen_group", "mechanisms", "passdbs", "default_realm",
         "realms", "username_lowercase", "username_chars",
         "failure_delay", "cleartext_requires_tls", "request_timeout", "max_connections",
-        "max_pending_requests", "hash_threads", "log_level", "hostname",
+        "max_pending_requests", "hash_threads", "log_level", "hostname", "run_user", "handshake_timeout",
+        "shutdown_timeout", "client_allowlist",
     ]
 
     public static let knownPassdbDrivers = ["passwd-file", "pam"]
@@ -207,6 +217,16 @@ public struct Settings: Equatable, Sendable {
                     fail(e, "log_level '\(e.value)' must be debug, info, notice, warning or error")
                 }
             case "hostname": s.hostname = e.value
+            case "run_user": s.runUser = e.value.isEmpty ? nil : e.value
+            case "handshake_timeout":
+                if let v = parseDuration(e.value), v >= 1, v <= 600 { s.handshakeTimeout = v } else {
+                    fail(e, "handshake_timeout '\(e.value)' must be a duration from 1s to 10m")
+                }
+            case "shutdown_timeout":
+                if let v = parseDuration(e.value), v <= 300 { s.shutdownTimeout = v } else {
+                    fail(e, "shutdown_timeout '\(e.value)' must be a duration from 0 to 5m")
+                }
+            case "client_allowlist": s.clientAllowlist = words(e.value)
             default:
                 let hint = closest(e.name, in: knownKeys).map { "; did you mean '\($0)'?" } ?? ""
                 fail(e, "unknown parameter '\(e.name)'\(hint)")

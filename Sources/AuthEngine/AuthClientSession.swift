@@ -84,6 +84,17 @@ public final class AuthClientSession {
 
     public var pendingRequestCount: Int { requests.count }
 
+    /// VERSION and CPID have been received.
+    public var isHandshakeComplete: Bool { handshake == .ready }
+
+    /// Replies the server owes this client: requests being worked on plus failures waiting out the
+    /// delay (requests waiting for the client are not owed anything).
+    public var owedReplies: Int {
+        var busy = 0
+        for request in requests.values where request.state == .busy { busy += 1 }
+        return busy + delayedFailures.count
+    }
+
     /// The greeting to send at once on accept.
     public func greeting(identity: ServerIdentity) -> [UInt8] {
         identity.greeting(service: service, cuid: cuid)

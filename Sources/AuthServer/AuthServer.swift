@@ -13,6 +13,8 @@ import Synchronization
 final class ServerCounters: Sendable {
     let connections = Atomic<Int>(0)
     let nextCUID = Atomic<UInt64>(1)
+    /// Replies the server owes: requests being worked on plus failures waiting out the delay.
+    let owedReplies = Atomic<Int>(0)
 }
 
 /// Accepts client connections on the configured socket (or the one systemd passed) until graceful
@@ -39,13 +41,46 @@ final class AuthServer: Service, CustomStringConvertible {
 
     func run() async throws {
         let channel = try await bind()
-        logger.info("listening", metadata: [
-            "socket": "\(settings.listen)",
-            "mechanisms": "\(box.service.advertised.map(\.name).joined(separator: " "))",
-        ])
+        try dropPrivileges()
+        let mechanisms = box.service.advertised.map(\.name).joined(separator: " ")
+        logger.info("listening", metadata: ["socket": "\(settings.listen)", "mechanisms": "\(mechanisms)"])
+        SystemdNotify.ready(status: "serving; mechanisms \(mechanisms)")
         try? await gracefulShutdown()
-        logger.info("shutting down: no new connections")
+        SystemdNotify.stopping()
+        logger.info("shutting down: no new connections; waiting for in-flight requests",
+                    metadata: ["owed": "\(counters.owedReplies.load(ordering: .relaxed))"])
         try? await channel.close()
+        // In-flight requests get their answers (bounded by shutdown_timeout); idle connections and
+        // requests waiting for the client are simply closed with the event loops.
+        let deadline = ContinuousClock.now + .milliseconds(Int(settings.shutdownTimeout * 1000))
+        while counters.owedReplies.load(ordering: .relaxed) > 0 && ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+        let left = counters.owedReplies.load(ordering: .relaxed)
+        if left > 0 {
+            logger.warning("shutdown_timeout reached with \(left) requests unanswered")
+        }
+    }
+
+    /// Runs as `run_user` from here on. PAM passdbs get the group that can read /etc/shadow.
+    private func dropPrivileges() throws {
+        guard let user = settings.runUser else {
+            if geteuid() == 0 { logger.notice("run_user is empty: running as root") }
+            return
+        }
+        if user == Settings().runUser, getpwnam(user) == nil {
+            // The default user does not exist (not installed with scripts/install): say so, keep going.
+            logger.warning("run_user \(user) does not exist: running as started (uid \(geteuid())); create it with: useradd --system --no-create-home --shell /usr/sbin/nologin \(user)")
+            return
+        }
+        var extra: [String] = []
+        if settings.passdbs.contains(where: { $0.driver == "pam" }), getgrnam("shadow") != nil {
+            extra.append("shadow")
+        }
+        if try Privileges.drop(to: user, extraGroups: extra) {
+            let groups = extra.isEmpty ? "" : " (+ group \(extra.joined(separator: ",")))"
+            logger.info("running as \(user)\(groups)")
+        }
     }
 
     private func bind() async throws -> Channel {
@@ -54,6 +89,7 @@ final class AuthServer: Service, CustomStringConvertible {
         let counters = self.counters
         let logger = self.logger
         let maxConnections = settings.maxConnections
+        let allowlist = try PeerAllowlist(settings.clientAllowlist)
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .childChannelOption(.writeBufferWaterMark, value: .init(low: 16 * 1024, high: 64 * 1024))
@@ -67,7 +103,9 @@ final class AuthServer: Service, CustomStringConvertible {
                 let cuid = counters.nextCUID.wrappingAdd(1, ordering: .relaxed).oldValue
                 return channel.eventLoop.makeCompletedFuture {
                     let handler = ConnectionHandler(
-                        identity: identity, logger: logger,
+                        identity: identity, logger: logger, counters: counters,
+                        handshakeTimeout: box.service.settings.handshakeTimeout,
+                        allowlist: allowlist,
                         onClose: { counters.connections.wrappingSubtract(1, ordering: .relaxed) },
                         makeSession: { io in
                             AuthClientSession(io: io, cuid: cuid, peer: "", serviceProvider: { box.service })

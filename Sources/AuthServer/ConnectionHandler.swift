@@ -12,17 +12,27 @@ final class ConnectionHandler: ChannelInboundHandler, ConnectionIO {
 
     private let makeSession: (ConnectionIO) -> AuthClientSession
     private let identity: ServerIdentity
-    private let logger: Logger
+    private var logger: Logger
+    private let counters: ServerCounters
+    private let handshakeTimeout: Double
+    private let allowlist: PeerAllowlist
     private let onClose: () -> Void
     private var session: AuthClientSession?
     private var context: ChannelHandlerContext?
     private var inRead = false
     private var needsFlush = false
+    private var handshakeTimer: Scheduled<Void>?
+    /// Owed replies last reported to the server-wide counter.
+    private var reportedOwed = 0
 
-    init(identity: ServerIdentity, logger: Logger, onClose: @escaping () -> Void,
+    init(identity: ServerIdentity, logger: Logger, counters: ServerCounters, handshakeTimeout: Double,
+         allowlist: PeerAllowlist, onClose: @escaping () -> Void,
          makeSession: @escaping (ConnectionIO) -> AuthClientSession) {
         self.identity = identity
         self.logger = logger
+        self.counters = counters
+        self.handshakeTimeout = handshakeTimeout
+        self.allowlist = allowlist
         self.onClose = onClose
         self.makeSession = makeSession
     }
@@ -32,12 +42,52 @@ final class ConnectionHandler: ChannelInboundHandler, ConnectionIO {
     }
 
     func channelActive(context: ChannelHandlerContext) {
+        let me = NIOLoopBound(self, eventLoop: context.eventLoop)
+        let boundContext = NIOLoopBound(context, eventLoop: context.eventLoop)
+        PeerCredentials.of(context.channel).whenSuccess { peer in
+            me.value.start(context: boundContext.value, peer: peer)
+        }
+        context.fireChannelActive()
+    }
+
+    private func start(context: ChannelHandlerContext, peer: PeerCredentials?) {
+        guard context.channel.isActive else { return }
+        if let peer {
+            logger[metadataKey: "peer"] = "\(peer)"
+        }
+        if !allowlist.isEmpty && !(peer.map(allowlist.allows) ?? false) {
+            logger.warning("connection refused: peer not in client_allowlist")
+            context.close(promise: nil)
+            return
+        }
         let session = makeSession(self)
         self.session = session
+        logger[metadataKey: "conn"] = "\(session.cuid)"
+        logger.debug("client connected")
         // The whole greeting at once, unprompted (protocol.md §1.2, §1.5).
         send(session.greeting(identity: identity))
         flushIfNeeded()
-        context.fireChannelActive()
+        let loopBoundSelf = NIOLoopBound(self, eventLoop: context.eventLoop)
+        handshakeTimer = context.eventLoop.scheduleTask(in: .nanoseconds(Int64(handshakeTimeout * 1e9))) {
+            loopBoundSelf.value.handshakeTimedOut()
+        }
+    }
+
+    private func handshakeTimedOut() {
+        guard let session, !session.isHandshakeComplete, let context else { return }
+        logger.warning("client did not complete the handshake (VERSION, CPID) in time; closing")
+        session.connectionClosed()
+        self.session = nil
+        context.close(promise: nil)
+    }
+
+    /// Keeps the server-wide count of owed replies current (graceful shutdown waits for it).
+    private func reportOwed() {
+        let owed = session?.owedReplies ?? 0
+        if owed != reportedOwed {
+            counters.owedReplies.wrappingAdd(owed - reportedOwed, ordering: .relaxed)
+            reportedOwed = owed
+        }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -46,10 +96,15 @@ final class ConnectionHandler: ChannelInboundHandler, ConnectionIO {
         inRead = true
         defer { inRead = false }
         do {
-            try session.handle(line: buffer.readableBytesView[...].withContiguousStorageIfAvailable { ArraySlice($0) } ?? ArraySlice(buffer.readableBytesView))
+            try session.handle(line: buffer.readableBytesView.withContiguousStorageIfAvailable { ArraySlice($0) } ?? ArraySlice(buffer.readableBytesView))
+            if session.isHandshakeComplete, let timer = handshakeTimer {
+                timer.cancel()
+                handshakeTimer = nil
+            }
         } catch {
             violation(error, context: context)
         }
+        reportOwed()
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -69,8 +124,10 @@ final class ConnectionHandler: ChannelInboundHandler, ConnectionIO {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        handshakeTimer?.cancel()
         session?.connectionClosed()
         session = nil
+        reportOwed()
         self.context = nil
         onClose()
         context.fireChannelInactive()
@@ -83,9 +140,7 @@ final class ConnectionHandler: ChannelInboundHandler, ConnectionIO {
         context.fireChannelWritabilityChanged()
     }
 
-    private var sessionMetadata: Logger.Metadata {
-        session.map { ["conn": "\($0.cuid)"] } ?? [:]
-    }
+    private var sessionMetadata: Logger.Metadata { [:] }
 
     private func violation(_ error: any Error, context: ChannelHandlerContext) {
         guard session != nil else { return }
@@ -116,9 +171,13 @@ final class ConnectionHandler: ChannelInboundHandler, ConnectionIO {
         guard let context else { return }
         let loop = context.eventLoop
         let bound = NIOLoopBound(completion, eventLoop: loop)
+        let me = NIOLoopBound(self, eventLoop: loop)
         Task {
             let result = await work()
-            loop.execute { bound.value(result) }
+            loop.execute {
+                bound.value(result)
+                me.value.reportOwed()
+            }
         }
     }
 
@@ -126,7 +185,11 @@ final class ConnectionHandler: ChannelInboundHandler, ConnectionIO {
         guard let context else { return NoWork() }
         let loop = context.eventLoop
         let bound = NIOLoopBound(body, eventLoop: loop)
-        let task = loop.scheduleTask(in: .nanoseconds(Int64(seconds * 1e9))) { bound.value() }
+        let me = NIOLoopBound(self, eventLoop: loop)
+        let task = loop.scheduleTask(in: .nanoseconds(Int64(seconds * 1e9))) {
+            bound.value()
+            me.value.reportOwed()
+        }
         return ScheduledTaskWork(task: task)
     }
 

@@ -40,9 +40,28 @@ public enum Daemon {
 
     static func build(configPath: String, executor: any BlockingExecutor, logger: Logger) throws(ConfigErrors) -> Built {
         let settings = try Settings.load(path: configPath)
+        try checkFiles(settings, configPath: configPath)
         let chain = try PassdbFactory.make(settings.passdbs, settings: settings, executor: executor, logger: logger)
         let service = try AuthService(settings: settings, chain: chain, hostname: hostname(settings), logger: logger)
         return Built(settings: settings, service: service)
+    }
+
+    /// World-writable configuration or user files, or world-readable secrets, stop the start.
+    static func checkFiles(_ settings: Settings, configPath: String) throws(ConfigErrors) {
+        var errors: [ConfigError] = []
+        do {
+            try FileSafety.checkNotWorldWritable(settings.file, what: "the configuration")
+        } catch {
+            errors.append(ConfigError(file: settings.file, line: nil, "\(error)"))
+        }
+        for spec in settings.passdbs where spec.driver == "passwd-file" || spec.driver == "sasldb" {
+            do {
+                try FileSafety.checkSecretFile(spec.argument, what: "the \(spec.driver) user file")
+            } catch {
+                errors.append(ConfigError(file: settings.file, line: spec.line, "\(error)"))
+            }
+        }
+        if !errors.isEmpty { throw ConfigErrors(errors) }
     }
 
     static func hostname(_ settings: Settings) -> String {
@@ -173,6 +192,8 @@ struct ReloadService: Service, CustomStringConvertible {
         let signals = await UnixSignalsSequence(trapping: .sighup)
         for await _ in signals.cancelOnGracefulShutdown() {
             logger.info("SIGHUP: reloading \(configPath)")
+            SystemdNotify.reloading()
+            defer { SystemdNotify.ready(status: "serving; mechanisms \(box.service.advertised.map(\.name).joined(separator: " "))") }
             do {
                 let built = try Daemon.build(configPath: configPath, executor: executor, logger: logger)
                 if built.settings.listen != box.service.settings.listen {

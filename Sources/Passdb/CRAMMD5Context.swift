@@ -35,7 +35,10 @@ public enum CRAMMD5Context {
         outer.withUnsafeBufferPointer { MD5Block.compress(&outerState, block: $0) }
         var out: [UInt8] = []
         out.reserveCapacity(32)
-        for word in [outerState.0, outerState.1, outerState.2, outerState.3, innerState.0, innerState.1, innerState.2, innerState.3] {
+        for word in [
+            outerState.0, outerState.1, outerState.2, outerState.3, innerState.0, innerState.1, innerState.2,
+            innerState.3,
+        ] {
             out.append(UInt8(truncatingIfNeeded: word))
             out.append(UInt8(truncatingIfNeeded: word >> 8))
             out.append(UInt8(truncatingIfNeeded: word >> 16))
@@ -49,7 +52,8 @@ public enum CRAMMD5Context {
     public static func hmac(context: UnsafeBufferPointer<UInt8>, message: [UInt8]) -> [UInt8] {
         precondition(context.count == byteCount, "a CRAM-MD5 context is 32 bytes")
         func word(_ i: Int) -> UInt32 {
-            UInt32(context[i]) | UInt32(context[i + 1]) << 8 | UInt32(context[i + 2]) << 16 | UInt32(context[i + 3]) << 24
+            UInt32(context[i]) | UInt32(context[i + 1]) << 8 | UInt32(context[i + 2]) << 16 | UInt32(context[i + 3])
+                << 24
         }
         let outerState = (word(0), word(4), word(8), word(12))
         let innerState = (word(16), word(20), word(24), word(28))
@@ -97,7 +101,8 @@ enum MD5Block {
         precondition(block.count == 64)
         var m = [UInt32](repeating: 0, count: 16)
         for i in 0..<16 {
-            m[i] = UInt32(block[4 * i]) | UInt32(block[4 * i + 1]) << 8 | UInt32(block[4 * i + 2]) << 16
+            m[i] =
+                UInt32(block[4 * i]) | UInt32(block[4 * i + 1]) << 8 | UInt32(block[4 * i + 2]) << 16
                 | UInt32(block[4 * i + 3]) << 24
         }
         var (a, b, c, d) = state

@@ -96,7 +96,9 @@ public struct FileIdentity: Sendable, Equatable, CustomStringConvertible {
         return FileIdentity(st)
     }
 
-    public var description: String { "inode \(inode), \(size) bytes, mtime \(modificationSeconds).\(modificationNanoseconds)" }
+    public var description: String {
+        "inode \(inode), \(size) bytes, mtime \(modificationSeconds).\(modificationNanoseconds)"
+    }
 }
 
 /// `strerror` as a Swift string.

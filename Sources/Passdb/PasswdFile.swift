@@ -33,7 +33,8 @@ public enum PasswdFileError: Error, Sendable, Equatable, CustomStringConvertible
     public var description: String {
         switch self {
         case .unreadable(let path, let reason):
-            return "\(path): cannot read the user table: \(reason); check the path and that the daemon's user may read it"
+            return
+                "\(path): cannot read the user table: \(reason); check the path and that the daemon's user may read it"
         case .invalid(let path, let problems, let total):
             var lines = problems.map(\.description)
             if total > problems.count { lines.append("\(path): ... and \(total - problems.count) more problems") }
@@ -273,7 +274,8 @@ extension PasswdFile {
                 if first == lineEnd { continue }
                 if bytes[first] == UInt8(ascii: "#") { continue }
                 if first != start {
-                    problem(lineNumber, "the line starts with white space; remove it (only '#' comments may be indented)")
+                    problem(
+                        lineNumber, "the line starts with white space; remove it (only '#' comments may be indented)")
                     continue
                 }
 
@@ -306,11 +308,14 @@ extension PasswdFile {
                     }
                 }
                 if badByte {
-                    problem(lineNumber, "the user name contains white space or a control character; user names are one word")
+                    problem(
+                        lineNumber, "the user name contains white space or a control character; user names are one word"
+                    )
                     continue
                 }
                 let userBytes = UnsafeBufferPointer(rebasing: bytes[start..<userEnd])
-                let userDisplay = sanitizeForLog(String(decoding: userBytes, as: UTF8.self))
+                // Only built when a message needs it: this loop runs once per user.
+                var userDisplay: String { sanitizeForLog(String(decoding: userBytes, as: UTF8.self)) }
                 if nonASCII && !isValidUTF8(userBytes) {
                     problem(lineNumber, "the user name is not valid UTF-8; save the file as UTF-8")
                     continue
@@ -320,7 +325,9 @@ extension PasswdFile {
                     continue
                 }
                 if lastAt == userEnd - 1 {
-                    problem(lineNumber, "user '\(userDisplay)' has an empty realm after '@'; write user@realm or a bare user")
+                    problem(
+                        lineNumber,
+                        "user '\(userDisplay)' has an empty realm after '@'; write user@realm or a bare user")
                     continue
                 }
 
@@ -332,7 +339,9 @@ extension PasswdFile {
                 }
                 let field = UnsafeBufferPointer(rebasing: bytes[fieldStart..<fieldEnd])
                 if field.isEmpty {
-                    problem(lineNumber, "user '\(userDisplay)' has no password; set one with `saslgate user passwd \(userDisplay)`")
+                    problem(
+                        lineNumber,
+                        "user '\(userDisplay)' has no password; set one with `saslgate user passwd \(userDisplay)`")
                     continue
                 }
                 let scheme: PasswordScheme
@@ -348,7 +357,8 @@ extension PasswdFile {
                 switch StoredPassword.check(scheme: scheme, value: UnsafeBufferPointer(rebasing: field[valueRange])) {
                 case .ok: break
                 case .warning(let w):
-                    out.warnings.append(PasswdFileProblem(path: path, line: lineNumber, message: "user '\(userDisplay)': \(w)"))
+                    out.warnings.append(
+                        PasswdFileProblem(path: path, line: lineNumber, message: "user '\(userDisplay)': \(w)"))
                 case .error(let e):
                     problem(lineNumber, "user '\(userDisplay)': \(e)")
                     continue
@@ -375,13 +385,17 @@ extension PasswdFile {
                 let existing = insertIfAbsent(&out.index[key, default: -1], n)
                 if existing >= 0 {
                     let firstLine = out.records[Int(existing)].line
-                    problem(lineNumber, "duplicate user '\(userDisplay)' (first defined on line \(firstLine)); remove one of the two lines")
+                    problem(
+                        lineNumber,
+                        "duplicate user '\(userDisplay)' (first defined on line \(firstLine)); remove one of the two lines"
+                    )
                     continue
                 }
                 out.records.append(
                     Record(
                         lineStart: UInt32(start), lineEnd: UInt32(lineEnd), userEnd: UInt32(userEnd),
-                        valueStart: UInt32(fieldStart + valueRange.lowerBound), fieldEnd: UInt32(fieldEnd), line: UInt32(lineNumber),
+                        valueStart: UInt32(fieldStart + valueRange.lowerBound), fieldEnd: UInt32(fieldEnd),
+                        line: UInt32(lineNumber),
                         scheme: scheme
                     )
                 )

@@ -117,7 +117,9 @@ public struct PasswdFileEditor: Sendable {
         guard outcome.problems.isEmpty else {
             throw .fileInvalid(.invalid(path: target, problems: outcome.problems, total: outcome.problemCount))
         }
-        return outcome.records.map { String(decoding: buffer.bytes[Int($0.lineStart)..<Int($0.userEnd)], as: UTF8.self) }
+        return outcome.records.map {
+            String(decoding: buffer.bytes[Int($0.lineStart)..<Int($0.userEnd)], as: UTF8.self)
+        }
     }
 
     /// True if the table has `user` (any realm spelling); false when the file does not exist. Lock-free:
@@ -186,7 +188,9 @@ public struct PasswdFileEditor: Sendable {
         defer { close(fd) }
         var st = stat()
         guard fstat(fd, &st) == 0 else { throw .io(path: target, operation: "fstat", reason: errnoText(errno)) }
-        guard (st.st_mode & S_IFMT) == S_IFREG else { throw .io(path: target, operation: "open", reason: "not a regular file") }
+        guard (st.st_mode & S_IFMT) == S_IFREG else {
+            throw .io(path: target, operation: "open", reason: "not a regular file")
+        }
         do {
             return (try WipingBuffer.read(fd: fd, sizeHint: Int(st.st_size)), st)
         } catch {
@@ -210,7 +214,8 @@ public struct PasswdFileEditor: Sendable {
         let current = try readCurrent(target)
         var contents = current.map { Array($0.0.bytes) } ?? []
         defer { contents.wipe() }
-        let outcome = current.map { PasswdFile.Parser.parse($0.0.bytes, path: target, defaultRealm: defaultRealm) }
+        let outcome =
+            current.map { PasswdFile.Parser.parse($0.0.bytes, path: target, defaultRealm: defaultRealm) }
             ?? PasswdFile.ParseOutcome()
         guard outcome.problems.isEmpty else {
             throw .fileInvalid(.invalid(path: target, problems: outcome.problems, total: outcome.problemCount))
@@ -219,7 +224,9 @@ public struct PasswdFileEditor: Sendable {
         try writeAtomically(contents, to: target, like: current?.1)
     }
 
-    private func writeAtomically(_ contents: [UInt8], to target: String, like original: stat?) throws(PasswdFileEditError) {
+    private func writeAtomically(_ contents: [UInt8], to target: String, like original: stat?)
+        throws(PasswdFileEditError)
+    {
         let tmp = "\(target).tmp.\(getpid())"
         let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0o600)
         guard fd >= 0 else { throw .io(path: tmp, operation: "create", reason: errnoText(errno)) }
@@ -236,7 +243,9 @@ public struct PasswdFileEditor: Sendable {
                         reason: errnoText(errno) + "; run as root or as the file's owner"
                     )
                 }
-                if fchmod(fd, original.st_mode & 0o7777) != 0 { throw .io(path: tmp, operation: "chmod", reason: errnoText(errno)) }
+                if fchmod(fd, original.st_mode & 0o7777) != 0 {
+                    throw .io(path: tmp, operation: "chmod", reason: errnoText(errno))
+                }
             } else if fchmod(fd, PasswdFileEditor.newFileMode) != 0 {
                 throw .io(path: tmp, operation: "chmod", reason: errnoText(errno))
             }
@@ -251,7 +260,9 @@ public struct PasswdFileEditor: Sendable {
             }
             if fsync(fd) != 0 { throw .io(path: tmp, operation: "fsync", reason: errnoText(errno)) }
         }
-        if rename(tmp, target) != 0 { throw .io(path: target, operation: "rename \(tmp) over it", reason: errnoText(errno)) }
+        if rename(tmp, target) != 0 {
+            throw .io(path: target, operation: "rename \(tmp) over it", reason: errnoText(errno))
+        }
         ok = true
         let dir = directory(of: target)
         let dirFD = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)

@@ -110,7 +110,8 @@ public final class PasswdFilePassdb: PasswordDatabase {
         let table = currentTable()
         guard let stored = table.password(forKey: table.key(for: request)) else { return .userUnknown }
         guard stored.credentialSchemes.contains(scheme) else {
-            return .schemeNotAvailable("the password is stored as {\(stored.scheme)}, which cannot give \(scheme) credentials")
+            return .schemeNotAvailable(
+                "the password is stored as {\(stored.scheme)}, which cannot give \(scheme) credentials")
         }
         let user = request.user
         let credential: Credential?

@@ -75,7 +75,8 @@ public enum PasswordScheme: String, Sendable, Hashable, CaseIterable, CustomStri
 
     /// Schemes `hash(_:user:)` can write.
     public static let hashable: [PasswordScheme] = [
-        .crypt, .sha512Crypt, .sha256Crypt, .blfCrypt, .ssha512, .ssha256, .scramSHA256, .scramSHA1, .cramMD5, .digestMD5, .plain,
+        .crypt, .sha512Crypt, .sha256Crypt, .blfCrypt, .ssha512, .ssha256, .scramSHA256, .scramSHA1, .cramMD5,
+        .digestMD5, .plain,
     ]
 
     /// Names of every scheme, for error messages.
@@ -84,7 +85,9 @@ public enum PasswordScheme: String, Sendable, Hashable, CaseIterable, CustomStri
     // MARK: fast matching on raw bytes (table load)
 
     private static let upperNames: [(PasswordScheme, [UInt8])] =
-        allCases.map { ($0, Array($0.rawValue.utf8)) } + [(.plain, Array("CLEAR".utf8)), (.plain, Array("CLEARTEXT".utf8))]
+        allCases.map { ($0, Array($0.rawValue.utf8)) } + [
+            (.plain, Array("CLEAR".utf8)), (.plain, Array("CLEARTEXT".utf8)),
+        ]
 
     /// Matches a scheme name case-insensitively without building a String.
     static func match(_ name: UnsafeBufferPointer<UInt8>) -> PasswordScheme? {
@@ -197,7 +200,9 @@ public struct StoredPassword: Sendable, CustomStringConvertible {
     // MARK: parsing
 
     /// Splits `{SCHEME}value`; no prefix means CRYPT. Returns the value's range within `field`.
-    static func splitField(_ field: UnsafeBufferPointer<UInt8>) -> Result<(PasswordScheme, Range<Int>), PasswordSchemeError> {
+    static func splitField(_ field: UnsafeBufferPointer<UInt8>) -> Result<
+        (PasswordScheme, Range<Int>), PasswordSchemeError
+    > {
         guard let first = field.first, first == UInt8(ascii: "{") else {
             return .success((.crypt, 0..<field.count))
         }
@@ -214,7 +219,8 @@ public struct StoredPassword: Sendable, CustomStringConvertible {
     private static func displayableSchemeName(_ name: UnsafeBufferPointer<UInt8>) -> String? {
         guard (1...32).contains(name.count),
             name.allSatisfy({
-                ($0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z")) || ($0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9"))
+                ($0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z"))
+                    || ($0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9"))
                     || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "_")
             })
         else { return nil }
@@ -234,11 +240,16 @@ public struct StoredPassword: Sendable, CustomStringConvertible {
             switch LibCrypt.checkSetting(value) {
             case .ok: return .ok
             case .legacy:
-                return .warning("{\(scheme)} uses a weak legacy crypt method; set a new password with `saslgate user passwd USER`")
+                return .warning(
+                    "{\(scheme)} uses a weak legacy crypt method; set a new password with `saslgate user passwd USER`")
             case .disabled:
-                return .warning("{\(scheme)} uses a crypt method this libcrypt has disabled; the user cannot log in until the password is set again")
+                return .warning(
+                    "{\(scheme)} uses a crypt method this libcrypt has disabled; the user cannot log in until the password is set again"
+                )
             case .invalid:
-                return .warning("{\(scheme)} value is not a hash this libcrypt understands; the user cannot log in until the password is set again")
+                return .warning(
+                    "{\(scheme)} value is not a hash this libcrypt understands; the user cannot log in until the password is set again"
+                )
             }
         case .ssha256, .ssha512:
             let digest = scheme == .ssha256 ? SHA256.byteCount : SHA512.byteCount
@@ -264,7 +275,8 @@ public struct StoredPassword: Sendable, CustomStringConvertible {
                 return .error(
                     .malformedValue(
                         scheme,
-                        expected: "iterations,salt,storedkey,serverkey with iterations 1 to \(SCRAMVerifier.iterationRange.upperBound) "
+                        expected:
+                            "iterations,salt,storedkey,serverkey with iterations 1 to \(SCRAMVerifier.iterationRange.upperBound) "
                             + "and base64 keys of the digest's length"
                     )
                 )
@@ -280,7 +292,8 @@ public struct StoredPassword: Sendable, CustomStringConvertible {
     /// `scheme.isExpensive`.
     public func verify(_ password: Secret, user: String) -> PasswordVerification {
         password.withBytes { pw in
-            value.withBytes { stored in StoredPassword.verify(scheme: scheme, stored: stored, password: pw, user: user) }
+            value.withBytes { stored in StoredPassword.verify(scheme: scheme, stored: stored, password: pw, user: user)
+            }
         }
     }
 
@@ -430,54 +443,62 @@ extension PasswordScheme {
     }
 
     private func hashValue(_ pw: UnsafeBufferPointer<UInt8>, user: String?) throws(PasswordSchemeError) -> String {
-            switch self {
-            case .plain:
-                return String(decoding: pw, as: UTF8.self)
-            case .crypt: return try cryptHash(pw, prefix: "$y$", count: 0)
-            case .sha512Crypt: return try cryptHash(pw, prefix: "$6$", count: 0)
-            case .sha256Crypt: return try cryptHash(pw, prefix: "$5$", count: 0)
-            case .blfCrypt: return try cryptHash(pw, prefix: "$2y$", count: PasswordScheme.bcryptCost)
-            case .md5Crypt: throw .verifyOnly(self)
-            case .ssha256: return saltedHash(SHA256.self, pw)
-            case .ssha512: return saltedHash(SHA512.self, pw)
-            case .cramMD5:
-                var context = CRAMMD5Context.compute(password: pw)
-                defer { context.wipe() }
-                return PasswordEncoding.hexEncode(context)
-            case .digestMD5:
-                guard let user, !user.isEmpty else { throw .needsUserName(self) }
-                var ha1 = StoredPassword.digestMD5HA1(user: user, password: pw)
-                defer { ha1.wipe() }
-                return PasswordEncoding.hexEncode(ha1)
-            case .scramSHA1, .scramSHA256:
-                return SCRAMVerifier.derive(
-                    password: pw, hash: self == .scramSHA1 ? .sha1 : .sha256, salt: randomBytes(SCRAMVerifier.defaultSaltLength),
-                    iterations: SCRAMVerifier.defaultIterations
-                ).encoded
-            }
+        switch self {
+        case .plain:
+            return String(decoding: pw, as: UTF8.self)
+        case .crypt: return try cryptHash(pw, prefix: "$y$", count: 0)
+        case .sha512Crypt: return try cryptHash(pw, prefix: "$6$", count: 0)
+        case .sha256Crypt: return try cryptHash(pw, prefix: "$5$", count: 0)
+        case .blfCrypt: return try cryptHash(pw, prefix: "$2y$", count: PasswordScheme.bcryptCost)
+        case .md5Crypt: throw .verifyOnly(self)
+        case .ssha256: return saltedHash(SHA256.self, pw)
+        case .ssha512: return saltedHash(SHA512.self, pw)
+        case .cramMD5:
+            var context = CRAMMD5Context.compute(password: pw)
+            defer { context.wipe() }
+            return PasswordEncoding.hexEncode(context)
+        case .digestMD5:
+            guard let user, !user.isEmpty else { throw .needsUserName(self) }
+            var ha1 = StoredPassword.digestMD5HA1(user: user, password: pw)
+            defer { ha1.wipe() }
+            return PasswordEncoding.hexEncode(ha1)
+        case .scramSHA1, .scramSHA256:
+            return SCRAMVerifier.derive(
+                password: pw, hash: self == .scramSHA1 ? .sha1 : .sha256,
+                salt: randomBytes(SCRAMVerifier.defaultSaltLength),
+                iterations: SCRAMVerifier.defaultIterations
+            ).encoded
+        }
     }
 
     /// Refuses passwords a passwd-file line cannot hold or a scheme cannot take.
     public static func checkStorable(_ password: Secret, for scheme: PasswordScheme) throws(PasswordSchemeError) {
         if password.isEmpty { throw .passwordNotStorable("it is empty") }
-        try password.withBytes { pw in Result { () throws(PasswordSchemeError) in try checkStorableBytes(pw, for: scheme) } }.get()
+        try password.withBytes { pw in
+            Result { () throws(PasswordSchemeError) in try checkStorableBytes(pw, for: scheme) }
+        }.get()
     }
 
-    private static func checkStorableBytes(_ pw: UnsafeBufferPointer<UInt8>, for scheme: PasswordScheme) throws(PasswordSchemeError) {
-            if pw.contains(0) { throw .passwordNotStorable("it contains a NUL byte") }
-            if pw.contains(0x0A) || pw.contains(0x0D) { throw .passwordNotStorable("it contains a line break") }
-            if scheme == .plain && pw.contains(UInt8(ascii: ":")) {
-                throw .passwordNotStorable("{PLAIN} cannot hold ':' (the field separator); choose a hashing scheme")
-            }
-            if scheme.isCryptFamily && pw.count > LibCrypt.maxPassphraseLength {
-                throw .passwordNotStorable("crypt(3) takes at most \(LibCrypt.maxPassphraseLength) bytes")
-            }
+    private static func checkStorableBytes(_ pw: UnsafeBufferPointer<UInt8>, for scheme: PasswordScheme)
+        throws(PasswordSchemeError)
+    {
+        if pw.contains(0) { throw .passwordNotStorable("it contains a NUL byte") }
+        if pw.contains(0x0A) || pw.contains(0x0D) { throw .passwordNotStorable("it contains a line break") }
+        if scheme == .plain && pw.contains(UInt8(ascii: ":")) {
+            throw .passwordNotStorable("{PLAIN} cannot hold ':' (the field separator); choose a hashing scheme")
+        }
+        if scheme.isCryptFamily && pw.count > LibCrypt.maxPassphraseLength {
+            throw .passwordNotStorable("crypt(3) takes at most \(LibCrypt.maxPassphraseLength) bytes")
+        }
     }
 
-    private func cryptHash(_ pw: UnsafeBufferPointer<UInt8>, prefix: String, count: UInt) throws(PasswordSchemeError) -> String {
+    private func cryptHash(_ pw: UnsafeBufferPointer<UInt8>, prefix: String, count: UInt) throws(PasswordSchemeError)
+        -> String
+    {
         switch LibCrypt.hash(passphrase: pw, prefix: prefix, count: count) {
         case .success(let h): return h
-        case .failure(.gensaltFailed(let e)): throw .hashingFailed(self, "crypt_gensalt failed for \(prefix) (errno \(e))")
+        case .failure(.gensaltFailed(let e)):
+            throw .hashingFailed(self, "crypt_gensalt failed for \(prefix) (errno \(e))")
         case .failure(.unsupportedSetting(let e)): throw .hashingFailed(self, "crypt failed for \(prefix) (errno \(e))")
         case .failure(.unusablePassphrase): throw .passwordNotStorable("crypt(3) cannot take it")
         }

@@ -60,7 +60,8 @@ public struct SCRAMVerifier: Sendable {
         }
         let length = digestLength(hash)
         guard stored.count == length, server.count == length else { return nil }
-        return SCRAMVerifier(hash: hash, iterations: iterations, salt: salt, storedKey: Secret(stored), serverKey: Secret(server))
+        return SCRAMVerifier(
+            hash: hash, iterations: iterations, salt: salt, storedKey: Secret(stored), serverKey: Secret(server))
     }
 
     /// The stored form (without the `{SCHEME}` prefix).
@@ -70,7 +71,9 @@ public struct SCRAMVerifier: Sendable {
     }
 
     /// A verifier for `password` with the given salt and iteration count.
-    static func derive(password: UnsafeBufferPointer<UInt8>, hash: SCRAMHash, salt: [UInt8], iterations: Int) -> SCRAMVerifier {
+    static func derive(password: UnsafeBufferPointer<UInt8>, hash: SCRAMHash, salt: [UInt8], iterations: Int)
+        -> SCRAMVerifier
+    {
         switch hash {
         case .sha1: derive(Insecure.SHA1.self, password: password, hash: hash, salt: salt, iterations: iterations)
         case .sha256: derive(SHA256.self, password: password, hash: hash, salt: salt, iterations: iterations)
@@ -85,7 +88,8 @@ public struct SCRAMVerifier: Sendable {
         let clientKey = Array(HMAC<H>.authenticationCode(for: Array("Client Key".utf8), using: saltedKey))
         let serverKey = Array(HMAC<H>.authenticationCode(for: Array("Server Key".utf8), using: saltedKey))
         let storedKey = Array(H.hash(data: clientKey))
-        return SCRAMVerifier(hash: hash, iterations: iterations, salt: salt, storedKey: Secret(storedKey), serverKey: Secret(serverKey))
+        return SCRAMVerifier(
+            hash: hash, iterations: iterations, salt: salt, storedKey: Secret(storedKey), serverKey: Secret(serverKey))
     }
 
     /// True if `password` produces this verifier's StoredKey (constant-time compare).
@@ -98,7 +102,9 @@ public struct SCRAMVerifier: Sendable {
 /// PBKDF2 (RFC 8018) with HMAC, for SCRAM's Hi(). swift-crypto's own PBKDF2 sits in _CryptoExtras, which
 /// this module does not depend on; one block of output is all SCRAM needs.
 enum PBKDF2 {
-    static func derive<H: HashFunction>(_: H.Type, password: UnsafeBufferPointer<UInt8>, salt: [UInt8], iterations: Int) -> Secret {
+    static func derive<H: HashFunction>(_: H.Type, password: UnsafeBufferPointer<UInt8>, salt: [UInt8], iterations: Int)
+        -> Secret
+    {
         let key = SymmetricKey(data: password)
         let keyed = HMAC<H>(key: key)
         var first = keyed

@@ -98,6 +98,11 @@ public struct PAMOptions: Sendable, Equatable {
         return options
     }
 
+    /// The same from a dictionary (e.g. `PassdbSpec.options`), keys in sorted order.
+    public static func parse(_ options: [String: String]) throws(PAMConfigError) -> PAMOptions {
+        try parse(options.sorted { $0.key < $1.key }.map { ($0.key, $0.value) })
+    }
+
     /// Checks ranges (also for options built in code).
     public func validate() throws(PAMConfigError) {
         guard (1...PAMOptions.maximumConcurrency).contains(maxConcurrency) else {

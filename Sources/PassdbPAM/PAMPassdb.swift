@@ -44,7 +44,7 @@ public final class PAMPassdb: PasswordDatabase {
         self.logger = logger
         self.pool = PAMThreadPool(
             maxThreads: options.maxConcurrency, maxQueue: options.maxQueue, maxStuck: options.maxStuck,
-            timeout: options.timeout, threadName: "saslgate-pam")
+            timeout: options.timeout)
 
         let dir = options.confDir ?? "/etc/pam.d"
         if access(dir + "/" + service, R_OK) != 0 {
@@ -86,6 +86,7 @@ public final class PAMPassdb: PasswordDatabase {
         let pamUser = pamUserName(for: request)
         var logger = self.logger
         logger[metadataKey: "user"] = "\(sanitizeForLog(request.user))"
+        if let rip = request.remoteIP { logger[metadataKey: "rip"] = "\(sanitizeForLog(rip, limit: 64))" }
         if pamUser.isEmpty || pamUser.utf8.contains(0) {
             logger.debug("PAM: user name unusable for PAM")
             return .userUnknown

@@ -70,7 +70,6 @@ final class PAMThreadPool<Result: Sendable>: @unchecked Sendable {
     let maxStuck: Int
     let timeout: Duration
     let idleTimeout: Duration
-    let threadName: String
 
     private let lock = ConditionLock()
     private var queue = JobQueue<Job>()
@@ -84,17 +83,13 @@ final class PAMThreadPool<Result: Sendable>: @unchecked Sendable {
     private var completed = 0
     private var isShutDown = false
 
-    init(
-        maxThreads: Int, maxQueue: Int, maxStuck: Int, timeout: Duration, idleTimeout: Duration = .seconds(60),
-        threadName: String = "saslgate-pam"
-    ) {
+    init(maxThreads: Int, maxQueue: Int, maxStuck: Int, timeout: Duration, idleTimeout: Duration = .seconds(60)) {
         precondition(maxThreads >= 1 && maxQueue >= 0 && maxStuck >= 0)
         self.maxThreads = maxThreads
         self.maxQueue = maxQueue
         self.maxStuck = maxStuck
         self.timeout = timeout
         self.idleTimeout = idleTimeout
-        self.threadName = String(threadName.utf8.prefix(15))!
     }
 
     var statistics: PAMPoolStatistics {

@@ -88,8 +88,10 @@ struct PAMTransaction {
                 stage = .end
                 status = endStatus
             }
+            var messages = context.messages
+            if context.droppedMessages > 0 { messages.append("(\(context.droppedMessages) more messages not logged)") }
             return Outcome(
-                result: result, status: status, stage: stage, statusText: text, messages: context.messages,
+                result: result, status: status, stage: stage, statusText: text, messages: messages,
                 refusedPrompts: context.refusedPrompts)
         }
     }
@@ -158,7 +160,7 @@ final class ConversationContext {
 /// the user name (a module asking for the login), PAM_ERROR_MSG / PAM_TEXT_INFO are noted for the log
 /// and get no answer; anything else (binary prompts) fails the conversation. Answers are malloc'ed
 /// copies that PAM frees; on failure the ones made so far are wiped and freed here.
-private let pamConversation:
+let pamConversation:
     @convention(c) (
         Int32, UnsafeMutablePointer<UnsafePointer<pam_message>?>?, UnsafeMutablePointer<UnsafeMutablePointer<pam_response>?>?,
         UnsafeMutableRawPointer?

@@ -1,6 +1,7 @@
 import AuthCore
 import AuthProtocol
 import Testing
+
 @testable import AdminCommands
 
 @Suite("saslgate auth test")
@@ -24,15 +25,30 @@ struct AuthTestCommandTests {
 
     @Test func parsesOptions() throws {
         let t = try #require(
-            try SaslgateCommand.parseAsRoot(["auth", "test", "--socket", "/s", "--mech", "LOGIN", "--rip", "192.0.2.7", "--service", "submission", "--secured", "--password-stdin", "bob"])
+            try SaslgateCommand.parseAsRoot([
+                "auth", "test", "--socket", "/s", "--mech", "LOGIN", "--rip", "192.0.2.7", "--service", "submission",
+                "--secured", "--password-stdin", "bob",
+            ])
                 as? AuthTestCommand
         )
-        let r = t.request
+        let r = try t.makeRequest()
         #expect(r.socketPath == "/s" && r.mechanism == .login && r.remoteIP == "192.0.2.7" && r.service == "submission" && r.secured)
         #expect(r.user == "bob" && t.passwordStdin)
         #expect(r.timeout == .seconds(15))
         let d = try #require(try SaslgateCommand.parseAsRoot(["auth", "test", "bob"]) as? AuthTestCommand)
-        #expect(d.socket == "/run/saslgated/auth-client" && d.mech == .plain && d.service == "smtp" && !d.secured)
+        #expect(d.socket == nil && d.mech == .plain && d.service == "smtp" && !d.secured)
+    }
+
+    @Test func socketFromTheConfiguration() throws {
+        let dir = TempDir()
+        let config = dir.write("saslgated.conf", "listen = run/auth\n")
+        let t = try #require(try SaslgateCommand.parseAsRoot(["auth", "test", "-c", config, "bob"]) as? AuthTestCommand)
+        #expect(try t.socketPath() == dir.file("run/auth"))
+        let unset = dir.write("empty.conf", "# nothing\n")
+        let u = try #require(try SaslgateCommand.parseAsRoot(["auth", "test", "-c", unset, "bob"]) as? AuthTestCommand)
+        #expect(try u.socketPath() == "/var/spool/postfix/private/auth")
+        let r = saslgate(["auth", "test", "-c", dir.file("missing.conf"), "--password-stdin", "bob"], stdin: "pw")
+        #expect(r.code == 2)
     }
 
     @Test func plainSuccess() {
@@ -40,7 +56,10 @@ struct AuthTestCommandTests {
         let s = server(dir)
         defer { s.stop() }
         let r = saslgate(
-            ["auth", "test", "--socket", s.path, "--rip", "192.0.2.7", "--secured", "--password-stdin", "bob@example.com"],
+            [
+                "auth", "test", "--socket", s.path, "--rip", "192.0.2.7", "--secured", "--password-stdin",
+                "bob@example.com",
+            ],
             stdin: Self.password
         )
         #expect(r.code == 0, "\(r.err)")
@@ -49,14 +68,17 @@ struct AuthTestCommandTests {
         let lines = s.lines
         #expect(lines.first == "VERSION\t1\t2")
         #expect(lines.dropFirst().first?.hasPrefix("CPID\t") == true)
-        #expect(lines.dropFirst(2).first == "AUTH\t1\tPLAIN\tservice=smtp\trip=192.0.2.7\tsecured\tresp=\(Self.plainResponseBase64)")
+        #expect(
+            lines.dropFirst(2).first
+                == "AUTH\t1\tPLAIN\tservice=smtp\trip=192.0.2.7\tsecured\tresp=\(Self.plainResponseBase64)")
     }
 
     @Test func plainFailureExit1() {
         let dir = TempDir()
         let s = server(dir)
         defer { s.stop() }
-        let r = saslgate(["auth", "test", "--socket", s.path, "--password-stdin", "bob@example.com"], stdin: "wrong-password")
+        let r = saslgate(
+            ["auth", "test", "--socket", s.path, "--password-stdin", "bob@example.com"], stdin: "wrong-password")
         #expect(r.code == 1)
         #expect(r.out == "auth failed: user=bob@example.com code=authfail reason=Password mismatch")
         #expect(!r.all.contains("wrong-password"))
@@ -66,7 +88,9 @@ struct AuthTestCommandTests {
         let dir = TempDir()
         let s = server(dir)
         defer { s.stop() }
-        let r = saslgate(["auth", "test", "--socket", s.path, "--mech", "login", "--password-stdin", "bob@example.com"], stdin: Self.password)
+        let r = saslgate(
+            ["auth", "test", "--socket", s.path, "--mech", "login", "--password-stdin", "bob@example.com"],
+            stdin: Self.password)
         #expect(r.code == 0, "\(r.err)")
         #expect(r.out == "auth succeeded: user=bob@example.com")
         assertNoSecret(r)
@@ -88,9 +112,13 @@ struct AuthTestCommandTests {
 
     @Test func missingSocketExit2() {
         let dir = TempDir()
-        let r = saslgate(["auth", "test", "--socket", dir.file("none"), "--password-stdin", "bob"], stdin: Self.password)
+        let r = saslgate(
+            ["auth", "test", "--socket", dir.file("none"), "--password-stdin", "bob"], stdin: Self.password)
         #expect(r.code == 2)
-        #expect(r.err == "saslgate: \(dir.file("none")) does not exist; is saslgated running? (give the socket with --socket PATH)")
+        #expect(
+            r.err
+                == "saslgate: \(dir.file("none")) does not exist; is saslgated running? (give the socket with --socket PATH)"
+        )
         assertNoSecret(r)
     }
 
@@ -98,7 +126,8 @@ struct AuthTestCommandTests {
         let dir = TempDir()
         let s = server(dir, .plainOnly)
         defer { s.stop() }
-        let r = saslgate(["auth", "test", "--socket", s.path, "--mech", "login", "--password-stdin", "bob"], stdin: Self.password)
+        let r = saslgate(
+            ["auth", "test", "--socket", s.path, "--mech", "login", "--password-stdin", "bob"], stdin: Self.password)
         #expect(r.code == 2)
         #expect(r.err.contains("does not offer LOGIN (it offers: PLAIN)"))
     }
@@ -112,7 +141,8 @@ struct AuthTestCommandTests {
         #expect(throws: CLIError.self) { try AuthClient.run(request, password: Secret(Self.password)) }
         #expect(ContinuousClock.now - start < .seconds(5))
         do {
-            _ = try AuthClient.run(AuthTestRequest(socketPath: s.path, user: "bob", timeout: .milliseconds(100)), password: Secret("x"))
+            _ = try AuthClient.run(
+                AuthTestRequest(socketPath: s.path, user: "bob", timeout: .milliseconds(100)), password: Secret("x"))
         } catch {
             #expect(error.exitCode == 2)
         }
@@ -120,6 +150,8 @@ struct AuthTestCommandTests {
 
     @Test func summaryLinesAreSanitized() {
         #expect(AuthTestOutcome.failed(user: "a\u{1}b", code: nil, reason: nil).summary == "auth failed: user=a?b")
-        #expect(AuthTestOutcome.failed(user: "u", code: "temp_fail", reason: nil).summary == "auth failed: user=u code=temp_fail")
+        #expect(
+            AuthTestOutcome.failed(user: "u", code: "temp_fail", reason: nil).summary
+                == "auth failed: user=u code=temp_fail")
     }
 }

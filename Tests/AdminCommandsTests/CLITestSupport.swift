@@ -1,5 +1,6 @@
 import AuthCore
 import Synchronization
+
 @testable import AdminCommands
 
 #if canImport(Glibc)
@@ -43,7 +44,9 @@ final class FakeTerminal: Sendable {
             readHiddenFromTerminal: { prompt in
                 try self.state.withLock { s throws -> Secret in
                     s.prompts.append(prompt)
-                    guard !s.ttyAnswers.isEmpty else { throw CLIError.failure("no terminal to ask for the password on") }
+                    guard !s.ttyAnswers.isEmpty else {
+                        throw CLIError.failure("no terminal to ask for the password on")
+                    }
                     return Secret(s.ttyAnswers.removeFirst())
                 }
             }

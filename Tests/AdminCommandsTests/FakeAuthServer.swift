@@ -34,17 +34,22 @@ final class FakeAuthServer: Sendable {
             for (i, b) in path.utf8.enumerated() { raw[i] = b }
         }
         let rc = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(listener, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
         }
         precondition(rc == 0, "bind failed")
         listen(listener, 4)
         let fd = listener
         var thread = pthread_t()
-        let box = Unmanaged.passRetained(Job { self.serve(fd: fd, user: user, password: password, behavior: behavior) }).toOpaque()
-        pthread_create(&thread, nil, { raw in
-            Unmanaged<Job>.fromOpaque(raw!).takeRetainedValue().body()
-            return nil
-        }, box)
+        let box = Unmanaged.passRetained(Job { self.serve(fd: fd, user: user, password: password, behavior: behavior) })
+            .toOpaque()
+        pthread_create(
+            &thread, nil,
+            { raw in
+                Unmanaged<Job>.fromOpaque(raw!).takeRetainedValue().body()
+                return nil
+            }, box)
         pthread_detach(thread)
     }
 
@@ -64,7 +69,9 @@ final class FakeAuthServer: Sendable {
         guard conn >= 0 else { return }
         defer { close(conn) }
         var reader = LineReader(fd: conn)
-        func send(_ s: String) { _ = Array(s.utf8).withUnsafeBytes { Glibc.send(conn, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) } }
+        func send(_ s: String) {
+            _ = Array(s.utf8).withUnsafeBytes { Glibc.send(conn, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        }
         switch behavior {
         case .silent:
             send("VERSION\t1\t2\nMECH\tPLAIN\tplaintext\n")
@@ -89,7 +96,9 @@ final class FakeAuthServer: Sendable {
             if fields.first == "AUTH" {
                 if fields[2] == "PLAIN", let resp = fields.first(where: { $0.hasPrefix("resp=") }) {
                     let bytes = DovecotBase64.decode(String(resp.dropFirst(5))) ?? []
-                    let parts = bytes.split(separator: 0, omittingEmptySubsequences: false).map { String(decoding: $0, as: UTF8.self) }
+                    let parts = bytes.split(separator: 0, omittingEmptySubsequences: false).map {
+                        String(decoding: $0, as: UTF8.self)
+                    }
                     verdict(parts.count > 1 ? parts[1] : "", parts.count > 2 ? parts[2] : "")
                 } else if fields[2] == "LOGIN" {
                     send("CONT\t1\t\(DovecotBase64.encode(Array("Username:".utf8)))\n")

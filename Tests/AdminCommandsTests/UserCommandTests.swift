@@ -2,6 +2,7 @@ import ArgumentParser
 import AuthCore
 import Passdb
 import Testing
+
 @testable import AdminCommands
 
 @Suite("saslgate user / pw")
@@ -9,7 +10,9 @@ struct UserCommandTests {
     // MARK: argument parsing
 
     @Test func parsesUserAdd() throws {
-        let parsed = try SaslgateCommand.parseAsRoot(["user", "add", "--file", "/x/users", "--scheme", "ssha512", "--password-stdin", "bob@example.com"])
+        let parsed = try SaslgateCommand.parseAsRoot([
+            "user", "add", "--file", "/x/users", "--scheme", "ssha512", "--password-stdin", "bob@example.com",
+        ])
         let add = try #require(parsed as? UserAddCommand)
         #expect(add.user == "bob@example.com")
         #expect(add.table.file == "/x/users")
@@ -19,33 +22,45 @@ struct UserCommandTests {
     }
 
     @Test func parsesDefaults() throws {
-        let add = try #require(try SaslgateCommand.parseAsRoot(["user", "add", "-c", "/etc/x.conf", "bob"]) as? UserAddCommand)
+        let add = try #require(
+            try SaslgateCommand.parseAsRoot(["user", "add", "-c", "/etc/x.conf", "bob"]) as? UserAddCommand)
         #expect(add.password.scheme.scheme == .crypt)
         #expect(!add.password.passwordStdin)
         #expect(add.table.config == "/etc/x.conf")
-        #expect(try #require(try SaslgateCommand.parseAsRoot(["user", "list", "-f", "u"]) as? UserListCommand).table.file == "u")
-        #expect(try #require(try SaslgateCommand.parseAsRoot(["user", "del", "-f", "u", "x"]) as? UserDelCommand).user == "x")
-        #expect(try #require(try SaslgateCommand.parseAsRoot(["user", "passwd", "-f", "u", "x"]) as? UserPasswdCommand).user == "x")
+        #expect(
+            try #require(try SaslgateCommand.parseAsRoot(["user", "list", "-f", "u"]) as? UserListCommand).table.file
+                == "u")
+        #expect(
+            try #require(try SaslgateCommand.parseAsRoot(["user", "del", "-f", "u", "x"]) as? UserDelCommand).user
+                == "x")
+        #expect(
+            try #require(try SaslgateCommand.parseAsRoot(["user", "passwd", "-f", "u", "x"]) as? UserPasswdCommand).user
+                == "x")
     }
 
-    @Test("scheme names", arguments: [
-        ("yescrypt", PasswordScheme.crypt), ("CRYPT", .crypt), ("sha512-crypt", .sha512Crypt), ("{SHA256-CRYPT}", .sha256Crypt),
-        ("BLF-CRYPT", .blfCrypt), ("ssha256", .ssha256), ("PLAIN", .plain), ("scram-sha-256", .scramSHA256),
-    ])
+    @Test(
+        "scheme names",
+        arguments: [
+            ("yescrypt", PasswordScheme.crypt), ("CRYPT", .crypt), ("sha512-crypt", .sha512Crypt),
+            ("{SHA256-CRYPT}", .sha256Crypt),
+            ("BLF-CRYPT", .blfCrypt), ("ssha256", .ssha256), ("PLAIN", .plain), ("scram-sha-256", .scramSHA256),
+        ])
     func schemeNames(name: String, scheme: PasswordScheme) {
         #expect(SchemeArgument(argument: name)?.scheme == scheme)
     }
 
-    @Test("usage errors exit 2", arguments: [
-        ["user", "add", "--file", "u"],  // no USER
-        ["user", "add", "--file", "u", "--config", "c", "bob"],  // both
-        ["user", "add", "--file", "u", "--scheme", "md5-crypt", "bob"],  // verify-only scheme
-        ["user", "add", "--file", "u", "--scheme", "rot13", "bob"],
-        ["user", "add", "--file", "u", "--password", "x", "bob"],  // no password option in argv
-        ["user", "frobnicate"],
-        ["pw", "--scheme", "nope"],
-        ["auth", "test", "--mech", "cram-md5", "bob"],
-    ])
+    @Test(
+        "usage errors exit 2",
+        arguments: [
+            ["user", "add", "--file", "u"],  // no USER
+            ["user", "add", "--file", "u", "--config", "c", "bob"],  // both
+            ["user", "add", "--file", "u", "--scheme", "md5-crypt", "bob"],  // verify-only scheme
+            ["user", "add", "--file", "u", "--scheme", "rot13", "bob"],
+            ["user", "add", "--file", "u", "--password", "x", "bob"],  // no password option in argv
+            ["user", "frobnicate"],
+            ["pw", "--scheme", "nope"],
+            ["auth", "test", "--mech", "cram-md5", "bob"],
+        ])
     func usageErrors(arguments: [String]) {
         let r = saslgate(arguments, stdin: "pw")
         #expect(r.code == 2)
@@ -97,7 +112,8 @@ struct UserCommandTests {
     @Test func passwdKeepsOtherFieldsAndDelRemoves() throws {
         let dir = TempDir()
         let users = dir.write("users", "# c\nbob:{PLAIN}x:1:2:gecos\ncarol:{PLAIN}y\n")
-        let p = saslgate(["user", "passwd", "-f", users, "--scheme", "SSHA512", "--password-stdin", "bob"], stdin: "n3wpassword")
+        let p = saslgate(
+            ["user", "passwd", "-f", users, "--scheme", "SSHA512", "--password-stdin", "bob"], stdin: "n3wpassword")
         #expect(p.code == 0, "\(p.err)")
         let text = try #require(dir.read("users"))
         #expect(text.hasPrefix("# c\nbob:{SSHA512}"))
@@ -111,7 +127,8 @@ struct UserCommandTests {
 
     @Test func listPrintsNamesOnly() {
         let dir = TempDir()
-        let users = dir.write("users", "# c\nbob:{PLAIN}hunter2\ncarol@x.org:{SSHA256}O7/uJqEKwS3uGnPFQfpcmeetx4MYvKIV1+htHaRxk8czrnQk\n")
+        let users = dir.write(
+            "users", "# c\nbob:{PLAIN}hunter2\ncarol@x.org:{SSHA256}O7/uJqEKwS3uGnPFQfpcmeetx4MYvKIV1+htHaRxk8czrnQk\n")
         let r = saslgate(["user", "list", "-f", users])
         #expect(r.code == 0)
         #expect(r.out == "bob\ncarol@x.org")
@@ -140,11 +157,15 @@ struct UserCommandTests {
         let dir = TempDir()
         let users = dir.file("users")
         let terminal = FakeTerminal(tty: ["sw0rdfish", "sw0rdfish"])
-        let code = CommandIO.$current.withValue(terminal.io) { SaslgateMain.run(arguments: ["user", "add", "-f", users, "ann"]) }
+        let code = CommandIO.$current.withValue(terminal.io) {
+            SaslgateMain.run(arguments: ["user", "add", "-f", users, "ann"])
+        }
         #expect(code == 0)
         #expect(terminal.prompts == ["New password: ", "Retype new password: "])
         #expect(!terminal.out.contains("sw0rdfish"))
-        #expect(try PasswdFile.load(path: users).password(forUser: "ann")?.verify(Secret("sw0rdfish"), user: "ann") == .match)
+        #expect(
+            try PasswdFile.load(path: users).password(forUser: "ann")?.verify(Secret("sw0rdfish"), user: "ann")
+                == .match)
     }
 
     @Test func mismatchedPromptsChangeNothing() {
@@ -179,10 +200,12 @@ struct UserCommandTests {
     @Test func plainWarnsAndRefusesAColon() {
         let dir = TempDir()
         let users = dir.write("users", "")
-        let ok = saslgate(["user", "add", "-f", users, "--scheme", "PLAIN", "--password-stdin", "ann"], stdin: "clear-pw")
+        let ok = saslgate(
+            ["user", "add", "-f", users, "--scheme", "PLAIN", "--password-stdin", "ann"], stdin: "clear-pw")
         #expect(ok.code == 0)
         #expect(ok.err.contains("warning: {PLAIN} keeps the password in clear text"))
-        let colon = saslgate(["user", "add", "-f", users, "--scheme", "PLAIN", "--password-stdin", "bea"], stdin: "a:b")
+        let colon = saslgate(
+            ["user", "add", "-f", users, "--scheme", "PLAIN", "--password-stdin", "bea"], stdin: "a:b")
         #expect(colon.code == 2)
         #expect(colon.err.contains("cannot hold ':'"))
         #expect(!colon.err.contains("a:b"))
@@ -205,8 +228,8 @@ struct UserCommandTests {
             """
             # saslgated
             listen = /run/saslgated/auth-client
-            passdbs = pam,
-                passwd-file:users
+            passdbs = pam:smtp{strip_realm = all},
+                passwd-file:./users{result_failure=return}
             default_realm = Example.com
 
             """
@@ -221,18 +244,27 @@ struct UserCommandTests {
         #expect(list.out == "bob@example.com")
     }
 
-    @Test("configuration problems exit 2", arguments: [
-        ("passdbs = pam\n", "no passwd-file: entry"),
-        ("listen = x\n", "no 'passdbs' setting"),
-        ("  passdbs = passwd-file:/x\n", ":1: a continuation line"),
-        ("passdbs passwd-file:/x\n", ":1: expected 'name = value'"),
-    ])
+    @Test(
+        "configuration problems exit 2",
+        arguments: [
+            ("passdbs = pam:smtp\n", "no passwd-file: entry"),
+            ("passdbs = pam:smtp{x=passwd-file:/y}\n", "no passwd-file: entry"),
+            ("passdbs = passwd-file:\n", "empty passwd-file: path"),
+            ("  passdbs = passwd-file:/x\n", ":1: a continuation line"),
+            ("passdbs passwd-file:/x\n", ":1: expected 'name = value'"),
+        ])
     func configProblems(text: String, message: String) {
         let dir = TempDir()
         let config = dir.write("c.conf", text)
         let r = saslgate(["user", "list", "-c", config])
         #expect(r.code == 2)
         #expect(r.err.contains(message), "\(r.err)")
+    }
+
+    @Test func passdbsDefaultsToTheDaemonsDefault() throws {
+        let lookup = try ConfigLookup.parse("listen = /x\n", path: "/etc/saslgate/saslgated.conf")
+        #expect(try lookup.passwdFilePath() == "/etc/saslgate/users")
+        #expect(lookup.listenPath == "/x")
     }
 
     @Test func missingConfiguration() {
@@ -243,7 +275,9 @@ struct UserCommandTests {
 
     // MARK: pw
 
-    @Test("pw prints a field that verifies", arguments: ["CRYPT", "SHA512-CRYPT", "SHA256-CRYPT", "BLF-CRYPT", "SSHA512", "SSHA256", "SCRAM-SHA-256"])
+    @Test(
+        "pw prints a field that verifies",
+        arguments: ["CRYPT", "SHA512-CRYPT", "SHA256-CRYPT", "BLF-CRYPT", "SSHA512", "SSHA256", "SCRAM-SHA-256"])
     func pw(scheme: String) throws {
         let r = saslgate(["pw", "--scheme", scheme, "--password-stdin"], stdin: "horse battery")
         #expect(r.code == 0, "\(r.err)")
@@ -260,7 +294,8 @@ struct UserCommandTests {
 
     @Test func pwDigestNeedsUser() {
         #expect(saslgate(["pw", "--scheme", "DIGEST-MD5", "--password-stdin"], stdin: "pencil").code == 2)
-        let r = saslgate(["pw", "--scheme", "DIGEST-MD5", "--user", "bob@example.com", "--password-stdin"], stdin: "pencil")
+        let r = saslgate(
+            ["pw", "--scheme", "DIGEST-MD5", "--user", "bob@example.com", "--password-stdin"], stdin: "pencil")
         #expect(r.out == "{DIGEST-MD5}e77b335a942b47d2d097d705695ea57b")
     }
 }

@@ -297,6 +297,20 @@ import Testing
         #expect(out.contains("c.conf:4: unknown parameter 'bogus'"))
 
         try "listen = \(dir)/s\npassdbs = passwd-file:\(dir)/users\n".write(toFile: dir + "/c.conf", atomically: true, encoding: .utf8)
+        // A world-readable user table is refused with the fix.
+        chmod(dir + "/users", 0o644)
+        let r = Process()
+        let pipe3 = Pipe()
+        r.executableURL = p.executableURL
+        r.arguments = ["-c", dir + "/c.conf", "--check"]
+        r.standardError = pipe3
+        r.standardOutput = pipe3
+        try r.run()
+        let out3 = String(decoding: pipe3.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        r.waitUntilExit()
+        #expect(r.terminationStatus == 78)
+        #expect(out3.contains("readable by everyone; fix with: chmod o-r"))
+        chmod(dir + "/users", 0o640)
         let q = Process()
         let pipe2 = Pipe()
         q.executableURL = p.executableURL

@@ -34,7 +34,10 @@ final class DaemonUnderTest {
         bob:{PLAIN}bobpass
         """
 
-    init(extraConfig: String = "", users: String = DaemonUnderTest.users) throws {
+    init(
+        extraConfig: String = "", users: String = DaemonUnderTest.users, environment: [String: String] = [:],
+        launcher: [String] = [], mechanisms: String = "plain login"
+    ) throws {
         dir = NSTemporaryDirectory() + "saslgate-it-" + UUID().uuidString.prefix(8)
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         socketPath = dir + "/auth"
@@ -42,27 +45,44 @@ final class DaemonUnderTest {
         configPath = dir + "/saslgated.conf"
         logPath = dir + "/saslgated.log"
         try users.write(toFile: usersPath, atomically: true, encoding: .utf8)
+        chmod(usersPath, 0o640)
         let config = """
             listen = \(socketPath)
             listen_mode = 0600
             listen_user =
             listen_group =
-            mechanisms = plain login
+            run_user =
+            mechanisms = \(mechanisms)
             passdbs = passwd-file:\(usersPath)
             default_realm = example.org
             failure_delay = 0
             log_level = debug
             \(extraConfig)
             """
-        try config.write(toFile: configPath, atomically: true, encoding: .utf8)
+        // Keys given in extraConfig replace the base ones (duplicate keys are a config error).
+        let overridden = Set(extraConfig.split(separator: "\n").compactMap { $0.split(separator: "=").first?.trimmingCharacters(in: .whitespaces) })
+        let merged = config.split(separator: "\n", omittingEmptySubsequences: false).filter { line in
+            guard let key = line.split(separator: "=").first?.trimmingCharacters(in: .whitespaces) else { return true }
+            return !overridden.contains(key) || extraConfig.contains(String(line))
+        }.joined(separator: "\n")
+        try merged.write(toFile: configPath, atomically: true, encoding: .utf8)
         FileManager.default.createFile(atPath: logPath, contents: nil)
-        process.executableURL = URL(fileURLWithPath: builtExecutable("saslgated"))
-        process.arguments = ["-c", configPath]
+        if launcher.isEmpty {
+            process.executableURL = URL(fileURLWithPath: builtExecutable("saslgated"))
+            process.arguments = ["-c", configPath]
+        } else {
+            process.executableURL = URL(fileURLWithPath: launcher[0])
+            process.arguments = Array(launcher.dropFirst()) + [builtExecutable("saslgated"), "-c", configPath]
+        }
+        if !environment.isEmpty {
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
+        }
         process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
         process.standardOutput = FileHandle.nullDevice
         try process.run()
         let deadline = Date().addingTimeInterval(10)
-        while !FileManager.default.fileExists(atPath: socketPath) {
+        let waitPath = launcher.contains("-l") ? launcher[launcher.firstIndex(of: "-l")! + 1] : socketPath
+        while !FileManager.default.fileExists(atPath: waitPath) {
             guard Date() < deadline, process.isRunning else {
                 throw TestFailure("saslgated did not start: \(log)")
             }
@@ -73,6 +93,23 @@ final class DaemonUnderTest {
     var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
 
     func connect() throws -> AuthClient { try AuthClient(path: socketPath) }
+
+    func signal(_ sig: Int32) { kill(process.processIdentifier, sig) }
+
+    /// Waits for `text` to appear in the log.
+    func waitForLog(_ text: String, timeout: Double = 10) -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if log.contains(text) { return true }
+            usleep(50_000)
+        }
+        return false
+    }
+
+    func rewriteConfig(_ transform: (String) -> String) throws {
+        let text = try String(contentsOfFile: configPath, encoding: .utf8)
+        try transform(text).write(toFile: configPath, atomically: true, encoding: .utf8)
+    }
 
     func stop() {
         if process.isRunning {

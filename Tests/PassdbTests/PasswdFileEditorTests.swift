@@ -1,5 +1,6 @@
 import AuthCore
 import Testing
+
 @testable import Passdb
 
 #if canImport(Glibc)
@@ -64,7 +65,8 @@ struct PasswdFileEditorTests {
         let path = dir.write("users", Self.original, mode: 0o600)
         chmod(path, 0o600)
         let editor = PasswdFileEditor(path: path)
-        try editor.setPassword(user: "alice@EXAMPLE.COM", passwordField: "{SSHA256}O7/uJqEKwS3uGnPFQfpcmeetx4MYvKIV1+htHaRxk8czrnQk")
+        try editor.setPassword(
+            user: "alice@EXAMPLE.COM", passwordField: "{SSHA256}O7/uJqEKwS3uGnPFQfpcmeetx4MYvKIV1+htHaRxk8czrnQk")
         let expected = Self.original.replacing(
             "alice@example.com:{PLAIN}one:",
             with: "alice@example.com:{SSHA256}O7/uJqEKwS3uGnPFQfpcmeetx4MYvKIV1+htHaRxk8czrnQk:"
@@ -95,9 +97,14 @@ struct PasswdFileEditorTests {
         let path = dir.write("users", Self.original)
         let editor = PasswdFileEditor(path: path)
         try editor.delete(user: "alice@example.com")
-        #expect(readText(path) == Self.original.replacing("alice@example.com:{PLAIN}one:1000:1000:Alice::/bin/false:allow_nets=10.0.0.0/8\n", with: ""))
+        #expect(
+            readText(path)
+                == Self.original.replacing(
+                    "alice@example.com:{PLAIN}one:1000:1000:Alice::/bin/false:allow_nets=10.0.0.0/8\n", with: ""))
         try editor.delete(user: "bob@example.com")
-        #expect(readText(path) == "# users of example.com\n#   keep this comment exactly:  tabs\there\n\n# trailing comment\n")
+        #expect(
+            readText(path)
+                == "# users of example.com\n#   keep this comment exactly:  tabs\there\n\n# trailing comment\n")
         #expect(try editor.listUsers().isEmpty)
     }
 
@@ -134,7 +141,8 @@ struct PasswdFileEditorTests {
         }
     }
 
-    @Test("invalid password fields are refused", arguments: ["", "{PLAIN}", "{NOPE}x", "{PLAIN}a:b", "{PLAIN}a\nb:c:d"])
+    @Test(
+        "invalid password fields are refused", arguments: ["", "{PLAIN}", "{NOPE}x", "{PLAIN}a:b", "{PLAIN}a\nb:c:d"])
     func invalidFields(field: String) {
         let dir = TempDir()
         #expect(throws: PasswdFileEditError.self) {

@@ -1,6 +1,7 @@
 import AuthCore
 import Logging
 import Testing
+
 @testable import Passdb
 
 #if canImport(Glibc)
@@ -25,7 +26,8 @@ struct PasswdFilePassdbTests {
     }
 
     func makePassdb(
-        _ dir: TempDir, _ text: String = table, executor: any BlockingExecutor = InlineExecutor(), logs: CapturedLogs = CapturedLogs(),
+        _ dir: TempDir, _ text: String = table, executor: any BlockingExecutor = InlineExecutor(),
+        logs: CapturedLogs = CapturedLogs(),
         interval: Duration = .zero
     ) throws -> PasswdFilePassdb {
         let path = dir.write("users", text)
@@ -96,7 +98,8 @@ struct PasswdFilePassdbTests {
             return
         }
         #expect(c.count == 32)
-        guard case .found(.cramMD5Context(let c2)) = await db.lookupCredentials(request("plain"), scheme: .cramMD5) else {
+        guard case .found(.cramMD5Context(let c2)) = await db.lookupCredentials(request("plain"), scheme: .cramMD5)
+        else {
             Issue.record("cram from plain")
             return
         }
@@ -117,7 +120,10 @@ struct PasswdFilePassdbTests {
 
     @Test func capabilitiesFollowTheEntries() throws {
         let dir = TempDir()
-        let db = try makePassdb(dir, "a:{SHA512-CRYPT}$6$jX7HZaIGTnR4iQO3$K9IfADgv5VUgLIKp1m1d/FyRFWpqsuRpSsMU..55OahsDWJT/rYPBGBIBxIBUkdN.L62jc1O5G.zdaQ4j95RX0\n")
+        let db = try makePassdb(
+            dir,
+            "a:{SHA512-CRYPT}$6$jX7HZaIGTnR4iQO3$K9IfADgv5VUgLIKp1m1d/FyRFWpqsuRpSsMU..55OahsDWJT/rYPBGBIBxIBUkdN.L62jc1O5G.zdaQ4j95RX0\n"
+        )
         #expect(db.capabilities == PassdbCapabilities(verifyPlain: true, credentials: []))
         let db2 = try makePassdb(dir, "a:{CRAM-MD5}7f47ace0e2af8f6cdeb72c03243a8c87834e19104164d6a42de72d243adb4080\n")
         #expect(db2.capabilities.credentials == [.cramMD5])
@@ -130,10 +136,11 @@ struct PasswdFilePassdbTests {
             _ = try PasswdFilePassdb(path: path, executor: InlineExecutor(), logger: CapturedLogs().logger())
             Issue.record("expected an error")
         } catch {
-            #expect(error.problems.map(\.description) == [
-                "\(path):2: no ':' after the user name; expected user[@realm]:{SCHEME}password[:...]",
-                "\(path):3: duplicate user 'a' (first defined on line 1); remove one of the two lines",
-            ])
+            #expect(
+                error.problems.map(\.description) == [
+                    "\(path):2: no ':' after the user name; expected user[@realm]:{SCHEME}password[:...]",
+                    "\(path):3: duplicate user 'a' (first defined on line 1); remove one of the two lines",
+                ])
         }
         #expect(throws: PasswdFileError.self) {
             try PasswdFilePassdb(path: dir.file("missing"), executor: InlineExecutor(), logger: CapturedLogs().logger())
@@ -187,10 +194,11 @@ struct PasswdFilePassdbTests {
         let logs = CapturedLogs()
         let db = try makePassdb(dir, "a:{PLAIN}1\n", logs: logs)
         unlink(dir.file("users"))
-        #expect(await eventually {
-            _ = await db.verifyPlain(request("a"), password: Secret("1"))
-            return logs.all.contains { $0.contains("reload failed") }
-        })
+        #expect(
+            await eventually {
+                _ = await db.verifyPlain(request("a"), password: Secret("1"))
+                return logs.all.contains { $0.contains("reload failed") }
+            })
         #expect(await db.verifyPlain(request("a"), password: Secret("1")) == .ok)
         #expect(logs.all.contains { $0.contains("No such file or directory") })
     }

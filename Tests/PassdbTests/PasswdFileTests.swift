@@ -1,5 +1,6 @@
 import AuthCore
 import Testing
+
 @testable import Passdb
 
 #if canImport(Glibc)
@@ -23,7 +24,10 @@ struct PasswdFileTests {
     @Test func parsesAGoodTable() throws {
         let table = try PasswdFile.parse(contents: Array(Self.good.utf8), path: "users", defaultRealm: "example.com")
         #expect(table.count == 5)
-        #expect(table.userNames == ["alice@example.com", "bob@Example.COM", "carol", "Dave@example.com", "dave@example.com"])
+        #expect(
+            table.userNames == [
+                "alice@example.com", "bob@Example.COM", "carol", "Dave@example.com", "dave@example.com",
+            ])
         #expect(table.password(forUser: "alice@example.com")?.scheme == .plain)
         #expect(table.password(forUser: "bob@example.com")?.scheme == .sha256Crypt)
         #expect(table.password(forUser: "carol")?.scheme == .crypt)
@@ -85,27 +89,41 @@ struct PasswdFileTests {
     }
 
     static let brokenRows: [BrokenRow] = [
-        BrokenRow(line: "justaname", message: "no ':' after the user name; expected user[@realm]:{SCHEME}password[:...]"),
+        BrokenRow(
+            line: "justaname", message: "no ':' after the user name; expected user[@realm]:{SCHEME}password[:...]"),
         BrokenRow(line: ":{PLAIN}x", message: "empty user name; expected user[@realm]:{SCHEME}password[:...]"),
-        BrokenRow(line: " bob:{PLAIN}x", message: "the line starts with white space; remove it (only '#' comments may be indented)"),
-        BrokenRow(line: "bo b:{PLAIN}x", message: "the user name contains white space or a control character; user names are one word"),
-        BrokenRow(line: "bob\u{1}:{PLAIN}x", message: "the user name contains white space or a control character; user names are one word"),
+        BrokenRow(
+            line: " bob:{PLAIN}x",
+            message: "the line starts with white space; remove it (only '#' comments may be indented)"),
+        BrokenRow(
+            line: "bo b:{PLAIN}x",
+            message: "the user name contains white space or a control character; user names are one word"),
+        BrokenRow(
+            line: "bob\u{1}:{PLAIN}x",
+            message: "the user name contains white space or a control character; user names are one word"),
         BrokenRow(line: "@example.com:{PLAIN}x", message: "user '@example.com' has an empty local part before '@'"),
-        BrokenRow(line: "bob@:{PLAIN}x", message: "user 'bob@' has an empty realm after '@'; write user@realm or a bare user"),
+        BrokenRow(
+            line: "bob@:{PLAIN}x", message: "user 'bob@' has an empty realm after '@'; write user@realm or a bare user"),
         BrokenRow(line: "bob:", message: "user 'bob' has no password; set one with `saslgate user passwd bob`"),
-        BrokenRow(line: "bob::1000:1000", message: "user 'bob' has no password; set one with `saslgate user passwd bob`"),
-        BrokenRow(line: "bob:{PLAIN}", message: "user 'bob': empty password after {PLAIN}; set one with `saslgate user passwd USER`"),
+        BrokenRow(
+            line: "bob::1000:1000", message: "user 'bob' has no password; set one with `saslgate user passwd bob`"),
+        BrokenRow(
+            line: "bob:{PLAIN}",
+            message: "user 'bob': empty password after {PLAIN}; set one with `saslgate user passwd USER`"),
         BrokenRow(
             line: "bob:{MD4}abc",
-            message: "user 'bob': unknown password scheme {MD4}; use one of \(PasswordScheme.supportedList), e.g. make a new hash with `saslgate pw`"
+            message:
+                "user 'bob': unknown password scheme {MD4}; use one of \(PasswordScheme.supportedList), e.g. make a new hash with `saslgate pw`"
         ),
         BrokenRow(
             line: "bob:{SHA512-CRYPT",
-            message: "user 'bob': the password field starts with '{' but has no closing '}'; write {SCHEME}value, e.g. {PLAIN}{secret"
+            message:
+                "user 'bob': the password field starts with '{' but has no closing '}'; write {SCHEME}value, e.g. {PLAIN}{secret"
         ),
         BrokenRow(
             line: "bob:{CRAM-MD5}abc",
-            message: "user 'bob': the {CRAM-MD5} value is malformed (64 hex digits); make a new one with `saslgate pw --scheme CRAM-MD5`"
+            message:
+                "user 'bob': the {CRAM-MD5} value is malformed (64 hex digits); make a new one with `saslgate pw --scheme CRAM-MD5`"
         ),
     ]
 
@@ -123,9 +141,14 @@ struct PasswdFileTests {
 
     @Test func invalidUTF8UserName() {
         let bytes: [UInt8] = Array("ok:{PLAIN}x\n".utf8) + [0x62, 0xFF, 0x3A] + Array("{PLAIN}x\n".utf8)
-        #expect(throws: PasswdFileError.invalid(
-            path: "u", problems: [PasswdFileProblem(path: "u", line: 2, message: "the user name is not valid UTF-8; save the file as UTF-8")],
-            total: 1)
+        #expect(
+            throws: PasswdFileError.invalid(
+                path: "u",
+                problems: [
+                    PasswdFileProblem(
+                        path: "u", line: 2, message: "the user name is not valid UTF-8; save the file as UTF-8")
+                ],
+                total: 1)
         ) {
             try PasswdFile.parse(contents: bytes, path: "u")
         }
@@ -147,19 +170,27 @@ struct PasswdFileTests {
         } catch {
             let lines = error.problems.map(\.line)
             #expect(lines == [2, 4, 5, 7])
-            #expect(error.problems[1].message == "duplicate user 'a' (first defined on line 1); remove one of the two lines")
-            #expect(error.problems[3].message == "duplicate user 'a@example.com' (first defined on line 1); remove one of the two lines")
+            #expect(
+                error.problems[1].message == "duplicate user 'a' (first defined on line 1); remove one of the two lines"
+            )
+            #expect(
+                error.problems[3].message
+                    == "duplicate user 'a@example.com' (first defined on line 1); remove one of the two lines")
             #expect("\(error)".hasSuffix("f: 4 problems; the file was not loaded"))
         }
     }
 
     @Test func duplicateDiffersOnlyInRealmCase() {
         let text = "bob@example.com:{PLAIN}1\nbob@EXAMPLE.com:{PLAIN}2\n"
-        #expect(throws: PasswdFileError.invalid(
-            path: "f",
-            problems: [
-                PasswdFileProblem(path: "f", line: 2, message: "duplicate user 'bob@EXAMPLE.com' (first defined on line 1); remove one of the two lines")
-            ], total: 1)
+        #expect(
+            throws: PasswdFileError.invalid(
+                path: "f",
+                problems: [
+                    PasswdFileProblem(
+                        path: "f", line: 2,
+                        message:
+                            "duplicate user 'bob@EXAMPLE.com' (first defined on line 1); remove one of the two lines")
+                ], total: 1)
         ) {
             try PasswdFile.parse(contents: Array(text.utf8), path: "f")
         }
@@ -227,7 +258,9 @@ struct PasswdFileTests {
         let dir = TempDir()
         var text: [UInt8] = []
         text.reserveCapacity(n * 90)
-        let hash = Array(":{SHA512-CRYPT}$6$jX7HZaIGTnR4iQO3$K9IfADgv5VUgLIKp1m1d/FyRFWpqsuRpSsMU..55OahsDWJT/rYPBGBIBxIBUkdN.L62jc1O5G.zdaQ4j95RX0\n".utf8)
+        let hash = Array(
+            ":{SHA512-CRYPT}$6$jX7HZaIGTnR4iQO3$K9IfADgv5VUgLIKp1m1d/FyRFWpqsuRpSsMU..55OahsDWJT/rYPBGBIBxIBUkdN.L62jc1O5G.zdaQ4j95RX0\n"
+                .utf8)
         for i in 0..<n {
             text += Array("user\(i)@Realm\(i % 100).example.com".utf8)
             text += hash

@@ -1,6 +1,7 @@
 import AuthCore
 import Crypto
 import Testing
+
 @testable import Passdb
 
 @Suite("Password schemes")
@@ -25,7 +26,11 @@ struct PasswordSchemeTests {
 
     @Test func schemeNamesAreCaseInsensitive() throws {
         #expect(try StoredPassword(field: "{plain}x").scheme == .plain)
-        #expect(try StoredPassword(field: "{Sha512-Crypt}$6$jX7HZaIGTnR4iQO3$K9IfADgv5VUgLIKp1m1d/FyRFWpqsuRpSsMU..55OahsDWJT/rYPBGBIBxIBUkdN.L62jc1O5G.zdaQ4j95RX0").scheme == .sha512Crypt)
+        #expect(
+            try StoredPassword(
+                field:
+                    "{Sha512-Crypt}$6$jX7HZaIGTnR4iQO3$K9IfADgv5VUgLIKp1m1d/FyRFWpqsuRpSsMU..55OahsDWJT/rYPBGBIBxIBUkdN.L62jc1O5G.zdaQ4j95RX0"
+            ).scheme == .sha512Crypt)
         #expect(PasswordScheme(name: "blf-crypt") == .blfCrypt)
         #expect(PasswordScheme(name: "CLEAR") == .plain)
         #expect(PasswordScheme(name: "nope") == nil)
@@ -83,10 +88,14 @@ struct PasswordSchemeTests {
         #expect(field.hasPrefix("{BLF-CRYPT}$2y$10$"))
     }
 
-    @Test("crypt_gensalt settings of every method verify", arguments: ["$y$", "$gy$", "$6$", "$5$", "$2b$", "$2y$", "$1$"])
+    @Test(
+        "crypt_gensalt settings of every method verify",
+        arguments: ["$y$", "$gy$", "$6$", "$5$", "$2b$", "$2y$", "$1$"])
     func gensaltMethods(prefix: String) throws {
         let pw = Array("tr0ub4dor".utf8)
-        let hash = try pw.withUnsafeBufferPointer { try LibCrypt.hash(passphrase: $0, prefix: prefix, count: prefix.hasPrefix("$2") ? 4 : 0).get() }
+        let hash = try pw.withUnsafeBufferPointer {
+            try LibCrypt.hash(passphrase: $0, prefix: prefix, count: prefix.hasPrefix("$2") ? 4 : 0).get()
+        }
         #expect(hash.hasPrefix(prefix))
         let stored = try StoredPassword(field: "{CRYPT}" + hash)
         #expect(stored.verify(Secret("tr0ub4dor"), user: "u") == .match)
@@ -94,12 +103,16 @@ struct PasswordSchemeTests {
     }
 
     @Test func unstorablePasswords() {
-        #expect(throws: PasswordSchemeError.passwordNotStorable("it is empty")) { try PasswordScheme.crypt.hash(Secret("")) }
+        #expect(throws: PasswordSchemeError.passwordNotStorable("it is empty")) {
+            try PasswordScheme.crypt.hash(Secret(""))
+        }
         #expect(throws: PasswordSchemeError.self) { try PasswordScheme.plain.hash(Secret("a:b")) }
         #expect(throws: PasswordSchemeError.self) { try PasswordScheme.crypt.hash(Secret("a\nb")) }
         #expect(throws: PasswordSchemeError.self) { try PasswordScheme.crypt.hash(Secret([0x61, 0x00, 0x62])) }
         #expect(throws: PasswordSchemeError.verifyOnly(.md5Crypt)) { try PasswordScheme.md5Crypt.hash(Secret("abc")) }
-        #expect(throws: PasswordSchemeError.needsUserName(.digestMD5)) { try PasswordScheme.digestMD5.hash(Secret("abc")) }
+        #expect(throws: PasswordSchemeError.needsUserName(.digestMD5)) {
+            try PasswordScheme.digestMD5.hash(Secret("abc"))
+        }
         // A colon is fine for hashing schemes.
         #expect(throws: Never.self) { try PasswordScheme.ssha256.hash(Secret("a:b")) }
     }
@@ -115,7 +128,8 @@ struct PasswordSchemeTests {
     }
 
     @Test func passwordWithNULNeverMatchesCrypt() throws {
-        let stored = try StoredPassword(field: "{SHA256-CRYPT}$5$OGEt9vgD3C.9ZaVG$5jDJuTqnC7U5fNVDH.Z6K4ByQoUKJ1ecrrI9lbBDBT2")
+        let stored = try StoredPassword(
+            field: "{SHA256-CRYPT}$5$OGEt9vgD3C.9ZaVG$5jDJuTqnC7U5fNVDH.Z6K4ByQoUKJ1ecrrI9lbBDBT2")
         #expect(stored.verify(Secret(Array("pencil".utf8) + [0]), user: "u") == .mismatch)
     }
 
@@ -131,13 +145,25 @@ struct PasswordSchemeTests {
         BrokenField(field: "{NOPE}abc", expected: .unknownScheme(name: "NOPE")),
         BrokenField(field: "{hunter2}abc", expected: .unknownScheme(name: nil)),
         BrokenField(field: "{SHA1", expected: .unterminatedScheme),
-        BrokenField(field: "{SSHA256}not base64!", expected: .malformedValue(.ssha256, expected: "base64 of a 32-byte digest followed by a salt")),
-        BrokenField(field: "{SSHA256}AAAA", expected: .malformedValue(.ssha256, expected: "base64 of a 32-byte digest followed by a salt")),
-        BrokenField(field: "{SSHA512}AAAA", expected: .malformedValue(.ssha512, expected: "base64 of a 64-byte digest followed by a salt")),
+        BrokenField(
+            field: "{SSHA256}not base64!",
+            expected: .malformedValue(.ssha256, expected: "base64 of a 32-byte digest followed by a salt")),
+        BrokenField(
+            field: "{SSHA256}AAAA",
+            expected: .malformedValue(.ssha256, expected: "base64 of a 32-byte digest followed by a salt")),
+        BrokenField(
+            field: "{SSHA512}AAAA",
+            expected: .malformedValue(.ssha512, expected: "base64 of a 64-byte digest followed by a salt")),
         BrokenField(field: "{CRAM-MD5}abcd", expected: .malformedValue(.cramMD5, expected: "64 hex digits")),
-        BrokenField(field: "{CRAM-MD5}" + String(repeating: "g", count: 64), expected: .malformedValue(.cramMD5, expected: "64 hex digits")),
-        BrokenField(field: "{DIGEST-MD5}e77b335a942b47d2d097d705695ea57", expected: .malformedValue(.digestMD5, expected: "32 hex digits")),
-        BrokenField(field: "{CRYPT}has space", expected: .malformedValue(.crypt, expected: "a crypt hash is printable ASCII without spaces")),
+        BrokenField(
+            field: "{CRAM-MD5}" + String(repeating: "g", count: 64),
+            expected: .malformedValue(.cramMD5, expected: "64 hex digits")),
+        BrokenField(
+            field: "{DIGEST-MD5}e77b335a942b47d2d097d705695ea57",
+            expected: .malformedValue(.digestMD5, expected: "32 hex digits")),
+        BrokenField(
+            field: "{CRYPT}has space",
+            expected: .malformedValue(.crypt, expected: "a crypt hash is printable ASCII without spaces")),
     ]
 
     @Test("malformed fields are rejected with a clear error", arguments: brokenFields)
@@ -145,13 +171,15 @@ struct PasswordSchemeTests {
         #expect(throws: row.expected) { try StoredPassword(field: row.field) }
     }
 
-    @Test("malformed SCRAM values", arguments: [
-        "{SCRAM-SHA-1}4096,a8dvG4/0zqiCDarpUbAOfw==,f8TPXDwLHm0OOeXJR9HvHIXG+z0=",
-        "{SCRAM-SHA-1}x,a8dvG4/0zqiCDarpUbAOfw==,f8TPXDwLHm0OOeXJR9HvHIXG+z0=,EMhUzZ5PP8EtIXA+UdT4/V90SGw=",
-        "{SCRAM-SHA-1}0,a8dvG4/0zqiCDarpUbAOfw==,f8TPXDwLHm0OOeXJR9HvHIXG+z0=,EMhUzZ5PP8EtIXA+UdT4/V90SGw=",
-        "{SCRAM-SHA-256}4096,a8dvG4/0zqiCDarpUbAOfw==,f8TPXDwLHm0OOeXJR9HvHIXG+z0=,EMhUzZ5PP8EtIXA+UdT4/V90SGw=",
-        "{SCRAM-SHA-1}4096,,f8TPXDwLHm0OOeXJR9HvHIXG+z0=,EMhUzZ5PP8EtIXA+UdT4/V90SGw=",
-    ])
+    @Test(
+        "malformed SCRAM values",
+        arguments: [
+            "{SCRAM-SHA-1}4096,a8dvG4/0zqiCDarpUbAOfw==,f8TPXDwLHm0OOeXJR9HvHIXG+z0=",
+            "{SCRAM-SHA-1}x,a8dvG4/0zqiCDarpUbAOfw==,f8TPXDwLHm0OOeXJR9HvHIXG+z0=,EMhUzZ5PP8EtIXA+UdT4/V90SGw=",
+            "{SCRAM-SHA-1}0,a8dvG4/0zqiCDarpUbAOfw==,f8TPXDwLHm0OOeXJR9HvHIXG+z0=,EMhUzZ5PP8EtIXA+UdT4/V90SGw=",
+            "{SCRAM-SHA-256}4096,a8dvG4/0zqiCDarpUbAOfw==,f8TPXDwLHm0OOeXJR9HvHIXG+z0=,EMhUzZ5PP8EtIXA+UdT4/V90SGw=",
+            "{SCRAM-SHA-1}4096,,f8TPXDwLHm0OOeXJR9HvHIXG+z0=,EMhUzZ5PP8EtIXA+UdT4/V90SGw=",
+        ])
     func malformedSCRAM(field: String) {
         #expect(throws: PasswordSchemeError.self) { try StoredPassword(field: field) }
     }
@@ -184,13 +212,16 @@ struct PasswordSchemeTests {
             Issue.record("no cram")
             return
         }
-        #expect(PasswordEncoding.hexEncode(c.bytes) == "7f47ace0e2af8f6cdeb72c03243a8c87834e19104164d6a42de72d243adb4080")
+        #expect(
+            PasswordEncoding.hexEncode(c.bytes) == "7f47ace0e2af8f6cdeb72c03243a8c87834e19104164d6a42de72d243adb4080")
         guard case .digestMD5HA1(let h) = stored.credential(.digestMD5, user: "bob@example.com") else {
             Issue.record("no digest")
             return
         }
         #expect(PasswordEncoding.hexEncode(h.bytes) == "e77b335a942b47d2d097d705695ea57b")
-        guard case .scram(let hash, let salt, let iterations, let storedKey, _) = stored.credential(.scramSHA256, user: "bob")
+        guard
+            case .scram(let hash, let salt, let iterations, let storedKey, _) = stored.credential(
+                .scramSHA256, user: "bob")
         else {
             Issue.record("no scram")
             return

@@ -1,6 +1,7 @@
 import AuthCore
 import Logging
 import Synchronization
+
 @testable import Passdb
 
 #if canImport(Glibc)
@@ -13,7 +14,9 @@ final class TempDir: Sendable {
 
     init() {
         var template = Array("/tmp/passdb-test.XXXXXX".utf8CString)
-        let made = template.withUnsafeMutableBufferPointer { buf -> String? in mkdtemp(buf.baseAddress!).map { String(cString: $0) } }
+        let made = template.withUnsafeMutableBufferPointer { buf -> String? in
+            mkdtemp(buf.baseAddress!).map { String(cString: $0) }
+        }
         path = made!
     }
 
