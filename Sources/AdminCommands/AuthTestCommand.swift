@@ -31,7 +31,8 @@ public struct AuthTestCommand: ParsableCommand {
 
     @Option(
         name: [.customShort("c"), .long],
-        help: ArgumentHelp("The daemon's configuration, for its socket (default: \(ConfigLookup.defaultPath)).", valueName: "config")
+        help: ArgumentHelp(
+            "The daemon's configuration, for its socket (default: \(ConfigLookup.defaultPath)).", valueName: "config")
     )
     public var config: String?
 

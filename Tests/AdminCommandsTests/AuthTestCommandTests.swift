@@ -32,7 +32,9 @@ struct AuthTestCommandTests {
                 as? AuthTestCommand
         )
         let r = try t.makeRequest()
-        #expect(r.socketPath == "/s" && r.mechanism == .login && r.remoteIP == "192.0.2.7" && r.service == "submission" && r.secured)
+        #expect(
+            r.socketPath == "/s" && r.mechanism == .login && r.remoteIP == "192.0.2.7" && r.service == "submission"
+                && r.secured)
         #expect(r.user == "bob" && t.passwordStdin)
         #expect(r.timeout == .seconds(15))
         let d = try #require(try SaslgateCommand.parseAsRoot(["auth", "test", "bob"]) as? AuthTestCommand)
@@ -42,7 +44,8 @@ struct AuthTestCommandTests {
     @Test func socketFromTheConfiguration() throws {
         let dir = TempDir()
         let config = dir.write("saslgated.conf", "listen = run/auth\n")
-        let t = try #require(try SaslgateCommand.parseAsRoot(["auth", "test", "-c", config, "bob"]) as? AuthTestCommand)
+        let t = try #require(
+            try SaslgateCommand.parseAsRoot(["auth", "test", "-c", config, "bob"]) as? AuthTestCommand)
         #expect(try t.socketPath() == dir.file("run/auth"))
         let unset = dir.write("empty.conf", "# nothing\n")
         let u = try #require(try SaslgateCommand.parseAsRoot(["auth", "test", "-c", unset, "bob"]) as? AuthTestCommand)

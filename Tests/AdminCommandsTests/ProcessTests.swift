@@ -1,6 +1,7 @@
 import Testing
-@testable import Passdb
+
 @testable import AdminCommands
+@testable import Passdb
 
 #if canImport(Glibc)
 import Glibc
@@ -17,7 +18,9 @@ let saslgateBinary: String? = {
         dir = String(dir[..<slash])
         let candidate = dir + "/saslgate"
         var st = stat()
-        if stat(candidate, &st) == 0 && (st.st_mode & S_IFMT) == S_IFREG && (st.st_mode & 0o111) != 0 { return candidate }
+        if stat(candidate, &st) == 0 && (st.st_mode & S_IFMT) == S_IFREG && (st.st_mode & 0o111) != 0 {
+            return candidate
+        }
         if dir.hasSuffix("/.build") { break }
     }
     return nil
@@ -70,10 +73,12 @@ struct ProcessTests {
     @Test func exitCodesAndStandardInput() {
         let dir = TempDir()
         let users = dir.file("users")
-        let add = runProcess(["user", "add", "-f", users, "--password-stdin", "bob@example.com"], stdin: "s3cret-pw\nrest\n")
+        let add = runProcess(
+            ["user", "add", "-f", users, "--password-stdin", "bob@example.com"], stdin: "s3cret-pw\nrest\n")
         #expect(add.status == 0, "\(add.output)")
         #expect(!add.output.contains("s3cret"))
-        #expect(runProcess(["user", "add", "-f", users, "--password-stdin", "bob@example.com"], stdin: "x1\n").status == 1)
+        #expect(
+            runProcess(["user", "add", "-f", users, "--password-stdin", "bob@example.com"], stdin: "x1\n").status == 1)
         #expect(runProcess(["user", "del", "-f", users, "nobody"], stdin: "").status == 1)
         #expect(runProcess(["user", "add", "-f", users, "--password-stdin"], stdin: "x1\n").status == 2)
         #expect(runProcess(["user", "add", "-f", users, "--password-stdin", "ann"], stdin: "").status == 2)
@@ -97,7 +102,10 @@ struct ProcessTests {
                             var worst: Int32 = 0
                             for i in 0..<perProcess {
                                 let r = runProcess(
-                                    ["user", "add", "-f", users, "--scheme", "SSHA256", "--password-stdin", "p\(p)u\(i)"],
+                                    [
+                                        "user", "add", "-f", users, "--scheme", "SSHA256", "--password-stdin",
+                                        "p\(p)u\(i)",
+                                    ],
                                     stdin: "pw\(i)\n")
                                 worst = max(worst, r.status)
                             }
