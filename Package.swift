@@ -66,6 +66,7 @@ let package = Package(
             dependencies: [
                 "AuthCore", "AuthProtocol", "SASL", "Passdb", "AuthConfig",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
         // NIO server: listener (path or systemd fd), framing, connection handler, lifecycle.
@@ -84,7 +85,7 @@ let package = Package(
         .target(
             name: "AdminCommands",
             dependencies: [
-                "AuthCore", "AuthProtocol", "Passdb", "AuthConfig",
+                "AuthCore", "AuthProtocol", "Passdb", "AuthConfig", "AuthEngine",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -100,7 +101,14 @@ let package = Package(
 
         .testTarget(name: "AuthProtocolTests", dependencies: ["AuthProtocol"]),
         .testTarget(name: "SASLTests", dependencies: ["SASL", "AuthCore"]),
-        .testTarget(name: "PassdbTests", dependencies: ["Passdb", "AuthCore"]),
+        .testTarget(
+            name: "PassdbTests",
+            dependencies: [
+                "Passdb", "AuthCore",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
         .testTarget(name: "PassdbPAMTests", dependencies: ["PassdbPAM", "Passdb", "AuthCore"]),
         .testTarget(name: "PassdbSASLDBTests", dependencies: ["PassdbSASLDB", "Passdb", "SASL", "AuthCore"]),
         .testTarget(name: "AuthConfigTests", dependencies: ["AuthConfig"]),
@@ -111,7 +119,13 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .testTarget(name: "AdminCommandsTests", dependencies: ["AdminCommands", "Passdb"]),
+        .testTarget(
+            name: "AdminCommandsTests",
+            dependencies: [
+                "AdminCommands", "Passdb", "AuthCore", "AuthProtocol", "AuthConfig",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
         .testTarget(name: "IntegrationTests", dependencies: ["AuthProtocol", "AuthCore"]),
     ]
 )

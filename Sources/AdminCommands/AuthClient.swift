@@ -21,6 +21,8 @@ public struct AuthTestRequest: Sendable {
     public var service: String
     public var remoteIP: String?
     public var secured: Bool
+    /// Send `debug`: saslgated then names the passdb that answered (`passdb=`) in its reply.
+    public var debug: Bool = false
     /// Whole exchange, from connect to the final reply.
     public var timeout: Duration
 
@@ -68,6 +70,13 @@ public enum AuthClient {
     static let requestID = "1"
 
     public static func run(_ request: AuthTestRequest, password: Secret) throws(CLIError) -> AuthTestOutcome {
+        try runWithFields(request, password: password).outcome
+    }
+
+    /// The verdict and every field of the final reply (e.g. `passdb=` when `debug` was sent).
+    public static func runWithFields(_ request: AuthTestRequest, password: Secret) throws(CLIError)
+        -> (outcome: AuthTestOutcome, fields: [String: String])
+    {
         guard !request.user.utf8.contains(0) else { throw .failure("the user name contains a NUL byte") }
         guard !password.containsNUL else {
             throw .failure("the password contains a NUL byte, which PLAIN and LOGIN cannot carry")
@@ -107,6 +116,7 @@ public enum AuthClient {
         var auth = "AUTH\t\(requestID)\t\(request.mechanism.rawValue)\tservice=\(TabEscape.escape(request.service))"
         if let rip = request.remoteIP { auth += "\trip=\(TabEscape.escape(rip))" }
         if request.secured { auth += "\tsecured" }
+        if request.debug { auth += "\tdebug" }
         if request.mechanism == .plain {
             try connection.sendSecretLine(
                 prefix: auth + "\tresp=", response: plainResponse(user: request.user, password: password))
@@ -126,9 +136,9 @@ public enum AuthClient {
             let params = parameters(fields.dropFirst(2))
             switch command {
             case "OK":
-                return .succeeded(user: params["user"] ?? request.user)
+                return (.succeeded(user: params["user"] ?? request.user), params)
             case "FAIL":
-                return .failed(user: params["user"] ?? request.user, code: params["code"], reason: params["reason"])
+                return (.failed(user: params["user"] ?? request.user, code: params["code"], reason: params["reason"]), params)
             case "CONT":
                 continuations += 1
                 guard continuations <= 3 else { throw .failure("the server keeps sending CONT; giving up") }

@@ -1,4 +1,7 @@
 public import ArgumentParser
+import AuthConfig
+import AuthCore
+import AuthEngine
 
 /// `saslgate auth`: talk to a running daemon.
 public struct AuthCommand: ParsableCommand {
@@ -52,6 +55,11 @@ public struct AuthTestCommand: ParsableCommand {
         name: .long, help: "Read the password from the first line of standard input instead of asking on the terminal.")
     public var passwordStdin = false
 
+    @Flag(
+        name: .long,
+        help: "Show how the login name is normalized (default_realm, realms, username_lowercase, username_chars) and which passdb answered.")
+    public var explain = false
+
     @Argument(help: "The user to authenticate.")
     public var user: String
 
@@ -78,22 +86,48 @@ public struct AuthTestCommand: ParsableCommand {
     }
 
     public func makeRequest() throws(CLIError) -> AuthTestRequest {
-        AuthTestRequest(
+        var request = AuthTestRequest(
             socketPath: try socketPath(), mechanism: mech.mechanism, user: user, service: service, remoteIP: rip,
             secured: secured
         )
+        request.debug = explain
+        return request
     }
 
     public func run() throws {
-        try AuthTestCommand.test(makeRequest(), passwordFromStandardInput: passwordStdin, io: CommandIO.current)
+        let io = CommandIO.current
+        if explain {
+            // The daemon's own normalization code, with the daemon's configuration.
+            let lookup = try config.map { path throws(CLIError) in try ConfigLookup.load(path: path) }
+                ?? (try? ConfigLookup.load(path: ConfigLookup.defaultPath))
+            let settings = lookup?.settings ?? Settings()
+            io.out("configuration: \(lookup?.path ?? "(none readable; built-in defaults)")")
+            for line in AuthTestCommand.explainLines(user: user, settings: settings) { io.out("  \(line)") }
+        }
+        try AuthTestCommand.test(makeRequest(), passwordFromStandardInput: passwordStdin, io: io)
+    }
+
+    /// How the daemon will normalize `user` under `settings`, step by step.
+    public static func explainLines(user: String, settings: Settings) -> [String] {
+        let policy = UsernamePolicy(
+            defaultRealm: settings.defaultRealm, realms: settings.realms, lowercase: settings.usernameLowercase,
+            allowedCharacters: settings.usernameChars)
+        let (result, explanation) = policy.explain(user)
+        var lines = explanation.steps.map { sanitizeForLog($0, limit: 200) }
+        if case .failure(let rejection) = result { lines.append("the daemon refuses this name: \(rejection)") }
+        lines.append("passdbs, in order: " + settings.passdbs.map(\.description).joined(separator: " "))
+        return lines
     }
 
     /// Reads the password, runs the exchange, prints the one-line verdict; throws exit 1 on FAIL.
     public static func test(_ request: AuthTestRequest, passwordFromStandardInput: Bool, io: CommandIO) throws(CLIError)
     {
         let password = try PasswordInput.existingPassword(fromStandardInput: passwordFromStandardInput, io: io)
-        let outcome = try AuthClient.run(request, password: password)
+        let (outcome, fields) = try AuthClient.runWithFields(request, password: password)
         io.out(outcome.summary)
+        if request.debug {
+            io.out("answered by: \(fields["passdb"].map { sanitizeForLog($0, limit: 200) } ?? "no passdb (refused before any lookup, or the user is unknown everywhere)")")
+        }
         if case .failed = outcome { throw CLIError("", exitCode: ExitStatus.refused) }
     }
 }

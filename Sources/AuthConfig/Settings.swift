@@ -94,6 +94,18 @@ public struct Settings: Equatable, Sendable {
     public var shutdownTimeout: Double = 10
     /// Who may connect: user names, `@group` names or numeric uids; empty: anyone the socket allows.
     public var clientAllowlist: [String] = []
+    /// Longest delay before a failure is answered once failures escalate (Postfix waits 10 s at most).
+    public var penaltyMaxDelay: Double = 5
+    /// Failures from one IP (or of one user from one IP) before a cool-down.
+    public var penaltyBlockAfter: Int = 10
+    /// How long a cool-down lasts: requests get a fast FAIL without any passdb being asked.
+    public var penaltyCooldown: Double = 600
+    /// Failures older than this are forgotten.
+    public var penaltyWindow: Double = 900
+    /// Most keys (IPs, users, pairs) the penalty table holds.
+    public var penaltyMaxEntries: Int = 100_000
+    /// Client networks exempt from counting and cool-downs (CIDR).
+    public var trustedNetworks: [String] = []
 
     public init() {}
 
@@ -103,7 +115,8 @@ public struct Settings: Equatable, Sendable {
         "realms", "username_lowercase", "username_chars",
         "failure_delay", "cleartext_requires_tls", "request_timeout", "max_connections",
         "max_pending_requests", "hash_threads", "log_level", "hostname", "run_user", "handshake_timeout",
-        "shutdown_timeout", "client_allowlist",
+        "shutdown_timeout", "client_allowlist", "penalty_max_delay", "penalty_block_after", "penalty_cooldown",
+        "penalty_window", "penalty_max_entries", "trusted_networks",
     ]
 
     public static let knownPassdbDrivers = ["passwd-file", "pam"]
@@ -135,7 +148,10 @@ public struct Settings: Equatable, Sendable {
         var errors: [ConfigError] = []
         func fail(_ e: ConfigEntry, _ message: String) { errors.append(ConfigError(file: file, line: e.line, message)) }
         func resolve(_ path: String) -> String {
-            path.hasPrefix("/") || baseDirectory.isEmpty ? path : baseDirectory + "/" + path
+            if path.hasPrefix("/") || baseDirectory.isEmpty { return path }
+            var rest = Substring(path)
+            while rest.hasPrefix("./") { rest = rest.dropFirst(2) }
+            return baseDirectory + "/" + rest
         }
 
         for e in entries {
@@ -227,6 +243,31 @@ public struct Settings: Equatable, Sendable {
                     fail(e, "shutdown_timeout '\(e.value)' must be a duration from 0 to 5m")
                 }
             case "client_allowlist": s.clientAllowlist = words(e.value)
+            case "penalty_max_delay":
+                if let v = parseDuration(e.value), v <= 8 { s.penaltyMaxDelay = v } else {
+                    fail(e, "penalty_max_delay '\(e.value)' must be a duration from 0 to 8s (Postfix gives up after 10s and answers 454)")
+                }
+            case "penalty_block_after":
+                if let v = Int(e.value), v >= 1, v <= 100_000 { s.penaltyBlockAfter = v } else {
+                    fail(e, "penalty_block_after '\(e.value)' must be a number from 1 to 100000")
+                }
+            case "penalty_cooldown":
+                if let v = parseDuration(e.value), v <= 86400 { s.penaltyCooldown = v } else {
+                    fail(e, "penalty_cooldown '\(e.value)' must be a duration up to 1 day (0 disables cool-downs)")
+                }
+            case "penalty_window":
+                if let v = parseDuration(e.value), v >= 1, v <= 86400 { s.penaltyWindow = v } else {
+                    fail(e, "penalty_window '\(e.value)' must be a duration from 1s to 1 day")
+                }
+            case "penalty_max_entries":
+                if let v = Int(e.value), v >= 100, v <= 10_000_000 { s.penaltyMaxEntries = v } else {
+                    fail(e, "penalty_max_entries '\(e.value)' must be a number from 100 to 10000000")
+                }
+            case "trusted_networks":
+                s.trustedNetworks = words(e.value)
+                for n in s.trustedNetworks where !isCIDR(n) {
+                    fail(e, "trusted_networks: '\(n)' is not an address or network like 192.0.2.0/24 or 2001:db8::/32")
+                }
             default:
                 let hint = closest(e.name, in: knownKeys).map { "; did you mean '\($0)'?" } ?? ""
                 fail(e, "unknown parameter '\(e.name)'\(hint)")
@@ -329,6 +370,20 @@ public struct Settings: Equatable, Sendable {
             }
         }
         return .success(spec)
+    }
+
+    static func isCIDR(_ text: String) -> Bool {
+        let parts = text.split(separator: "/", maxSplits: 1)
+        guard let first = parts.first else { return false }
+        var v4 = in_addr()
+        var v6 = in6_addr()
+        let address = String(first)
+        let isV4 = inet_pton(AF_INET, address, &v4) == 1
+        guard isV4 || inet_pton(AF_INET6, address, &v6) == 1 else { return false }
+        if parts.count == 2 {
+            guard let p = Int(parts[1]), p >= 0, p <= (isV4 ? 32 : 128) else { return false }
+        }
+        return true
     }
 
     /// Splits a list value at white space and commas, as Postfix does.

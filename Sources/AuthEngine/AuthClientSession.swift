@@ -17,6 +17,7 @@ public final class AuthClientSession {
         public static let cleartextNeedsTLS = "Plaintext authentication disallowed on non-secure (SSL/TLS) connections"
         public static let passwordExpired = "Password expired"
         public static let tooManyRequests = "Too many pending authentication requests"
+        public static let coolDown = "Too many failed authentication attempts; try again later"
     }
 
     enum Handshake { case awaitingVersion, awaitingCPID, ready }
@@ -40,6 +41,9 @@ public final class AuthClientSession {
         /// Normalized user once known; the name as sent before that.
         var user: String?
         var passdb: String?
+        /// The password of a failed plaintext check, kept only to recognise the same wrong password
+        /// retried; never logged, wiped with the request.
+        var failedPassword: Secret?
 
         init(command: AuthCommand, descriptor: MechanismDescriptor, mechanism: any SASLMechanism, started: Double) {
             self.id = command.id
@@ -171,6 +175,11 @@ public final class AuthClientSession {
                       result: "failed", reason: "invalid base64 in initial response")
             return
         }
+        if !command.noPenalty && service.penalty.isBlocked(ip: command.remoteIP, user: nil) {
+            finishNow(request, .fail(id: request.id, user: nil, code: nil, reason: Reason.coolDown, fields: []),
+                      result: "failed", reason: "blocked: too many failures from this IP (penalty_cooldown)")
+            return
+        }
         if descriptor.flags.contains(.plaintext) && service.settings.cleartextRequiresTLS && !command.secured {
             // Refused before any passdb is asked: nothing about the account is revealed.
             finishNow(request, .fail(id: request.id, user: nil, code: nil, reason: Reason.cleartextNeedsTLS, fields: []),
@@ -236,6 +245,7 @@ public final class AuthClientSession {
             request.state = .busy
             let chain = service.chain
             io.runDetached({ await chain.verifyPlain(passdbRequest, password: password) }) { [weak self] result, passdb in
+                if result == .passwordMismatch { request.failedPassword = password }
                 self?.verified(request, result, passdb)
             }
         case .lookupCredentials(let identity, let scheme):
@@ -273,6 +283,11 @@ public final class AuthClientSession {
             return nil
         }
         request.user = user
+        if !request.command.noPenalty && service.penalty.isBlocked(ip: request.command.remoteIP, user: user) {
+            finishNow(request, .fail(id: request.id, user: user, code: nil, reason: Reason.coolDown, fields: []),
+                      result: "failed", reason: "blocked: too many failures for this user from this IP (penalty_cooldown)")
+            return nil
+        }
         if let authzid = identity.authzid, !authzid.isEmpty, authzid != identity.authcid, authzid != user {
             // Acting as another user needs an explicit rule; none exist yet.
             fail(request, reason: "authorization identity differs from the authentication identity",
@@ -329,8 +344,10 @@ public final class AuthClientSession {
 
     private func succeed(_ request: Request, finalData: [UInt8]?) {
         var fields: [(String, String?)] = []
+        if request.command.debug, let passdb = request.passdb { fields.append(("passdb", passdb)) }
         if let finalData { fields.append(("resp", DovecotBase64.encode(finalData))) }
         let user = request.user ?? ""
+        if !request.command.noPenalty { service.penalty.recordSuccess(ip: request.command.remoteIP, user: user) }
         finishNow(request, .ok(id: request.id, user: user, fields: fields), result: "ok", reason: nil)
     }
 
@@ -340,10 +357,17 @@ public final class AuthClientSession {
         _ request: Request, reason: String, code: FailCode? = nil, clientReason: String? = nil, delayed: Bool = true
     ) {
         guard requests[request.id] === request else { return }
-        let line = ServerMessage.fail(id: request.id, user: request.user, code: code, reason: clientReason, fields: [])
+        // `debug` (doveadm, saslgate auth test --explain) asks which passdb answered.
+        let extra: [(String, String?)] = request.command.debug ? request.passdb.map { [("passdb", $0)] } ?? [] : []
+        let line = ServerMessage.fail(id: request.id, user: request.user, code: code, reason: clientReason, fields: extra)
         requests[request.id] = nil
-        log(request, result: "failed", reason: reason)
-        let delay = service.settings.failureDelay
+        var delay = service.settings.failureDelay
+        if delayed && !request.command.noPenalty {
+            // An authentication failure: count it; the delay escalates with repeated failures.
+            delay = service.penalty.recordFailure(ip: request.command.remoteIP, user: request.user, password: request.failedPassword)
+        }
+        request.failedPassword = nil
+        log(request, result: "failed", reason: reason, delay: delayed ? delay : nil)
         guard delayed, delay > 0 else {
             send(line)
             return
@@ -411,7 +435,7 @@ public final class AuthClientSession {
     // MARK: - Logging
 
     /// One line per finished request: what an admin and fail2ban grep for. Never a password or payload.
-    private func log(_ request: Request, result: String, reason: String?) {
+    private func log(_ request: Request, result: String, reason: String?, delay: Double? = nil) {
         let c = request.command
         let ms = Int(((io.now() - request.started) * 1000).rounded())
         var metadata: Logger.Metadata = [
@@ -427,6 +451,7 @@ public final class AuthClientSession {
         ]
         if let passdb = request.passdb { metadata["passdb"] = "\(passdb)" }
         if let reason { metadata["reason"] = "\(reason)" }
+        if let delay, delay > 0 { metadata["delay_ms"] = "\(Int((delay * 1000).rounded()))" }
         let level: Logger.Level = result == "ok" ? .info : .notice
         logger.log(level: level, "auth \(result)", metadata: metadata)
     }

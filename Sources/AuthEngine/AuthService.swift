@@ -17,6 +17,8 @@ public final class AuthService: Sendable {
     public let unservable: [String]
     public let mechanismContext: MechanismContext
     public let logger: Logger
+    /// Failure counts; shared across reloads.
+    public let penalty: PenaltyTable
     let byName: [String: MechanismDescriptor]
     let mechLines: [UInt8]
 
@@ -24,8 +26,17 @@ public final class AuthService: Sendable {
         try self.init(settings: settings, chain: PassdbChain(passdbs), hostname: hostname, logger: logger)
     }
 
-    public init(settings: Settings, chain: PassdbChain, hostname: String, logger: Logger) throws(ConfigErrors) {
+    /// `penalty`: the table of the previous generation on reload (its policy is updated), or nil.
+    public init(
+        settings: Settings, chain: PassdbChain, hostname: String, logger: Logger, penalty: PenaltyTable? = nil
+    ) throws(ConfigErrors) {
         self.settings = settings
+        if let penalty {
+            penalty.update(policy: PenaltyTable.Policy(settings: settings))
+            self.penalty = penalty
+        } else {
+            self.penalty = PenaltyTable(policy: PenaltyTable.Policy(settings: settings))
+        }
         self.chain = chain
         self.usernamePolicy = UsernamePolicy(
             defaultRealm: settings.defaultRealm, realms: settings.realms, lowercase: settings.usernameLowercase,

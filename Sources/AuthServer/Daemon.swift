@@ -38,11 +38,14 @@ public enum Daemon {
         var service: AuthService
     }
 
-    static func build(configPath: String, executor: any BlockingExecutor, logger: Logger) throws(ConfigErrors) -> Built {
+    static func build(
+        configPath: String, executor: any BlockingExecutor, logger: Logger, penalty: PenaltyTable? = nil
+    ) throws(ConfigErrors) -> Built {
         let settings = try Settings.load(path: configPath)
         try checkFiles(settings, configPath: configPath)
         let chain = try PassdbFactory.make(settings.passdbs, settings: settings, executor: executor, logger: logger)
-        let service = try AuthService(settings: settings, chain: chain, hostname: hostname(settings), logger: logger)
+        let service = try AuthService(
+            settings: settings, chain: chain, hostname: hostname(settings), logger: logger, penalty: penalty)
         return Built(settings: settings, service: service)
     }
 
@@ -195,7 +198,8 @@ struct ReloadService: Service, CustomStringConvertible {
             SystemdNotify.reloading()
             defer { SystemdNotify.ready(status: "serving; mechanisms \(box.service.advertised.map(\.name).joined(separator: " "))") }
             do {
-                let built = try Daemon.build(configPath: configPath, executor: executor, logger: logger)
+                let built = try Daemon.build(
+                    configPath: configPath, executor: executor, logger: logger, penalty: box.service.penalty)
                 if built.settings.listen != box.service.settings.listen {
                     logger.warning("reload: 'listen' changed; the new path takes effect only after a restart")
                 }

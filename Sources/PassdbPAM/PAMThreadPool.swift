@@ -38,7 +38,7 @@ public struct PAMPoolStatistics: Sendable, Equatable {
 ///   pool if there is room, or exits.
 /// - Threads start on demand and exit after `idleTimeout` without work.
 /// - Task cancellation answers the caller at once; a call already running finishes on its thread and its
-///   result is dropped (the thread is not counted as stuck).
+///   result is dropped (the thread is counted as stuck only if the call is still running at its deadline).
 final class PAMThreadPool<Result: Sendable>: @unchecked Sendable {
     // Everything mutable below is guarded by `lock`.
     enum Outcome: Sendable {
@@ -251,26 +251,36 @@ final class PAMThreadPool<Result: Sendable>: @unchecked Sendable {
     private func expire(_ job: Job) {
         var answer: CheckedContinuation<Outcome, Never>?
         lock.withLock {
+            job.timer = nil
             switch job.state {
+            case .new:
+                return
             case .queued:
                 queue.remove(job)
             case .running:
-                if let worker = job.worker, !worker.abandoned {
-                    worker.abandoned = true
-                    threads -= 1
-                    stuck += 1
-                    spawnIfNeededLocked()
-                }
-            case .new, .answered:
+                abandonLocked(job)
+            case .answered:
+                // Cancelled while running and still not back at the deadline: the thread is stuck
+                // even though nobody waits for it any more.
+                abandonLocked(job)
                 return
             }
             job.state = .answered
             timeouts += 1
             answer = job.continuation
             job.continuation = nil
-            job.timer = nil
         }
         answer?.resume(returning: .timedOut)
+    }
+
+    /// Gives up on the thread running `job`: it no longer counts as a worker; a replacement may start
+    /// within the caps. Holds `lock`.
+    private func abandonLocked(_ job: Job) {
+        guard let worker = job.worker, !worker.abandoned else { return }
+        worker.abandoned = true
+        threads -= 1
+        stuck += 1
+        spawnIfNeededLocked()
     }
 
     private func cancel(_ job: Job) {
@@ -283,16 +293,18 @@ final class PAMThreadPool<Result: Sendable>: @unchecked Sendable {
                 return
             case .queued:
                 queue.remove(job)
+                timer = job.timer
+                job.timer = nil
             case .running:
-                break  // the thread finishes the call; its result is dropped
+                // The thread finishes the call and its result is dropped. The deadline stays armed:
+                // should the call hang, the thread is still counted as stuck and replaced.
+                break
             case .answered:
                 return
             }
             job.state = .answered
             answer = job.continuation
             job.continuation = nil
-            timer = job.timer
-            job.timer = nil
         }
         timer?.cancel()
         answer?.resume(returning: .cancelled)

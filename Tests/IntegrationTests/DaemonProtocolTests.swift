@@ -68,7 +68,10 @@ import Testing
         c.send("VERSION\t1\t2\nCPID\t1942\n")
         c.readGreeting()
         c.send("AUTH\t1\tPLAIN\tservice=doveadm\tdebug\tsecured\tresp=\(b64("test\0test\0testpass"))\n")
-        #expect(c.readLine() == "OK\t1\tuser=test@example.org")
+        // `debug` (doveadm with auth_debug) also names the passdb that answered.
+        #expect(c.readLine() == "OK\t1\tuser=test@example.org\tpassdb=passwd-file:\(d.usersPath)")
+        c.send("AUTH\t3\tPLAIN\tservice=doveadm\tsecured\tresp=\(b64("test\0test\0testpass"))\n")
+        #expect(c.readLine() == "OK\t3\tuser=test@example.org")
         c.send("AUTH\t2\tPLAIN\tservice=doveadm\tsecured\tresp=\n")  // minor 2: empty response, fails
         #expect(c.readLine() == "FAIL\t2")
     }

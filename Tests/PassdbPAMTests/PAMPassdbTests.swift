@@ -278,13 +278,29 @@ struct PAMTimeoutTests {
         try hangService(dir, seconds: 2)
         let db = try makePassdb(dir, service: "hang", options: PAMOptions(maxConcurrency: 1, timeout: .seconds(5)))
         let task = Task { await db.verifyPlain(request("hang-c"), password: Secret("x")) }
-        #expect(await eventually { db.statistics.threads == 1 && db.statistics.idle == 0 })
+        #expect(await eventually { let s = db.statistics; return s.threads == 1 && s.idle == 0 && s.queued == 0 })
         task.cancel()
         let (r, seconds) = await timed { await task.value }
         #expect(r == .internalFailure("PAM check cancelled"))
         #expect(seconds < 0.5)
         // Not counted as stuck: the call still finishes on its thread and the thread stays in the pool.
         #expect(db.statistics.stuck == 0)
+        #expect(await db.verifyPlain(request("alice"), password: Secret("x")) == .ok)
+    }
+
+    @Test func cancelledCallThatHangsIsStillCountedStuck() async throws {
+        let dir = try PAMConfDir()
+        defer { dir.remove() }
+        try hangService(dir, seconds: 3)
+        let db = try makePassdb(dir, service: "hang", options: PAMOptions(maxConcurrency: 1, timeout: .seconds(1)))
+        let task = Task { await db.verifyPlain(request("hang-d"), password: Secret("x")) }
+        #expect(await eventually { let s = db.statistics; return s.threads == 1 && s.idle == 0 && s.queued == 0 })
+        task.cancel()
+        #expect(await task.value == .internalFailure("PAM check cancelled"))
+        #expect(db.statistics.stuck == 0)
+        // At its deadline the call is still running: its thread is written off and replaced.
+        #expect(await eventually(3) { db.statistics.stuck == 1 })
+        #expect(db.statistics.timeouts == 0)
         #expect(await db.verifyPlain(request("alice"), password: Secret("x")) == .ok)
     }
 

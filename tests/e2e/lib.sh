@@ -24,6 +24,7 @@ E2E_FAILED=0
 E2E_DAEMON_PIDS=()
 E2E_POSTFIX_DIRS=()
 E2E_LOGS=()
+E2E_EXIT_HOOKS=()
 E2E_NEXT_IP=0
 E2E_ERR_AT=
 E2E_TMP=
@@ -418,7 +419,9 @@ expect_doveadm() {
 # ---------------------------------------------------------------------------------------------
 # Shared test data
 
-# write_users_file FILE : the users both the reference and the saslgated tests use.
+# write_users_file FILE : the users both the reference and the saslgated tests use. Mode 0640
+# (saslgated refuses a world-readable user table), group saslgate when that group exists (the
+# daemon's default run_user reads it after dropping root).
 E2E_ALICE=alice@example.org
 E2E_ALICE_PASS=secret-1
 E2E_BOB=bob@example.org
@@ -428,10 +431,17 @@ write_users_file() {
         printf '%s:{PLAIN}%s\n' "$E2E_ALICE" "$E2E_ALICE_PASS"
         printf '%s:{SHA512-CRYPT}%s\n' "$E2E_BOB" "$(e2e_sha512_crypt "$E2E_BOB_PASS")"
     } >"$1"
+    chmod 0640 "$1"
+    if getent group saslgate >/dev/null; then chgrp saslgate "$1"; fi
 }
 
 # ---------------------------------------------------------------------------------------------
 # Cleanup
+
+# e2e_on_exit FUNC : run FUNC at exit, after Postfix and the daemons are stopped and before the temp
+# dir goes (hooks run last-registered first). Use this instead of replacing the EXIT trap: the trap
+# is what stops everything this file started.
+e2e_on_exit() { E2E_EXIT_HOOKS+=("$1"); }
 
 e2e_cleanup() {
     local rc=$? d pid log
@@ -442,6 +452,8 @@ e2e_cleanup() {
     fi
     for d in "${E2E_POSTFIX_DIRS[@]}"; do postfix_stop "$d"; done
     for pid in "${E2E_DAEMON_PIDS[@]}"; do stop_daemon "$pid"; done
+    local i
+    for ((i = ${#E2E_EXIT_HOOKS[@]} - 1; i >= 0; i--)); do "${E2E_EXIT_HOOKS[i]}"; done
     if [ "$E2E_FAILED" -gt 0 ]; then
         for log in "${E2E_LOGS[@]}"; do
             [ -s "$log" ] || continue

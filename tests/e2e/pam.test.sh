@@ -33,11 +33,16 @@ user_prefix=sge2e
 pam_user=$user_prefix$$
 pam_pass='E2e-Pam.pw7'
 pam_created_file=no
+# One run at a time on this machine: the service file name is fixed. A directory lock (mkdir is
+# atomic) holding the owner's pid; a lock whose owner is gone is taken over.
+pam_lock=/run/lock/saslgate-pam-e2e.lock
+pam_locked=no
 
 # Our cleanup runs first, then lib.sh's (which stops Postfix and the daemon and ends the script).
 pam_cleanup() {
     userdel "$pam_user" >/dev/null 2>&1 || true
     [ "$pam_created_file" = yes ] && rm -f "$pam_file"
+    [ "$pam_locked" = yes ] && rm -rf "$pam_lock"
     return 0
 }
 pam_exit() {
@@ -48,9 +53,32 @@ pam_exit() {
 }
 trap pam_exit EXIT
 
-# Stale users from a crashed earlier run.
+mkdir -p /run/lock
+for ((i = 0; i < 1200; i++)); do
+    if mkdir "$pam_lock" 2>/dev/null; then
+        echo $$ >"$pam_lock/pid"
+        pam_locked=yes
+        break
+    fi
+    owner=$(cat "$pam_lock/pid" 2>/dev/null || true)
+    if [ -n "$owner" ] && ! kill -0 "$owner" 2>/dev/null; then
+        rm -rf "$pam_lock"  # its owner died without cleaning up
+        continue
+    fi
+    sleep 0.1
+done
+[ "$pam_locked" = yes ] || e2e_die "another pam.test.sh run holds $pam_lock for over 120 s"
+
+# Stale users from a crashed earlier run (sge2e<pid> whose pid is gone).
 while IFS=: read -r name _; do
-    case $name in "$user_prefix"*) userdel "$name" >/dev/null 2>&1 || true ;; esac
+    case $name in
+        "$user_prefix"*)
+            pid=${name#"$user_prefix"}
+            if ! [[ $pid =~ ^[0-9]+$ ]] || ! kill -0 "$pid" 2>/dev/null; then
+                userdel "$name" >/dev/null 2>&1 || true
+            fi
+            ;;
+    esac
 done </etc/passwd
 
 useradd -M -N -s /usr/sbin/nologin "$pam_user" >"$E2E_TMP/useradd.log" 2>&1 ||

@@ -1,0 +1,269 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+public import AuthConfig
+import Crypto
+public import AuthCore
+import Synchronization
+
+/// Brute-force control that works with Postfix (issue: Postfix gives up after 10 s and answers 454,
+/// which fail2ban ignores). Failures are counted per remote IP (IPv6 per /64), per user and per
+/// (user, IP) within `penalty_window`:
+/// - each failure is answered after `failure_delay × 2^(n−1)`, capped at `penalty_max_delay`, where n is
+///   the largest of the three counts — always well under Postfix's 10 s;
+/// - once an IP, or a user from one IP, reaches `penalty_block_after` failures, its requests get a fast,
+///   definitive FAIL for `penalty_cooldown` without any passdb being asked. The per-user count never
+///   blocks, so an attacker cannot lock the real user out from elsewhere;
+/// - the same wrong password tried again (a phone with an old password) does not count again;
+/// - a success clears the IP's, the user's and the pair's counts; `trusted_networks` are exempt;
+/// - the table holds at most `penalty_max_entries` keys (the least recently failed go first).
+/// Shared by all connections; survives reloads (the policy is replaced, the counts are kept).
+public final class PenaltyTable: Sendable {
+    public struct Policy: Sendable, Equatable {
+        public var baseDelay: Double
+        public var maxDelay: Double
+        public var blockAfter: Int
+        public var cooldown: Double
+        public var window: Double
+        public var maxEntries: Int
+        public var trusted: [CIDR]
+
+        public init(settings: Settings) {
+            baseDelay = settings.failureDelay
+            maxDelay = settings.penaltyMaxDelay
+            blockAfter = settings.penaltyBlockAfter
+            cooldown = settings.penaltyCooldown
+            window = settings.penaltyWindow
+            maxEntries = settings.penaltyMaxEntries
+            trusted = settings.trustedNetworks.compactMap(CIDR.init)
+        }
+    }
+
+    struct Entry {
+        var failures: Int
+        var lastFailure: Double
+        /// Keyed HMAC of the last wrong password (pair entries only); never the password.
+        var lastPassword: [UInt8]?
+        var blockedUntil: Double?
+    }
+
+    enum Key: Hashable {
+        case ip(String)
+        case user(String)
+        case pair(String, String)
+    }
+
+    struct State {
+        var policy: Policy
+        var entries: [Key: Entry] = [:]
+    }
+
+    /// A snapshot row for `saslgate penalty list`.
+    public struct Row: Sendable {
+        public var kind: String
+        public var key: String
+        public var failures: Int
+        public var secondsSinceLast: Double
+        public var blockedForSeconds: Double?
+    }
+
+    private let state: Mutex<State>
+    private let fingerprintKey: SymmetricKey
+    private let clock: @Sendable () -> Double
+
+    public init(policy: Policy, clock: @escaping @Sendable () -> Double = PenaltyTable.monotonicNow) {
+        state = Mutex(State(policy: policy))
+        fingerprintKey = SymmetricKey(size: .bits256)
+        self.clock = clock
+    }
+
+    public static let monotonicNow: @Sendable () -> Double = {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+    }
+
+    public func update(policy: Policy) {
+        state.withLock { $0.policy = policy }
+    }
+
+    public var policy: Policy { state.withLock { $0.policy } }
+
+    /// Normalized counting key for an address: IPv4 as is, IPv6 as its /64, IPv4-mapped IPv6 as IPv4.
+    /// nil when the client gave no usable address (then nothing is counted, as Dovecot does).
+    public static func ipKey(_ rip: String?) -> String? {
+        guard let rip, !rip.isEmpty else { return nil }
+        var v4 = in_addr()
+        if inet_pton(AF_INET, rip, &v4) == 1 { return rip }
+        var v6 = in6_addr()
+        guard inet_pton(AF_INET6, rip, &v6) == 1 else { return nil }
+        var bytes = withUnsafeBytes(of: &v6) { Array($0) }
+        if bytes[0..<10].allSatisfy({ $0 == 0 }) && bytes[10] == 0xFF && bytes[11] == 0xFF {
+            return "\(bytes[12]).\(bytes[13]).\(bytes[14]).\(bytes[15])"
+        }
+        for i in 8..<16 { bytes[i] = 0 }
+        let hex = stride(from: 0, to: 8, by: 2).map { String(UInt16(bytes[$0]) << 8 | UInt16(bytes[$0 + 1]), radix: 16) }
+        return hex.joined(separator: ":") + "::/64"
+    }
+
+    func isTrusted(_ rip: String?, _ policy: Policy) -> Bool {
+        guard let rip, !policy.trusted.isEmpty else { return false }
+        return policy.trusted.contains { $0.contains(rip) }
+    }
+
+    /// Before any work: is this client (or this user from this client) in cool-down?
+    public func isBlocked(ip rip: String?, user: String?) -> Bool {
+        guard let ip = Self.ipKey(rip) else { return false }
+        let now = clock()
+        return state.withLock { s in
+            if isTrusted(rip, s.policy) { return false }
+            if let until = s.entries[.ip(ip)]?.blockedUntil, until > now { return true }
+            if let user, let until = s.entries[.pair(user, ip)]?.blockedUntil, until > now { return true }
+            return false
+        }
+    }
+
+    /// Counts a failure and returns how long to wait before answering it.
+    public func recordFailure(ip rip: String?, user: String?, password: Secret?) -> Double {
+        let now = clock()
+        let fingerprint = password.map { p in p.withBytes { Array(HMAC<SHA256>.authenticationCode(for: Array($0), using: fingerprintKey)) } }
+        return state.withLock { s in
+            let policy = s.policy
+            guard let ip = Self.ipKey(rip), !isTrusted(rip, policy) else { return policy.baseDelay }
+            var keys: [Key] = [.ip(ip)]
+            if let user {
+                keys.append(.user(user))
+                keys.append(.pair(user, ip))
+            }
+            // The same wrong password again from the same place: answer as before, count nothing.
+            if let user, let fingerprint, let pair = s.entries[.pair(user, ip)], now - pair.lastFailure < policy.window,
+                pair.lastPassword.map({ ConstantTime.equals($0, fingerprint) }) == true
+            {
+                return delay(for: keys.map { s.entries[$0]?.failures ?? 0 }.max() ?? 0, policy)
+            }
+            var highest = 0
+            for key in keys {
+                var entry = s.entries[key] ?? Entry(failures: 0, lastFailure: now)
+                if now - entry.lastFailure > policy.window { entry = Entry(failures: 0, lastFailure: now) }
+                entry.failures += 1
+                entry.lastFailure = now
+                if case .pair = key { entry.lastPassword = fingerprint }
+                switch key {
+                case .ip, .pair:
+                    if entry.failures >= policy.blockAfter { entry.blockedUntil = now + policy.cooldown }
+                case .user:
+                    break  // never blocks: the real user must still get in from elsewhere
+                }
+                highest = max(highest, entry.failures)
+                if s.entries[key] == nil && s.entries.count >= policy.maxEntries { evict(&s, now: now) }
+                s.entries[key] = entry
+            }
+            return delay(for: highest, policy)
+        }
+    }
+
+    /// A success clears the counts of the IP, the user and the pair.
+    public func recordSuccess(ip rip: String?, user: String) {
+        guard let ip = Self.ipKey(rip) else { return }
+        state.withLock { s in
+            s.entries[.ip(ip)] = nil
+            s.entries[.user(user)] = nil
+            s.entries[.pair(user, ip)] = nil
+        }
+    }
+
+    func delay(for failures: Int, _ policy: Policy) -> Double {
+        guard failures > 0, policy.baseDelay > 0 else { return policy.baseDelay }
+        let factor = pow(2.0, Double(min(failures - 1, 16)))
+        return min(policy.baseDelay * factor, max(policy.maxDelay, policy.baseDelay))
+    }
+
+    /// Drops expired entries; if still full, the tenth that failed least recently.
+    private func evict(_ s: inout State, now: Double) {
+        let policy = s.policy
+        s.entries = s.entries.filter { _, e in
+            now - e.lastFailure <= policy.window || (e.blockedUntil ?? 0) > now
+        }
+        guard s.entries.count >= policy.maxEntries else { return }
+        let victims = s.entries.sorted { $0.value.lastFailure < $1.value.lastFailure }.prefix(max(1, policy.maxEntries / 10))
+        for (key, _) in victims { s.entries[key] = nil }
+    }
+
+    public var count: Int { state.withLock { $0.entries.count } }
+
+    public func list() -> [Row] {
+        let now = clock()
+        return state.withLock { s in
+            s.entries.compactMap { key, e -> Row? in
+                guard now - e.lastFailure <= s.policy.window || (e.blockedUntil ?? 0) > now else { return nil }
+                let blocked = e.blockedUntil.flatMap { $0 > now ? $0 - now : nil }
+                switch key {
+                case .ip(let ip): return Row(kind: "ip", key: ip, failures: e.failures, secondsSinceLast: now - e.lastFailure, blockedForSeconds: blocked)
+                case .user(let u): return Row(kind: "user", key: u, failures: e.failures, secondsSinceLast: now - e.lastFailure, blockedForSeconds: blocked)
+                case .pair(let u, let ip): return Row(kind: "user+ip", key: "\(u) \(ip)", failures: e.failures, secondsSinceLast: now - e.lastFailure, blockedForSeconds: blocked)
+                }
+            }.sorted { ($0.kind, $0.key) < ($1.kind, $1.key) }
+        }
+    }
+
+    /// Clears everything (`target` nil) or every entry mentioning an IP or a user. Returns how many.
+    @discardableResult
+    public func clear(_ target: String?) -> Int {
+        state.withLock { s in
+            guard let target else {
+                defer { s.entries.removeAll() }
+                return s.entries.count
+            }
+            let ip = Self.ipKey(target)
+            let before = s.entries.count
+            s.entries = s.entries.filter { key, _ in
+                switch key {
+                case .ip(let i): return i != ip
+                case .user(let u): return u != target
+                case .pair(let u, let i): return u != target && i != ip
+                }
+            }
+            return before - s.entries.count
+        }
+    }
+}
+
+/// An IPv4 or IPv6 network in CIDR notation (`trusted_networks`).
+public struct CIDR: Sendable, Equatable {
+    let bytes: [UInt8]
+    let prefix: Int
+
+    public init?(_ text: String) {
+        let parts = text.split(separator: "/", maxSplits: 1)
+        let address = String(parts[0])
+        guard let raw = CIDR.parse(address) else { return nil }
+        let maxPrefix = raw.count * 8
+        let p = parts.count == 2 ? Int(parts[1]) : maxPrefix
+        guard let p, p >= 0, p <= maxPrefix else { return nil }
+        bytes = raw
+        prefix = p
+    }
+
+    static func parse(_ address: String) -> [UInt8]? {
+        var v4 = in_addr()
+        if inet_pton(AF_INET, address, &v4) == 1 { return withUnsafeBytes(of: &v4) { Array($0) } }
+        var v6 = in6_addr()
+        if inet_pton(AF_INET6, address, &v6) == 1 {
+            let b = withUnsafeBytes(of: &v6) { Array($0) }
+            if b[0..<10].allSatisfy({ $0 == 0 }) && b[10] == 0xFF && b[11] == 0xFF { return Array(b[12...]) }
+            return b
+        }
+        return nil
+    }
+
+    public func contains(_ address: String) -> Bool {
+        guard let other = CIDR.parse(address), other.count == bytes.count else { return false }
+        var bits = prefix
+        for i in 0..<bytes.count where bits > 0 {
+            let mask: UInt8 = bits >= 8 ? 0xFF : ~(0xFF >> UInt8(bits))
+            if bytes[i] & mask != other[i] & mask { return false }
+            bits -= 8
+        }
+        return true
+    }
+}

@@ -1,0 +1,319 @@
+public import AuthCore
+public import Logging
+public import Passdb
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The `sasldb` passdb (`sasldb:PATH`): users and their secrets in the SQLite store the CLI writes
+/// (see `SASLDBEditor`, `SASLDB2Importer`).
+///
+/// A request's key is (`localPart`, `realm` or "" for a bare name); realms are lower-case on both sides.
+///
+/// - `verifyPlain` checks the stored hash (`saslgate:hash`, yescrypt by default); without one, the
+///   cleartext if stored, else any mechanism secret (SCRAM, CRAM-MD5, DIGEST-MD5). The lookup and the
+///   hashing run on the `BlockingExecutor`, never on the caller's thread.
+/// - `lookupCredentials` hands out the stored secret of the kind asked for; when cleartext is stored it
+///   serves every kind (and is preferred for DIGEST-MD5, whose digest uses the client's own spelling of
+///   the user and realm). Otherwise `.schemeNotAvailable`.
+/// - `capabilities.credentials` lists the kinds present anywhere in the store. At most once per
+///   `checkInterval` a lookup starts a background check: `PRAGMA data_version` (did anything commit?)
+///   and the file's inode (was the file replaced? then the connections are reopened).
+///
+/// Reads use a small pool of read-only connections; WAL mode lets them run while the CLI writes.
+public final class SASLDBPassdb: PasswordDatabase {
+    public static let driverName = "sasldb"
+    /// Idle read-only connections kept open.
+    static let maxIdleConnections = 8
+
+    public let path: String
+    public let name: String
+    public var driver: String { SASLDBPassdb.driverName }
+
+    private let executor: any BlockingExecutor
+    private let logger: Logger
+    private let checkInterval: Duration
+    private let busyTimeoutMilliseconds: Int32
+    private let state: Mutex<State>
+    /// The connection that watches `PRAGMA data_version`; its lock also serializes the checks.
+    private let watcher: Mutex<SQLiteConnection>
+
+    private struct State: Sendable {
+        var idle: [SQLiteConnection] = []
+        /// Bumped when the file is replaced: connections of an older generation are not reused.
+        var generation = 0
+        var device: UInt64
+        var inode: UInt64
+        var properties: Set<SASLDBProperty>
+        var dataVersion: Int64
+        var lastCheck: ContinuousClock.Instant
+        var checkScheduled = false
+        /// The last problem the check logged, so it is not logged every second.
+        var lastProblem: String?
+    }
+
+    /// Opens the store at `path` read-only and reads which kinds of secret it holds.
+    ///
+    /// Throws `SASLDBError`: `.storeMissing` (create it with the CLI), `.notAStore` (another file),
+    /// `.insecurePermissions` (world-writable), `.database` (SQLite cannot read it). A world-readable
+    /// store is served with a warning in the log.
+    ///
+    /// - Parameters:
+    ///   - executor: runs the lookups and the hashing (the daemon's bounded thread pool).
+    ///   - logger: warnings about the file, reopenings, changes of the credential kinds.
+    ///   - checkInterval: how often a lookup may check the file for changes (default one second).
+    ///   - busyTimeout: how long a read may wait for a lock (only WAL recovery takes one).
+    public init(
+        path: String, executor: any BlockingExecutor, logger: Logger, checkInterval: Duration = .seconds(1),
+        busyTimeout: Duration = .seconds(5)
+    ) throws(SASLDBError) {
+        let status = try SASLDBStore.checkFile(path: path)
+        let busy = Int32(clamping: busyTimeout.components.seconds * 1000 + busyTimeout.components.attoseconds / 1_000_000_000_000_000)
+        let c = try SASLDBStore.openReader(path: path, busyTimeoutMilliseconds: busy)
+        let properties: Set<SASLDBProperty>
+        let version: Int64
+        do {
+            version = try c.integer("PRAGMA data_version")
+            properties = try SASLDBStore.propertiesPresent(c)
+        } catch {
+            throw .from(error, path: path)
+        }
+        self.path = path
+        self.name = "\(SASLDBPassdb.driverName):\(path)"
+        self.executor = executor
+        self.logger = logger
+        self.checkInterval = checkInterval
+        self.busyTimeoutMilliseconds = busy
+        self.watcher = Mutex(c)
+        self.state = Mutex(
+            State(device: status.device, inode: status.inode, properties: properties, dataVersion: version, lastCheck: .now))
+        for w in status.warnings { logger.warning("\(w)", metadata: ["passdb": "\(name)"]) }
+        logger.debug(
+            "sasldb store opened", metadata: ["passdb": "\(name)", "secrets": "\(properties.map(\.rawValue).sorted())"])
+    }
+
+    /// Kinds of secret present in the store now (as of the last check).
+    public var storedProperties: Set<SASLDBProperty> { state.withLock { $0.properties } }
+
+    public var capabilities: PassdbCapabilities {
+        scheduleCheckIfDue()
+        return PassdbCapabilities(verifyPlain: true, credentials: SASLDBPassdb.credentialSchemes(storedProperties))
+    }
+
+    static func credentialSchemes(_ properties: Set<SASLDBProperty>) -> Set<CredentialScheme> {
+        properties.reduce(into: Set<CredentialScheme>()) { $0.formUnion($1.credentialSchemes) }
+    }
+
+    // MARK: PasswordDatabase
+
+    public func verifyPlain(_ request: PassdbRequest, password: Secret) async -> PassdbResult {
+        scheduleCheckIfDue()
+        guard let user = try? SASLDBUser(request: request) else { return .userUnknown }
+        let outcome = await executor.run { self.verifyBlocking(user, password: password) }
+        switch outcome {
+        case .userUnknown:
+            return .userUnknown
+        case .failure(let reason):
+            logger.error("\(reason)", metadata: ["passdb": "\(name)", "auth.user": "\(sanitizeForLog(user.description))"])
+            return .internalFailure(reason)
+        case .noSecret:
+            let reason = "no password secret stored for \(sanitizeForLog(user.description))"
+            return .schemeNotAvailable(reason)
+        case .checked(.match, _):
+            return .ok
+        case .checked(.mismatch, _):
+            return .passwordMismatch
+        case .checked(.unverifiable(let reason), let property):
+            logger.warning(
+                "sasldb secret cannot be verified: \(reason); set the password again with `saslgate user passwd --db \(name)`",
+                metadata: ["passdb": "\(name)", "auth.user": "\(sanitizeForLog(user.description))", "property": "\(property)"])
+            return .schemeNotAvailable(reason)
+        }
+    }
+
+    public func lookupCredentials(_ request: PassdbRequest, scheme: CredentialScheme) async -> CredentialLookup {
+        scheduleCheckIfDue()
+        guard let user = try? SASLDBUser(request: request) else { return .userUnknown }
+        let fetched = await executor.run { self.fetch(user) }
+        let rows: [(SASLDBProperty?, Secret)]
+        switch fetched {
+        case .failure(let e):
+            logger.error("\(e)", metadata: ["passdb": "\(name)", "auth.user": "\(sanitizeForLog(user.description))"])
+            return .internalFailure("\(e)")
+        case .success(let r):
+            rows = r
+        }
+        guard !rows.isEmpty else { return .userUnknown }
+        var stored: [SASLDBProperty: Secret] = [:]
+        for case (let property?, let value) in rows { stored[property] = value }
+        let shown = sanitizeForLog(user.description)
+        let cleartext = stored[.cleartext]
+
+        guard let property = SASLDBProperty.forScheme(scheme) else {
+            // `.plaintext`: only a stored cleartext can answer.
+            if let cleartext { return .found(.plaintext(cleartext)) }
+            return .schemeNotAvailable("no cleartext password stored for \(shown) (the store keeps hashes)")
+        }
+        // DIGEST-MD5's digest covers the user and realm as the client spelled them: a stored HA1 only
+        // matches the stored spelling, the cleartext matches any.
+        if scheme == .digestMD5, let cleartext { return .found(.plaintext(cleartext)) }
+        if let value = stored[property] {
+            if let credential = SASLDBSecrets.credential(property, value: value) { return .found(credential) }
+            logger.warning(
+                "the stored \(property) value is malformed; set the password again with `saslgate user passwd --db \(name)`",
+                metadata: ["passdb": "\(name)", "auth.user": "\(shown)"])
+            if let cleartext { return .found(.plaintext(cleartext)) }
+            return .schemeNotAvailable("the stored \(scheme) secret of \(shown) is malformed")
+        }
+        if let cleartext { return .found(.plaintext(cleartext)) }
+        return .schemeNotAvailable(
+            "no \(scheme) secret stored for \(shown); store one with `saslgate user passwd --db \(name) --mechs \(scheme.rawValue.lowercased())`"
+        )
+    }
+
+    // MARK: blocking work (on the executor)
+
+    enum VerifyOutcome: Sendable {
+        case userUnknown
+        case noSecret
+        case checked(PasswordVerification, SASLDBProperty)
+        case failure(String)
+    }
+
+    /// Order in which `verifyPlain` uses the stored secrets: the hash first, then the cleartext, then
+    /// whatever mechanism secret there is.
+    static let verifyOrder: [SASLDBProperty] = [.hash, .cleartext, .scramSHA256, .scramSHA1, .cramMD5, .digestMD5]
+
+    private func verifyBlocking(_ user: SASLDBUser, password: Secret) -> VerifyOutcome {
+        let rows: [(SASLDBProperty?, Secret)]
+        switch fetch(user) {
+        case .failure(let e): return .failure("\(e)")
+        case .success(let r): rows = r
+        }
+        guard !rows.isEmpty else { return .userUnknown }
+        for property in SASLDBPassdb.verifyOrder {
+            guard let value = rows.first(where: { $0.0 == property })?.1 else { continue }
+            return .checked(SASLDBSecrets.verify(password, property: property, value: value, user: user), property)
+        }
+        return .noSecret
+    }
+
+    /// All rows of `user` through a pooled read-only connection.
+    func fetch(_ user: SASLDBUser) -> Result<[(SASLDBProperty?, Secret)], SASLDBError> {
+        withConnection { c throws(SQLiteError) in try SASLDBStore.rows(c, user: user) }
+    }
+
+    private func withConnection<T>(_ body: (SQLiteConnection) throws(SQLiteError) -> T) -> Result<T, SASLDBError> {
+        let (pooled, generation) = state.withLock { s in (s.idle.popLast(), s.generation) }
+        let c: SQLiteConnection
+        if let pooled {
+            c = pooled
+        } else {
+            do {
+                c = try SASLDBStore.openReader(path: path, busyTimeoutMilliseconds: busyTimeoutMilliseconds)
+            } catch {
+                return .failure(error)
+            }
+        }
+        do {
+            let result = try body(c)
+            state.withLock { s in
+                if s.generation == generation && s.idle.count < SASLDBPassdb.maxIdleConnections { s.idle.append(c) }
+            }
+            return .success(result)
+        } catch {
+            // Not returned to the pool: a connection that failed once is not trusted again.
+            return .failure(.from(error, path: path))
+        }
+    }
+
+    // MARK: watching the file
+
+    private func scheduleCheckIfDue() {
+        let now = ContinuousClock.now
+        let due = state.withLock { s -> Bool in
+            guard !s.checkScheduled, now - s.lastCheck >= checkInterval else { return false }
+            s.checkScheduled = true
+            s.lastCheck = now
+            return true
+        }
+        guard due else { return }
+        Task { [self] in
+            await executor.run { self.refresh() }
+        }
+    }
+
+    /// Checks the file now, on the calling thread: reopens the connections when the file was replaced
+    /// and re-reads the kinds of secret when anything was committed. Returns the kinds in service. For
+    /// a SIGHUP handler, the CLI and tests; lookups schedule it themselves.
+    @discardableResult
+    public func refresh() -> Set<SASLDBProperty> {
+        watcher.withLock { watcher -> Set<SASLDBProperty> in
+            defer { state.withLock { $0.checkScheduled = false } }
+            let (device, inode) = state.withLock { ($0.device, $0.inode) }
+            var reopened = false
+            do throws(SASLDBError) {
+                let status = try SASLDBStore.checkFile(path: path)
+                if status.device != device || status.inode != inode {
+                    let fresh = try SASLDBStore.openReader(path: path, busyTimeoutMilliseconds: busyTimeoutMilliseconds)
+                    watcher = fresh
+                    reopened = true
+                    let dropped = state.withLock { s -> [SQLiteConnection] in
+                        s.generation += 1
+                        s.device = status.device
+                        s.inode = status.inode
+                        defer { s.idle.removeAll() }
+                        return s.idle
+                    }
+                    _ = dropped  // closed here, outside the lock
+                    logger.info("sasldb store file was replaced; reopened it", metadata: ["passdb": "\(name)"])
+                    for w in status.warnings { logger.warning("\(w)", metadata: ["passdb": "\(name)"]) }
+                }
+                let version: Int64
+                do throws(SQLiteError) {
+                    version = try watcher.integer("PRAGMA data_version")
+                } catch {
+                    throw SASLDBError.from(error, path: path)
+                }
+                let changed = state.withLock { s -> Bool in
+                    defer { s.dataVersion = version }
+                    return reopened || s.dataVersion != version
+                }
+                if changed {
+                    let properties: Set<SASLDBProperty>
+                    do throws(SQLiteError) {
+                        properties = try SASLDBStore.propertiesPresent(watcher)
+                    } catch {
+                        throw SASLDBError.from(error, path: path)
+                    }
+                    let previous = state.withLock { s -> Set<SASLDBProperty> in
+                        defer { s.properties = properties }
+                        return s.properties
+                    }
+                    if previous != properties {
+                        logger.info(
+                            "sasldb secrets in the store changed: \(properties.map(\.rawValue).sorted().joined(separator: " "))",
+                            metadata: ["passdb": "\(name)"])
+                    }
+                }
+                state.withLock { $0.lastProblem = nil }
+            } catch {
+                let text = "\(error)"
+                let first = state.withLock { s -> Bool in
+                    defer { s.lastProblem = text }
+                    return s.lastProblem != text
+                }
+                if first {
+                    logger.error(
+                        "sasldb store check failed, still serving with the connections already open: \(text)",
+                        metadata: ["passdb": "\(name)"])
+                }
+            }
+            return state.withLock { $0.properties }
+        }
+    }
+}
