@@ -261,6 +261,24 @@ final class Connection {
         }
     }
 
+    /// Everything the server sends until it closes (at most `limit` bytes).
+    func readToEnd(limit: Int = 16 << 20) throws(CLIError) -> [UInt8] {
+        var out = buffer
+        buffer.removeAll()
+        while true {
+            try waitFor(Int16(POLLIN))
+            var chunk = [UInt8](repeating: 0, count: 65536)
+            let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if n < 0 {
+                if errno == EINTR || errno == EAGAIN { continue }
+                throw .failure("\(path): read failed: \(String(cString: strerror(errno)))")
+            }
+            if n == 0 { return out }
+            out += chunk[..<n]
+            guard out.count <= limit else { throw .failure("\(path): answer larger than \(limit) bytes") }
+        }
+    }
+
     /// The next line split at TABs, each field tab-unescaped.
     func readFields() throws(CLIError) -> [String] {
         let line = try readLine()

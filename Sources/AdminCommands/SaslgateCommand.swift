@@ -4,10 +4,10 @@ public import ArgumentParser
 public struct SaslgateCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "saslgate",
-        abstract: "Administer saslgated: its passwd-file users, password hashes, and test authentications.",
+        abstract: "Administer saslgated: users, password hashes, test authentications, statistics and penalties.",
         discussion:
             "Exit status: 0 done, 1 refused (user exists / missing, authentication failed), 2 usage or other errors.",
-        subcommands: [UserCommand.self, PwCommand.self, AuthCommand.self]
+        subcommands: [UserCommand.self, PwCommand.self, AuthCommand.self, StatsCommand.self, PenaltyCommand.self]
     )
 
     public init() {}

@@ -106,6 +106,8 @@ public struct Settings: Equatable, Sendable {
     public var penaltyMaxEntries: Int = 100_000
     /// Client networks exempt from counting and cool-downs (CIDR).
     public var trustedNetworks: [String] = []
+    /// Local control socket for `saslgate stats` and `saslgate penalty` (mode 0600); nil: none.
+    public var controlSocket: String? = "/run/saslgate/control"
 
     public init() {}
 
@@ -116,7 +118,7 @@ public struct Settings: Equatable, Sendable {
         "failure_delay", "cleartext_requires_tls", "request_timeout", "max_connections",
         "max_pending_requests", "hash_threads", "log_level", "hostname", "run_user", "handshake_timeout",
         "shutdown_timeout", "client_allowlist", "penalty_max_delay", "penalty_block_after", "penalty_cooldown",
-        "penalty_window", "penalty_max_entries", "trusted_networks",
+        "penalty_window", "penalty_max_entries", "trusted_networks", "control_socket",
     ]
 
     public static let knownPassdbDrivers = ["passwd-file", "pam"]
@@ -263,6 +265,7 @@ public struct Settings: Equatable, Sendable {
                 if let v = Int(e.value), v >= 100, v <= 10_000_000 { s.penaltyMaxEntries = v } else {
                     fail(e, "penalty_max_entries '\(e.value)' must be a number from 100 to 10000000")
                 }
+            case "control_socket": s.controlSocket = e.value.isEmpty ? nil : resolve(e.value)
             case "trusted_networks":
                 s.trustedNetworks = words(e.value)
                 for n in s.trustedNetworks where !isCIDR(n) {

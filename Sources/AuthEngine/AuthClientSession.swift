@@ -452,6 +452,8 @@ public final class AuthClientSession {
         if let passdb = request.passdb { metadata["passdb"] = "\(passdb)" }
         if let reason { metadata["reason"] = "\(reason)" }
         if let delay, delay > 0 { metadata["delay_ms"] = "\(Int((delay * 1000).rounded()))" }
+        service.metrics?.requestFinished(
+            result: result, mechanism: request.descriptor.name, passdb: request.passdb, seconds: io.now() - request.started)
         let level: Logger.Level = result == "ok" ? .info : .notice
         logger.log(level: level, "auth \(result)", metadata: metadata)
     }

@@ -19,6 +19,8 @@ public final class AuthService: Sendable {
     public let logger: Logger
     /// Failure counts; shared across reloads.
     public let penalty: PenaltyTable
+    /// Where finished requests are counted (the daemon's Prometheus registry); nil in tests.
+    public let metrics: (any AuthMetrics)?
     let byName: [String: MechanismDescriptor]
     let mechLines: [UInt8]
 
@@ -28,9 +30,11 @@ public final class AuthService: Sendable {
 
     /// `penalty`: the table of the previous generation on reload (its policy is updated), or nil.
     public init(
-        settings: Settings, chain: PassdbChain, hostname: String, logger: Logger, penalty: PenaltyTable? = nil
+        settings: Settings, chain: PassdbChain, hostname: String, logger: Logger, penalty: PenaltyTable? = nil,
+        metrics: (any AuthMetrics)? = nil
     ) throws(ConfigErrors) {
         self.settings = settings
+        self.metrics = metrics
         if let penalty {
             penalty.update(policy: PenaltyTable.Policy(settings: settings))
             self.penalty = penalty
@@ -86,4 +90,9 @@ extension PassdbNeed {
         case .credentials(let s): .credentials(s)
         }
     }
+}
+
+/// Receives one event per finished request (success, failure, timeout, cancel).
+public protocol AuthMetrics: Sendable {
+    func requestFinished(result: String, mechanism: String, passdb: String?, seconds: Double)
 }

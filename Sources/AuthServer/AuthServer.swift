@@ -15,6 +15,8 @@ final class ServerCounters: Sendable {
     let nextCUID = Atomic<UInt64>(1)
     /// Replies the server owes: requests being worked on plus failures waiting out the delay.
     let owedReplies = Atomic<Int>(0)
+    /// Unfinished requests on all connections (including those waiting for the client).
+    let pendingRequests = Atomic<Int>(0)
 }
 
 /// Accepts client connections on the configured socket (or the one systemd passed) until graceful
@@ -25,11 +27,17 @@ final class AuthServer: Service, CustomStringConvertible {
     let box: ServiceBox
     let group: MultiThreadedEventLoopGroup
     let logger: Logger
-    let counters = ServerCounters()
+    let counters: ServerCounters
     let identity: ServerIdentity
+    let control: ControlServer?
 
-    init(settings: Settings, box: ServiceBox, group: MultiThreadedEventLoopGroup, logger: Logger) {
+    init(
+        settings: Settings, box: ServiceBox, group: MultiThreadedEventLoopGroup, logger: Logger,
+        counters: ServerCounters, control: ControlServer?
+    ) {
         self.settings = settings
+        self.counters = counters
+        self.control = control
         self.box = box
         self.group = group
         self.logger = logger
@@ -41,6 +49,7 @@ final class AuthServer: Service, CustomStringConvertible {
 
     func run() async throws {
         let channel = try await bind()
+        let controlChannel = await control?.start(group: group)
         try dropPrivileges()
         let mechanisms = box.service.advertised.map(\.name).joined(separator: " ")
         logger.info("listening", metadata: ["socket": "\(settings.listen)", "mechanisms": "\(mechanisms)"])
@@ -50,6 +59,7 @@ final class AuthServer: Service, CustomStringConvertible {
         logger.info("shutting down: no new connections; waiting for in-flight requests",
                     metadata: ["owed": "\(counters.owedReplies.load(ordering: .relaxed))"])
         try? await channel.close()
+        try? await controlChannel?.close()
         // In-flight requests get their answers (bounded by shutdown_timeout); idle connections and
         // requests waiting for the client are simply closed with the event loops.
         let deadline = ContinuousClock.now + .milliseconds(Int(settings.shutdownTimeout * 1000))

@@ -24,6 +24,7 @@ final class ConnectionHandler: ChannelInboundHandler, ConnectionIO {
     private var handshakeTimer: Scheduled<Void>?
     /// Owed replies last reported to the server-wide counter.
     private var reportedOwed = 0
+    private var reportedPending = 0
 
     init(identity: ServerIdentity, logger: Logger, counters: ServerCounters, handshakeTimeout: Double,
          allowlist: PeerAllowlist, onClose: @escaping () -> Void,
@@ -87,6 +88,11 @@ final class ConnectionHandler: ChannelInboundHandler, ConnectionIO {
         if owed != reportedOwed {
             counters.owedReplies.wrappingAdd(owed - reportedOwed, ordering: .relaxed)
             reportedOwed = owed
+        }
+        let pending = session?.pendingRequestCount ?? 0
+        if pending != reportedPending {
+            counters.pendingRequests.wrappingAdd(pending - reportedPending, ordering: .relaxed)
+            reportedPending = pending
         }
     }
 

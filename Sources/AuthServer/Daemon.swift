@@ -39,13 +39,15 @@ public enum Daemon {
     }
 
     static func build(
-        configPath: String, executor: any BlockingExecutor, logger: Logger, penalty: PenaltyTable? = nil
+        configPath: String, executor: any BlockingExecutor, logger: Logger, penalty: PenaltyTable? = nil,
+        metrics: (any AuthMetrics)? = nil
     ) throws(ConfigErrors) -> Built {
         let settings = try Settings.load(path: configPath)
         try checkFiles(settings, configPath: configPath)
         let chain = try PassdbFactory.make(settings.passdbs, settings: settings, executor: executor, logger: logger)
         let service = try AuthService(
-            settings: settings, chain: chain, hostname: hostname(settings), logger: logger, penalty: penalty)
+            settings: settings, chain: chain, hostname: hostname(settings), logger: logger, penalty: penalty,
+            metrics: metrics)
         return Built(settings: settings, service: service)
     }
 
@@ -118,9 +120,12 @@ public enum Daemon {
         pool.start()
         let executor = ThreadPoolExecutor(pool: pool)
 
+        let counters = ServerCounters()
+        let penaltyProbe = PenaltyProbe()
+        let metrics = DaemonMetrics(counters: counters, penaltyEntries: { penaltyProbe.count() })
         let built: Built
         do {
-            built = try build(configPath: configPath, executor: executor, logger: logger)
+            built = try build(configPath: configPath, executor: executor, logger: logger, metrics: metrics)
         } catch {
             for e in error.errors { logger.error("configuration error: \(e)") }
             try? await pool.shutdownGracefully()
@@ -132,9 +137,12 @@ public enum Daemon {
         raiseFileLimit(logger: logger)
 
         let box = ServiceBox(built.service)
+        penaltyProbe.set { box.service.penalty.count }
         let group = MultiThreadedEventLoopGroup(numberOfThreads: cores)
-        let server = AuthServer(settings: built.settings, box: box, group: group, logger: logger)
-        let reloader = ReloadService(configPath: configPath, box: box, executor: executor, logger: logger)
+        let control = built.settings.controlSocket.map { ControlServer(path: $0, metrics: metrics, box: box, logger: logger) }
+        let server = AuthServer(
+            settings: built.settings, box: box, group: group, logger: logger, counters: counters, control: control)
+        let reloader = ReloadService(configPath: configPath, box: box, executor: executor, logger: logger, metrics: metrics)
         var lifecycleLogger = logger
         lifecycleLogger.logLevel = max(.info, logger.logLevel)
         let serviceGroup = ServiceGroup(
@@ -190,6 +198,7 @@ struct ReloadService: Service, CustomStringConvertible {
     let box: ServiceBox
     let executor: any BlockingExecutor
     let logger: Logger
+    let metrics: DaemonMetrics
 
     func run() async throws {
         let signals = await UnixSignalsSequence(trapping: .sighup)
@@ -199,7 +208,8 @@ struct ReloadService: Service, CustomStringConvertible {
             defer { SystemdNotify.ready(status: "serving; mechanisms \(box.service.advertised.map(\.name).joined(separator: " "))") }
             do {
                 let built = try Daemon.build(
-                    configPath: configPath, executor: executor, logger: logger, penalty: box.service.penalty)
+                    configPath: configPath, executor: executor, logger: logger, penalty: box.service.penalty,
+                    metrics: metrics)
                 if built.settings.listen != box.service.settings.listen {
                     logger.warning("reload: 'listen' changed; the new path takes effect only after a restart")
                 }
@@ -210,4 +220,11 @@ struct ReloadService: Service, CustomStringConvertible {
             }
         }
     }
+}
+
+/// Lets the metrics read the penalty table's size without owning the service box.
+final class PenaltyProbe: Sendable {
+    private let probe = Mutex<(@Sendable () -> Int)?>(nil)
+    func set(_ f: @escaping @Sendable () -> Int) { probe.withLock { $0 = f } }
+    func count() -> Int { probe.withLock { $0 }?() ?? 0 }
 }

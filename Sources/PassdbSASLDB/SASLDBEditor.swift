@@ -57,6 +57,14 @@ public struct SASLDBEditor: Sendable {
     /// Creates the store when there is none.
     @discardableResult
     public func add(_ user: SASLDBUser, password: Secret, policy: SASLDBSecretPolicy = .hashOnly) throws(SASLDBError) -> SASLDBEditResult {
+        try add(user, password: password, policy: policy, beforeCommit: nil)
+    }
+
+    /// `add` with a hook run inside the transaction, after the rows are written and before `COMMIT`
+    /// (tests kill the process there).
+    func add(
+        _ user: SASLDBUser, password: Secret, policy: SASLDBSecretPolicy, beforeCommit: (() throws(SASLDBError) -> Void)?
+    ) throws(SASLDBError) -> SASLDBEditResult {
         try policy.validate()
         try SASLDBSecrets.checkStorable(password, policy: policy)
         // Refuse early (before the slow hashing) when the user is already there; checked again below.
@@ -68,6 +76,7 @@ public struct SASLDBEditor: Sendable {
                 throw .userExists(user: user.description, path: path)
             }
             try insertVerified(c, user: user, rows: rows)
+            try beforeCommit?()
         }
         return SASLDBEditResult(user: user, properties: rows.map(\.property), droppedCleartext: false, warnings: status.warnings)
     }
@@ -100,6 +109,7 @@ public struct SASLDBEditor: Sendable {
             guard removed > 0 else { throw .userNotFound(user: user.description, path: path) }
             try insertVerified(c, user: user, rows: rows)
         }
+        scrubOldVersions(c)
         return SASLDBEditResult(user: user, properties: rows.map(\.property), droppedCleartext: droppedCleartext, warnings: status.warnings)
     }
 
@@ -117,6 +127,7 @@ public struct SASLDBEditor: Sendable {
             }
             return rows.compactMap(\.0)
         }
+        scrubOldVersions(c)
         return SASLDBEditResult(user: user, properties: removed, droppedCleartext: false, warnings: status.warnings)
     }
 
@@ -160,10 +171,20 @@ public struct SASLDBEditor: Sendable {
     /// The known properties stored for `user` (empty when the user is missing).
     public func properties(of user: SASLDBUser) throws(SASLDBError) -> [SASLDBProperty] {
         guard FileIdentityProbe.exists(path) else { return [] }
-        return try reading(empty: []) { c throws(SQLiteError) in try SASLDBStore.rows(c, user: user).compactMap(\.0) }
+        let found = try reading(empty: []) { c throws(SQLiteError) in try SASLDBStore.rows(c, user: user).compactMap(\.0) }
+        return SASLDBProperty.allCases.filter(found.contains)
     }
 
     // MARK: helpers
+
+    /// After secrets were replaced or deleted: copies the WAL into the file and truncates it, so the old
+    /// values (already zeroed in the pages by `secure_delete`) do not linger in old WAL frames. Best
+    /// effort: waits at most two seconds for readers, and a failure changes nothing (the write is
+    /// committed either way).
+    func scrubOldVersions(_ c: SQLiteConnection) {
+        c.setBusyTimeout(milliseconds: 2000)
+        try? c.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    }
 
     /// Inserts `rows` and checks that exactly that many rows now exist for the user.
     func insertVerified(_ c: SQLiteConnection, user: SASLDBUser, rows: [SASLDBRow]) throws(SASLDBError) {

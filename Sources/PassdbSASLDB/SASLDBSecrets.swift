@@ -271,6 +271,9 @@ enum SASLDBSecrets {
         switch property {
         case .hash:
             let field = value.withBytes { String(decoding: $0, as: UTF8.self) }
+            guard field.hasPrefix("{") else {
+                return .unverifiable("the saslgate:hash value has no {SCHEME} prefix")
+            }
             let stored: StoredPassword
             do {
                 stored = try StoredPassword(field: field)

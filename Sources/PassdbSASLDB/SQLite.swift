@@ -105,6 +105,10 @@ final class SQLiteConnection: @unchecked Sendable {
         return s.text(0)
     }
 
+    func setBusyTimeout(milliseconds: Int32) {
+        sqlite3_busy_timeout(handle, milliseconds)
+    }
+
     /// Rows changed by the last INSERT/UPDATE/DELETE.
     var changes: Int { Int(sqlite3_changes(handle)) }
 

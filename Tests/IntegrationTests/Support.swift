@@ -52,6 +52,7 @@ final class DaemonUnderTest {
             listen_user =
             listen_group =
             run_user =
+            control_socket = \(dir)/control
             mechanisms = \(mechanisms)
             passdbs = passwd-file:\(usersPath)
             default_realm = example.org

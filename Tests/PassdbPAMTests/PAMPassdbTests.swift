@@ -210,7 +210,7 @@ struct PAMTimeoutTests {
         // 1. A hung module: the caller gets a temporary failure after ~1 s, not after 4 s.
         let (first, s1) = await timed { await db.verifyPlain(request("hang1"), password: Secret("x")) }
         #expect(first == .internalFailure("PAM timed out"))
-        #expect(s1 >= 0.9 && s1 < 1.8, "took \(s1)s")
+        #expect(s1 >= 0.9 && s1 < 2.5, "took \(s1)s")
         var stats = db.statistics
         #expect(stats.stuck == 1 && stats.timeouts == 1)
 
@@ -225,7 +225,7 @@ struct PAMTimeoutTests {
         // 4. No thread may be added: refused at once rather than queued into a certain timeout.
         let (refused, s4) = await timed { await db.verifyPlain(request("alice"), password: Secret("x")) }
         #expect(refused == .internalFailure("PAM busy (all threads stuck)"))
-        #expect(s4 < 0.5)
+        #expect(s4 < 0.8)
 
         // 5. When the first hung call returns (4 s after it started) its thread rejoins the pool.
         #expect(await eventually(8) { db.statistics.stuck < 2 })

@@ -38,20 +38,14 @@ pam_created_file=no
 pam_lock=/run/lock/saslgate-pam-e2e.lock
 pam_locked=no
 
-# Our cleanup runs first, then lib.sh's (which stops Postfix and the daemon and ends the script).
+# Runs from lib.sh's EXIT trap, after Postfix and saslgated are stopped.
 pam_cleanup() {
     userdel "$pam_user" >/dev/null 2>&1 || true
     [ "$pam_created_file" = yes ] && rm -f "$pam_file"
     [ "$pam_locked" = yes ] && rm -rf "$pam_lock"
     return 0
 }
-pam_exit() {
-    local rc=$?
-    pam_cleanup
-    (exit "$rc")
-    e2e_cleanup
-}
-trap pam_exit EXIT
+e2e_on_exit pam_cleanup
 
 mkdir -p /run/lock
 for ((i = 0; i < 1200; i++)); do

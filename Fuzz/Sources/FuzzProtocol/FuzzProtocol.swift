@@ -1,0 +1,140 @@
+// libFuzzer target: the Dovecot auth-client wire format (Sources/AuthProtocol).
+//
+// One input = one client line (what LineFrameDecoder hands to the engine, without the LF).
+// Checked on every input:
+//  1. ClientMessageParser.parse never traps, whatever the bytes (it either returns a message or
+//     throws a ProtocolViolation).
+//  2. For a parsed AUTH: initialResponse(clientMinor:) for minors 0, 1, 2 and 3 never traps, and a
+//     decoded response re-encodes to something that decodes to the same bytes; mechanismKey works.
+//  3. A trailing CR is ignored: parse(x + CR) == parse(x) when x does not already end in CR.
+//  4. TabEscape: unescape(escape(x)) == x, and escape(x) contains no TAB, CR, LF or NUL (a value can
+//     never split or end a protocol line); unescape(x) of arbitrary bytes never traps.
+//  5. DovecotBase64: decode(encode(x)) == x, encode's length is 4*ceil(n/3); decode(x) of arbitrary
+//     bytes never traps, and when it succeeds, decode(encode(decode(x))) == decode(x).
+//  6. ServerMessage.fail/.ok carrying the input as user, reason and field value encode to exactly
+//     one line (one LF, at the end) whose TAB-separated fields unescape back to the values.
+// A violated property calls fatalError, which libFuzzer reports as a crash.
+
+import AuthCore
+import AuthProtocol
+
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzzProtocol(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
+    let bytes = size > 0 && data != nil ? Array(UnsafeBufferPointer(start: data, count: size)) : []
+    checkParser(bytes)
+    checkTabEscape(bytes)
+    checkBase64(bytes)
+    checkServerMessages(bytes)
+    return 0
+}
+
+private func parseResult(_ bytes: [UInt8]) -> Result<ClientMessage, ProtocolViolation> {
+    do throws(ProtocolViolation) {
+        return .success(try ClientMessageParser.parse(bytes))
+    } catch {
+        return .failure(error)
+    }
+}
+
+private func checkParser(_ bytes: [UInt8]) {
+    let result = parseResult(bytes)
+    // The slice entry point (what the engine calls) must agree with the array one, also for a slice
+    // that does not start at index 0.
+    let padded = [UInt8(ascii: "x")] + bytes
+    let sliceResult: Result<ClientMessage, ProtocolViolation>
+    do throws(ProtocolViolation) {
+        sliceResult = .success(try ClientMessageParser.parse(padded[1...]))
+    } catch {
+        sliceResult = .failure(error)
+    }
+    guard result == sliceResult else { fatalError("parse([UInt8]) and parse(ArraySlice) disagree") }
+
+    if bytes.last != UInt8(ascii: "\r") {
+        guard parseResult(bytes + [UInt8(ascii: "\r")]) == result else {
+            fatalError("a trailing CR changed the parse result")
+        }
+    }
+
+    guard case .success(let message) = result else { return }
+    switch message {
+    case .auth(let command):
+        _ = command.mechanismKey
+        for minor: UInt32 in [0, 1, 2, 3] {
+            switch command.initialResponse(clientMinor: minor) {
+            case .absent:
+                guard command.rawInitialResponse == nil || command.rawInitialResponse == [] else {
+                    fatalError("a non-empty resp= was reported as absent")
+                }
+            case .invalidBase64:
+                break
+            case .bytes(let decoded):
+                let again = DovecotBase64.decode(DovecotBase64.encodeBytes(decoded))
+                guard again == decoded else { fatalError("initial response does not survive re-encoding") }
+            }
+        }
+    case .cont(_, let payload):
+        if let decoded = DovecotBase64.decode(payload) {
+            guard DovecotBase64.decode(DovecotBase64.encodeBytes(decoded)) == decoded else {
+                fatalError("CONT payload does not survive re-encoding")
+            }
+        }
+    case .version, .cpid, .cancel:
+        break
+    }
+}
+
+private func checkTabEscape(_ bytes: [UInt8]) {
+    let escaped = TabEscape.escape(bytes)
+    guard !escaped.contains(where: { $0 == 0x09 || $0 == 0x0A || $0 == 0x0D || $0 == 0x00 }) else {
+        fatalError("TabEscape.escape left a TAB, LF, CR or NUL")
+    }
+    guard TabEscape.unescape(escaped) == bytes else { fatalError("TabEscape round trip failed") }
+    _ = TabEscape.unescape(bytes)
+    // The String overload must agree with the byte one for valid UTF-8.
+    if let string = String(validating: bytes, as: UTF8.self) {
+        guard Array(TabEscape.escape(string).utf8) == escaped else {
+            fatalError("TabEscape.escape(String) differs from escape(bytes)")
+        }
+    }
+}
+
+private func checkBase64(_ bytes: [UInt8]) {
+    let encoded = DovecotBase64.encodeBytes(bytes)
+    guard encoded.count == (bytes.count + 2) / 3 * 4 else { fatalError("base64 length is wrong") }
+    guard DovecotBase64.decode(encoded) == bytes else { fatalError("DovecotBase64 round trip failed") }
+    guard DovecotBase64.encode(bytes) == String(decoding: encoded, as: UTF8.self) else {
+        fatalError("encode and encodeBytes differ")
+    }
+    if let decoded = DovecotBase64.decode(bytes) {
+        guard DovecotBase64.decode(DovecotBase64.encodeBytes(decoded)) == decoded else {
+            fatalError("decode(encode(decode(x))) != decode(x)")
+        }
+        guard decoded.count <= bytes.count else { fatalError("decoding grew the data") }
+    }
+}
+
+private func checkServerMessages(_ bytes: [UInt8]) {
+    let value = String(decoding: bytes, as: UTF8.self)
+    let messages: [ServerMessage] = [
+        .ok(id: 1, user: value, fields: [("resp", value), ("flag", nil)]),
+        .fail(id: 2, user: value, code: .tempFail, reason: value, fields: [("extra", value)]),
+    ]
+    let expectedValue = Array(value.utf8)
+    for message in messages {
+        let line = message.encoded()
+        guard line.last == 0x0A, line.firstIndex(of: 0x0A) == line.count - 1 else {
+            fatalError("a server message is not exactly one line")
+        }
+        let fields = line.dropLast().split(separator: 0x09, omittingEmptySubsequences: false)
+        for field in fields.dropFirst(2) {
+            guard let eq = field.firstIndex(of: UInt8(ascii: "=")) else { continue }
+            let name = field[..<eq]
+            guard ["user", "resp", "reason", "extra"].contains(where: { name.elementsEqual($0.utf8) }) else {
+                continue
+            }
+            guard TabEscape.unescape(field[(eq + 1)...]) == expectedValue else {
+                fatalError("a server message field does not unescape to its value")
+            }
+        }
+    }
+}
