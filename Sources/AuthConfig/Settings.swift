@@ -106,6 +106,10 @@ public struct Settings: Equatable, Sendable {
     public var penaltyMaxEntries: Int = 100_000
     /// Client networks exempt from counting and cool-downs (CIDR).
     public var trustedNetworks: [String] = []
+    /// The user an ANONYMOUS login becomes; ANONYMOUS cannot be enabled while this is nil.
+    public var anonymousUsername: String? = nil
+    /// Who may act for whom: authcid → authzid patterns (`user@realm`, `*@realm`, `*`).
+    public var authzRules: [AuthzRule] = []
     /// Local control socket for `saslgate stats` and `saslgate penalty` (mode 0600); nil: none.
     public var controlSocket: String? = "/run/saslgate/control"
 
@@ -118,7 +122,8 @@ public struct Settings: Equatable, Sendable {
         "failure_delay", "cleartext_requires_tls", "request_timeout", "max_connections",
         "max_pending_requests", "hash_threads", "log_level", "hostname", "run_user", "handshake_timeout",
         "shutdown_timeout", "client_allowlist", "penalty_max_delay", "penalty_block_after", "penalty_cooldown",
-        "penalty_window", "penalty_max_entries", "trusted_networks", "control_socket",
+        "penalty_window", "penalty_max_entries", "trusted_networks", "control_socket", "anonymous_username",
+        "authz_rules",
     ]
 
     public static let knownPassdbDrivers = ["passwd-file", "pam"]
@@ -266,6 +271,17 @@ public struct Settings: Equatable, Sendable {
                     fail(e, "penalty_max_entries '\(e.value)' must be a number from 100 to 10000000")
                 }
             case "control_socket": s.controlSocket = e.value.isEmpty ? nil : resolve(e.value)
+            case "anonymous_username":
+                s.anonymousUsername = e.value.isEmpty ? nil : e.value
+            case "authz_rules":
+                s.authzRules = []
+                for word in words(e.value) {
+                    guard let rule = AuthzRule(word) else {
+                        fail(e, "authz_rules: '\(word)' must be AUTHCID=>AUTHZID, e.g. relay@example.org=>*@example.org")
+                        continue
+                    }
+                    s.authzRules.append(rule)
+                }
             case "trusted_networks":
                 s.trustedNetworks = words(e.value)
                 for n in s.trustedNetworks where !isCIDR(n) {
@@ -275,6 +291,11 @@ public struct Settings: Equatable, Sendable {
                 let hint = closest(e.name, in: knownKeys).map { "; did you mean '\($0)'?" } ?? ""
                 fail(e, "unknown parameter '\(e.name)'\(hint)")
             }
+        }
+        if s.mechanisms.contains("ANONYMOUS") && s.anonymousUsername == nil {
+            let line = entries.first(where: { $0.name == "mechanisms" })?.line
+            errors.append(ConfigError(file: file, line: line,
+                "ANONYMOUS is enabled but anonymous_username is empty; set it (anonymous logins become that user) or remove anonymous from mechanisms"))
         }
         if s.passdbs.isEmpty, let e = entries.first(where: { $0.name == "passdbs" }) {
             fail(e, "passdbs is empty; list at least one, e.g. 'passdbs = passwd-file:/etc/saslgate/users'")
@@ -430,5 +451,29 @@ public struct Settings: Equatable, Sendable {
             }
         }
         return row[b.count]
+    }
+}
+
+/// One `authz_rules` entry: `AUTHCID=>AUTHZID`, where AUTHZID may be `*` (anyone) or `*@realm`.
+public struct AuthzRule: Sendable, Equatable, CustomStringConvertible {
+    public var authcid: String
+    public var authzid: String
+
+    public init?(_ text: String) {
+        let parts = text.split(separator: "=>", maxSplits: 1, omittingEmptySubsequences: false)
+        guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else { return nil }
+        authcid = parts[0].lowercased()
+        authzid = parts[1].lowercased()
+    }
+
+    public var description: String { "\(authcid)=>\(authzid)" }
+
+    /// True if the (normalized) `authcid` may act as the (normalized) `authzid`.
+    public func allows(authcid: String, authzid: String) -> Bool {
+        guard authcid.lowercased() == self.authcid else { return false }
+        let z = authzid.lowercased()
+        if self.authzid == "*" { return true }
+        if self.authzid.hasPrefix("*@") { return z.hasSuffix(String(self.authzid.dropFirst())) && !z.hasPrefix("@") }
+        return z == self.authzid
     }
 }

@@ -40,6 +40,10 @@ public final class AuthClientSession {
         let started: Double
         /// Normalized user once known; the name as sent before that.
         var user: String?
+        /// The authentication identity when an authz rule lets it act as `user`.
+        var authcid: String?
+        /// The authorization identity to return once the authcid's password is verified.
+        var pendingAuthzid: String?
         var passdb: String?
         /// The password of a failed plaintext check, kept only to recognise the same wrong password
         /// retried; never logged, wiped with the request.
@@ -289,10 +293,16 @@ public final class AuthClientSession {
             return nil
         }
         if let authzid = identity.authzid, !authzid.isEmpty, authzid != identity.authcid, authzid != user {
-            // Acting as another user needs an explicit rule; none exist yet.
-            fail(request, reason: "authorization identity differs from the authentication identity",
-                 code: nil)
-            return nil
+            // Acting as another user needs an explicit rule (authz_rules); the password checked is the
+            // authcid's, the name returned in OK is the authzid.
+            guard case .success(let target) = service.usernamePolicy.normalize(authzid),
+                service.settings.authzRules.contains(where: { $0.allows(authcid: user, authzid: target) })
+            else {
+                fail(request, reason: "authorization identity \(sanitizeForLog(authzid)) differs from the authentication identity and no authz_rules entry allows it")
+                return nil
+            }
+            request.authcid = user
+            request.pendingAuthzid = target
         }
         let c = request.command
         return PassdbRequest(
@@ -346,8 +356,16 @@ public final class AuthClientSession {
         var fields: [(String, String?)] = []
         if request.command.debug, let passdb = request.passdb { fields.append(("passdb", passdb)) }
         if let finalData { fields.append(("resp", DovecotBase64.encode(finalData))) }
+        if !request.command.noPenalty, let user = request.user {
+            service.penalty.recordSuccess(ip: request.command.remoteIP, user: user)
+        }
+        if let target = request.pendingAuthzid {
+            request.user = target
+        } else if request.descriptor.need == .nothing, let anonymous = service.settings.anonymousUsername {
+            request.user = anonymous
+            fields.append(("anonymous", nil))
+        }
         let user = request.user ?? ""
-        if !request.command.noPenalty { service.penalty.recordSuccess(ip: request.command.remoteIP, user: user) }
         finishNow(request, .ok(id: request.id, user: user, fields: fields), result: "ok", reason: nil)
     }
 
@@ -450,6 +468,7 @@ public final class AuthClientSession {
             "duration_ms": "\(ms)",
         ]
         if let passdb = request.passdb { metadata["passdb"] = "\(passdb)" }
+        if let authcid = request.authcid { metadata["authcid"] = "\(sanitizeForLog(authcid))" }
         if let reason { metadata["reason"] = "\(reason)" }
         if let delay, delay > 0 { metadata["delay_ms"] = "\(Int((delay * 1000).rounded()))" }
         service.metrics?.requestFinished(

@@ -97,6 +97,9 @@ public enum Daemon {
             for name in built.service.unservable {
                 print("warning: mechanism \(name) is configured but no passdb can verify it; it is not advertised")
             }
+            if built.service.advertised.contains(where: { $0.name == "ANONYMOUS" }) {
+                print("WARNING: ANONYMOUS is offered: anyone can authenticate as \(built.settings.anonymousUsername ?? "?"); with Postfix's permit_sasl_authenticated that is an OPEN RELAY")
+            }
             if built.settings.cleartextRequiresTLS == false {
                 print("warning: cleartext_requires_tls = no: PLAIN/LOGIN passwords are accepted on connections without TLS")
             }
@@ -133,6 +136,9 @@ public enum Daemon {
         }
         for name in built.service.unservable {
             logger.warning("mechanism \(name) is configured but no passdb can verify it; not advertised")
+        }
+        if built.service.advertised.contains(where: { $0.name == "ANONYMOUS" }) {
+            logger.warning("ANONYMOUS is offered: anyone can authenticate as \(built.settings.anonymousUsername ?? "?"); behind Postfix's permit_sasl_authenticated this is an open relay")
         }
         raiseFileLimit(logger: logger)
 

@@ -15,7 +15,7 @@ public struct SaslgateLogHandler: LogHandler {
     private let journald: Bool
 
     /// Keys that lead, in this order; others follow alphabetically.
-    static let keyOrder = ["result", "user", "mech", "service", "rip", "lip", "secured", "passdb", "reason", "delay_ms",
+    static let keyOrder = ["result", "user", "authcid", "mech", "service", "rip", "lip", "secured", "passdb", "reason", "delay_ms",
                            "duration_ms", "conn", "cpid", "id"]
 
     static let writeLock = Mutex(())

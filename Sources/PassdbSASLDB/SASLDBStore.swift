@@ -142,7 +142,20 @@ enum SASLDBStore {
         } catch {
             throw .from(error, path: path)
         }
-        try checkSchema(c, path: path, allowEmpty: false)
+        do {
+            try checkSchema(c, path: path, allowEmpty: false)
+        } catch {
+            if case .database(_, let operation, _) = error, !FileIdentityProbe.exists(path + "-shm") {
+                // A WAL-mode file needs its -shm (and -wal) file; a reader that may not write the
+                // directory cannot create them.
+                throw .database(
+                    path: path, operation: operation,
+                    message: "cannot read the WAL-mode store without \(path)-wal and \(path)-shm, and cannot create them "
+                        + "(no write access to \(directory(of: path))); run any `saslgate user` command on it as root, which "
+                        + "creates both with the store's owner and mode and keeps them, or let the daemon's group write the directory")
+            }
+            throw error
+        }
         return c
     }
 

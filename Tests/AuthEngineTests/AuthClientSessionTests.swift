@@ -366,3 +366,44 @@ private let b64testpass = "dGVzdHBhc3M="
         #expect(io.take().count == 10)
     }
 }
+
+@Suite struct AuthzAndAnonymousTests {
+    @Test func authzRuleLetsAnAuthcidActForOthers() async throws {
+        let io = FakeIO()
+        let db = MemoryPassdb(users: ["relay@example.org": "rpass", "test@example.org": "testpass"])
+        let s = makeSession(try makeService({
+            $0.failureDelay = 0
+            $0.authzRules = [AuthzRule("relay@example.org=>*@example.org")!, AuthzRule("test@example.org=>boss@example.org")!]
+        }, passdbs: [db]), io: io)
+        try s.handshake()
+        func auth(_ id: Int, _ zid: String, _ cid: String, _ pw: String) throws {
+            try s.feed("AUTH\t\(id)\tPLAIN\tservice=smtp\tsecured\tresp=" + DovecotBase64.encode(Array("\(zid)\0\(cid)\0\(pw)".utf8)))
+        }
+        try auth(1, "alice@example.org", "relay", "rpass")  // allowed: OK is the authzid
+        try auth(2, "alice@other.org", "relay", "rpass")  // other realm: refused
+        try auth(3, "alice@example.org", "relay", "wrong")  // the authcid's password is still checked
+        try auth(4, "boss", "test", "testpass")  // exact rule, bare authzid normalized
+        try auth(5, "alice", "test", "testpass")  // no rule for test => alice
+        await io.drain()
+        #expect(Set(io.take()) == [
+            "OK\t1\tuser=alice@example.org", "FAIL\t2\tuser=relay@example.org", "FAIL\t3\tuser=relay@example.org",
+            "OK\t4\tuser=boss@example.org", "FAIL\t5\tuser=test@example.org",
+        ])
+    }
+
+    @Test func anonymousOnlyWhenExplicitlyEnabled() async throws {
+        #expect(throws: ConfigErrors.self) {
+            _ = try Settings.parse(text: "passdbs = passwd-file:/u\nmechanisms = plain anonymous\n", file: "x.conf")
+        }
+        let off = try makeService()
+        #expect(!off.advertised.contains { $0.name == "ANONYMOUS" })
+        let io = FakeIO()
+        let on = try makeService { $0.mechanisms = ["PLAIN", "ANONYMOUS"]; $0.anonymousUsername = "anonymous" }
+        #expect(on.advertised.last?.flags.words == ["anonymous"])
+        let s = makeSession(on, io: io)
+        try s.handshake()
+        try s.feed("AUTH\t1\tANONYMOUS\tservice=smtp\tresp=dHJhY2VAeA==")
+        await io.drain()
+        #expect(io.take() == ["OK\t1\tuser=anonymous\tanonymous"])
+    }
+}

@@ -36,8 +36,10 @@ PF_LOG=
 # ---------------------------------------------------------------------------------------------
 # Output and results
 
-# Prints stdin indented, at most N (default 30) last lines.
-e2e_indent_tail() { tail -n "${1:-30}" | sed 's/^/      | /'; }
+# Prints the last N lines of FILE (default: stdin) indented. (Pass files as an argument: with
+# `e2e_indent_tail N <FILE` in the EXIT trap bash 5.2 sometimes prints "wait_for: No record of
+# process".)
+e2e_indent_tail() { tail -n "$1" -- "${2:--}" | sed 's/^/      | /'; }
 
 e2e_record() { # PASS|FAIL|SKIP NAME
     [ -z "$E2E_RESULTS" ] || printf '%s\t%s: %s\n' "$1" "$E2E_NAME" "$2" >>"$E2E_RESULTS"
@@ -70,7 +72,7 @@ e2e_die() { # REASON [LOG_FILE]
     e2e_fail "setup: $1"
     if [ -n "${2:-}" ] && [ -f "$2" ]; then
         printf '      last lines of %s:\n' "$2"
-        e2e_indent_tail 40 <"$2"
+        e2e_indent_tail 40 "$2"
     fi
     exit 1
 }
@@ -355,7 +357,7 @@ expect_swaks() {
     local why="expected $want"
     [ -z "$match" ] || why+=" matching /$match/"
     e2e_fail "$name" "$why, got: ${reply:-no reply to AUTH}" "swaks ${args[*]}"
-    e2e_indent_tail 25 <"$transcript"
+    e2e_indent_tail 25 "$transcript"
     return 0
 }
 
@@ -458,7 +460,7 @@ e2e_cleanup() {
         for log in "${E2E_LOGS[@]}"; do
             [ -s "$log" ] || continue
             printf '  --- last lines of %s\n' "$log"
-            e2e_indent_tail 40 <"$log"
+            e2e_indent_tail 40 "$log"
         done
     fi
     if [ -z "$E2E_TMP" ]; then
