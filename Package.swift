@@ -87,7 +87,7 @@ let package = Package(
         .target(
             name: "AdminCommands",
             dependencies: [
-                "AuthCore", "AuthProtocol", "Passdb", "AuthConfig", "AuthEngine",
+                "AuthCore", "AuthProtocol", "Passdb", "AuthConfig", "AuthEngine", "PassdbSASLDB",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

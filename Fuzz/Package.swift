@@ -28,15 +28,17 @@ let package = Package(
             ],
             path: "Sources/SASL"
         ),
+        // LLVMFuzzerRunDriver from the libFuzzer runtime that -sanitize=fuzzer links.
+        .systemLibrary(name: "CLibFuzzer", path: "Sources/CLibFuzzer"),
         // ClientMessageParser.parse, AuthCommand.initialResponse, TabEscape and DovecotBase64
         // round trips, ServerMessage single-line property.
-        .executableTarget(name: "FuzzProtocol", dependencies: ["AuthProtocol", "AuthCore"]),
+        .executableTarget(name: "FuzzProtocol", dependencies: ["AuthProtocol", "AuthCore", "CLibFuzzer"]),
         // Every SASL mechanism's state machine fed arbitrary client messages (see the input format
         // in Sources/FuzzMechanisms/FuzzMechanisms.swift).
         .executableTarget(
             name: "FuzzMechanisms",
             dependencies: [
-                "SASL", "AuthCore",
+                "SASL", "AuthCore", "CLibFuzzer",
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),

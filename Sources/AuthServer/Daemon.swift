@@ -115,6 +115,8 @@ public enum Daemon {
         // Read the level from the config before anything else logs; a broken config still gets logged.
         let level = (try? Settings.load(path: configPath)).map { Logger.Level(configName: $0.logLevel) } ?? .info
         LoggingSystem.bootstrap { SaslgateLogHandler(label: $0, level: level) }
+        // A PAM module writing to a pipe whose reader is gone must not kill the daemon.
+        signal(SIGPIPE, SIG_IGN)
         let logger = Logger(label: "saslgated")
 
         let cores = System.coreCount

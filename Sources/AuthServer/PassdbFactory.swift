@@ -2,6 +2,7 @@ import AuthConfig
 import AuthEngine
 import Logging
 import Passdb
+import PassdbPAM
 
 /// Builds the configured passdbs: the one place that maps driver names to implementations.
 enum PassdbFactory {
@@ -21,6 +22,15 @@ enum PassdbFactory {
                 do {
                     let db = try PasswdFilePassdb(
                         path: spec.argument, defaultRealm: settings.defaultRealm, executor: executor, logger: logger)
+                    out.append(.init(db, resultFailure: spec.resultFailure, resultInternalFail: spec.resultInternalFail))
+                } catch {
+                    errors.append(ConfigError(file: settings.file, line: spec.line, "passdb \(spec): \(error)"))
+                }
+            case "pam":
+                do {
+                    let options = try PAMOptions.parse(spec.options)
+                    let db = try PAMPassdb(
+                        service: spec.argument, options: options, defaultRealm: settings.defaultRealm, logger: logger)
                     out.append(.init(db, resultFailure: spec.resultFailure, resultInternalFail: spec.resultInternalFail))
                 } catch {
                     errors.append(ConfigError(file: settings.file, line: spec.line, "passdb \(spec): \(error)"))

@@ -170,7 +170,7 @@ public struct SASLDB2Importer: Sendable {
             taken[user] = shown
             candidates.append(Candidate(user: user, password: password))
         }
-        return (candidates, skipped)
+        return (candidates.sorted { $0.user < $1.user }, skipped)
     }
 
     /// Imports into the store at `storePath` (created when missing). With `dryRun`, reads both files
@@ -191,9 +191,10 @@ public struct SASLDB2Importer: Sendable {
         let editor = SASLDBEditor(path: storePath, busyTimeout: busyTimeout)
 
         // Users already in the store: skipped (checked again inside the transaction).
+        let existing = try editor.existing(candidates.map(\.user))
         var fresh: [Candidate] = []
         for candidate in candidates {
-            if try editor.contains(candidate.user) {
+            if existing.contains(candidate.user) {
                 skipped.append(SASLDB2Skip(user: sanitizeForLog(candidate.user.description, limit: 600), property: nil, reason: .alreadyInStore))
             } else {
                 fresh.append(candidate)

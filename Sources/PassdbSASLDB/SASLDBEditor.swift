@@ -168,6 +168,16 @@ public struct SASLDBEditor: Sendable {
         return try reading(empty: false) { c throws(SQLiteError) in try SASLDBStore.exists(c, user: user) }
     }
 
+    /// Which of `users` the store has, through one read-only connection.
+    public func existing(_ users: [SASLDBUser]) throws(SASLDBError) -> Set<SASLDBUser> {
+        guard FileIdentityProbe.exists(path), !users.isEmpty else { return [] }
+        return try reading(empty: []) { c throws(SQLiteError) -> Set<SASLDBUser> in
+            var out = Set<SASLDBUser>()
+            for user in users where try SASLDBStore.exists(c, user: user) { out.insert(user) }
+            return out
+        }
+    }
+
     /// The known properties stored for `user` (empty when the user is missing).
     public func properties(of user: SASLDBUser) throws(SASLDBError) -> [SASLDBProperty] {
         guard FileIdentityProbe.exists(path) else { return [] }

@@ -27,7 +27,12 @@
 // challenges and final data stay small, and after success or failure every further input fails.
 
 import AuthCore
+import CLibFuzzer
 import SASL
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 // MARK: deterministic surroundings
 
@@ -315,4 +320,18 @@ public func fuzzMechanisms(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
         fatalError("contract violated: \(descriptor.name) accepted input after finishing")
     }
     return 0
+}
+
+// MARK: entry point
+
+/// SwiftPM links an executable with `main` renamed to `FuzzMechanisms_main`, so libFuzzer's own `main` cannot be
+/// the entry point; this one hands the command line to libFuzzer's driver, which is what libFuzzer's
+/// `main` does (all libFuzzer flags work as usual).
+@main
+enum FuzzMechanismsMain {
+    static func main() {
+        var argc = CommandLine.argc
+        var argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? = CommandLine.unsafeArgv
+        exit(LLVMFuzzerRunDriver(&argc, &argv, fuzzMechanisms))
+    }
 }

@@ -17,6 +17,11 @@
 
 import AuthCore
 import AuthProtocol
+import CLibFuzzer
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzProtocol(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
@@ -136,5 +141,19 @@ private func checkServerMessages(_ bytes: [UInt8]) {
                 fatalError("a server message field does not unescape to its value")
             }
         }
+    }
+}
+
+// MARK: entry point
+
+/// SwiftPM links an executable with `main` renamed to `FuzzProtocol_main`, so libFuzzer's own `main` cannot be
+/// the entry point; this one hands the command line to libFuzzer's driver, which is what libFuzzer's
+/// `main` does (all libFuzzer flags work as usual).
+@main
+enum FuzzProtocolMain {
+    static func main() {
+        var argc = CommandLine.argc
+        var argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? = CommandLine.unsafeArgv
+        exit(LLVMFuzzerRunDriver(&argc, &argv, fuzzProtocol))
     }
 }
