@@ -113,7 +113,7 @@ public struct PostfixSASLSecurityOptions: Sendable, Equatable, CustomStringConve
     public var unknown: [String]
 
     public init(_ value: String) {
-        words = postfixWords(value).map { $0.lowercased() }
+        words = doctorWords(value).map { $0.lowercased() }
         unknown = words.filter { PostfixSASLSecurityOptions.negative[$0] == nil && PostfixSASLSecurityOptions.positive[$0] == nil }
     }
 
@@ -163,7 +163,7 @@ public struct PostfixMechanismFilter: Sendable, Equatable {
     /// `value` nil: the parameter does not exist (Postfix < 3.6).
     public init(_ value: String?) {
         absent = value == nil
-        items = postfixWords(value ?? "").map { word in
+        items = doctorWords(value ?? "").map { word in
             var rest = Substring(word)
             var negated = false
             while rest.hasPrefix("!") {
@@ -206,6 +206,6 @@ public struct PostfixMechanismFilter: Sendable, Equatable {
 }
 
 /// Postfix list syntax: words separated by commas and white space.
-func postfixWords(_ value: String) -> [String] {
+func doctorWords(_ value: String) -> [String] {
     value.split(whereSeparator: { $0 == "," || $0 == " " || $0 == "\t" || $0 == "\n" || $0 == "\r" }).map(String.init)
 }

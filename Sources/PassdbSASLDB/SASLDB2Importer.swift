@@ -1,4 +1,4 @@
-public import AuthCore
+import AuthCore
 import Dispatch
 import Synchronization
 

@@ -1,5 +1,5 @@
 public import AuthCore
-public import Passdb
+import Passdb
 
 /// What an editor command did, for the CLI's confirmation lines. Never holds a secret.
 public struct SASLDBEditResult: Sendable, Equatable {

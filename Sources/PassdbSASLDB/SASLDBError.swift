@@ -1,4 +1,4 @@
-public import AuthCore
+import AuthCore
 public import Passdb
 
 /// Why a sasldb store operation or a sasldb2 import did not happen. Descriptions are for the admin:

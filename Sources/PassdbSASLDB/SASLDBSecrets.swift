@@ -117,8 +117,10 @@ public struct SASLDBSecretKinds: OptionSet, Sendable, Hashable, CustomStringConv
 
 /// What to store for a new password: the kinds, the hash scheme and the SCRAM iteration count.
 public struct SASLDBSecretPolicy: Sendable, Equatable {
-    /// Kinds to store; `.hash` is added if missing.
-    public var kinds: SASLDBSecretKinds
+    /// Kinds to store; `.hash` is always added.
+    public var kinds: SASLDBSecretKinds {
+        didSet { kinds.formUnion(.hash) }
+    }
     /// Scheme of `saslgate:hash`: a crypt(3) method or salted SHA-2; default yescrypt (`{CRYPT}$y$`).
     public var hashScheme: PasswordScheme
     /// PBKDF2 iterations of new SCRAM secrets (at least `SCRAM.minimumIterations`, 4096).

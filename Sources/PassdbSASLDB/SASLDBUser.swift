@@ -1,4 +1,4 @@
-public import AuthCore
+import AuthCore
 public import Passdb
 
 /// The key of one user in the store, as in Cyrus sasldb2: the authentication id and the realm.

@@ -181,7 +181,7 @@ struct SASLDBEditorTests {
         #expect(throws: SASLDBError.self) { try Fixtures.passdb(text) }
 
         let foreign = dir.file("foreign.db")
-        FileManager.default.createFile(atPath: foreign, contents: nil, attributes: [.posixPermissions: 0o640])
+        _ = FileManager.default.createFile(atPath: foreign, contents: nil, attributes: [.posixPermissions: 0o640])
         try Fixtures.execute(foreign, "CREATE TABLE t (x); INSERT INTO t VALUES (1)")
         do {
             try SASLDBEditor(path: foreign).add(Fixtures.user("a"), password: Secret("p"), policy: Fixtures.fastPolicy)
@@ -197,7 +197,7 @@ struct SASLDBEditorTests {
 
         // An empty file is not served by the daemon (nothing was ever added).
         let empty = dir.file("empty")
-        FileManager.default.createFile(atPath: empty, contents: nil, attributes: [.posixPermissions: 0o640])
+        _ = FileManager.default.createFile(atPath: empty, contents: nil, attributes: [.posixPermissions: 0o640])
         #expect(throws: SASLDBError.self) { try Fixtures.passdb(empty) }
         #expect(throws: SASLDBError.storeMissing(path: dir.file("missing"))) { try Fixtures.passdb(dir.file("missing")) }
     }
