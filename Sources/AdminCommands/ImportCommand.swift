@@ -144,5 +144,10 @@ public enum ImportActions {
             throw .refused("nothing imported from \(source) into \(store) (skipped \(skipped), see above)")
         }
         io.out("imported \(users) from \(source) into \(store), skipped \(skipped)")
+        if report.createdStore {
+            io.err(
+                "note: created \(store) with mode 0640; let the daemon read it: "
+                    + "chgrp DAEMON_GROUP \(store) \(store)-wal \(store)-shm")
+        }
     }
 }

@@ -68,6 +68,8 @@ public struct SASLDB2ImportReport: Sendable, Equatable {
     public var dryRun: Bool
     /// Problems with the store file that did not stop the import (world-readable), for standard error.
     public var warnings: [String]
+    /// The import created the store (mode 0640, owned by the caller).
+    public var createdStore: Bool = false
 }
 
 /// Imports a Cyrus SASL sasldb2 file (Berkeley DB hash, as `saslpasswd2` writes it on Debian) into a
@@ -228,7 +230,8 @@ public struct SASLDB2Importer: Sendable {
             return imported
         }
         return SASLDB2ImportReport(
-            source: sourcePath, store: storePath, imported: imported, skipped: skipped, dryRun: false, warnings: status.warnings)
+            source: sourcePath, store: storePath, imported: imported, skipped: skipped, dryRun: false, warnings: status.warnings,
+            createdStore: status.created)
     }
 
     /// Derives every candidate's rows, spread over the cores. The first failure fails the whole import.

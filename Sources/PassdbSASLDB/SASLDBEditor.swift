@@ -10,6 +10,9 @@ public struct SASLDBEditResult: Sendable, Equatable {
     public var droppedCleartext: Bool
     /// Problems with the file that did not stop the command (world-readable), for standard error.
     public var warnings: [String]
+    /// The command created the store (mode 0640, owned by the caller): the daemon's group must be
+    /// given read access (`chgrp`) to the file and its `-wal` and `-shm`.
+    public var createdStore: Bool = false
 }
 
 /// One line of `list`: a user and one of its properties, never a value.
@@ -78,7 +81,9 @@ public struct SASLDBEditor: Sendable {
             try insertVerified(c, user: user, rows: rows)
             try beforeCommit?()
         }
-        return SASLDBEditResult(user: user, properties: rows.map(\.property), droppedCleartext: false, warnings: status.warnings)
+        return SASLDBEditResult(
+            user: user, properties: rows.map(\.property), droppedCleartext: false, warnings: status.warnings,
+            createdStore: status.created)
     }
 
     /// Replaces every secret of `user` with new ones for `password`. `policy: nil` keeps the kinds the

@@ -59,6 +59,8 @@ enum SASLDBStore {
         var mode: UInt32
         /// Problems that do not stop the open (world-readable), for the log or the CLI's stderr.
         var warnings: [String]
+        /// `openWriter` created the file just now.
+        var created = false
     }
 
     /// Checks the store file: it exists, is a regular file, is not world-writable (refused) and not
@@ -111,8 +113,9 @@ enum SASLDBStore {
     static func openWriter(
         path: String, create: Bool, busyTimeoutMilliseconds: Int32
     ) throws(SASLDBError) -> (SQLiteConnection, FileStatus) {
-        if create { try createIfMissing(path: path) }
-        let status = try checkFile(path: path)
+        let created = create ? try createIfMissing(path: path) : false
+        var status = try checkFile(path: path)
+        status.created = created
         let c: SQLiteConnection
         do {
             c = try SQLiteConnection(path: path, mode: .readWrite, busyTimeoutMilliseconds: busyTimeoutMilliseconds)
