@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .executable(name: "saslgated", targets: ["saslgated"]),
         .executable(name: "saslgate", targets: ["saslgate"]),
+        .executable(name: "saslgate-bench", targets: ["saslgate-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.0"),
@@ -100,6 +101,8 @@ let package = Package(
             ]
         ),
         .executableTarget(name: "saslgate", dependencies: ["AdminCommands"]),
+        // Load generator for any Dovecot-protocol auth socket (bench/compare). No dependencies.
+        .executableTarget(name: "saslgate-bench", dependencies: []),
 
         .testTarget(name: "AuthProtocolTests", dependencies: ["AuthProtocol"]),
         .testTarget(name: "SASLTests", dependencies: ["SASL", "AuthCore"]),
@@ -128,6 +131,6 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .testTarget(name: "IntegrationTests", dependencies: ["AuthProtocol", "AuthCore"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["AuthProtocol", "AuthCore", "SASL"]),
     ]
 )

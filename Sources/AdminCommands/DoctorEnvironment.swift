@@ -156,12 +156,14 @@ enum DoctorProcess {
         guard let program = arguments.first else { return DoctorProcessResult(status: 127, output: "", errorOutput: "no program") }
         var outPipe: [Int32] = [-1, -1]
         var errPipe: [Int32] = [-1, -1]
-        guard pipe2(&outPipe, O_CLOEXEC) == 0 else { return failure("pipe: \(String(cString: strerror(errno)))") }
-        guard pipe2(&errPipe, O_CLOEXEC) == 0 else {
+        guard pipe(&outPipe) == 0 else { return failure("pipe: \(String(cString: strerror(errno)))") }
+        guard pipe(&errPipe) == 0 else {
             close(outPipe[0])
             close(outPipe[1])
             return failure("pipe: \(String(cString: strerror(errno)))")
         }
+        // Not inherited by other children (the dup2 below clears FD_CLOEXEC on the copies).
+        for fd in outPipe + errPipe { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }

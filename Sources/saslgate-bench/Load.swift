@@ -1,0 +1,514 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What every worker shares (read-only once the workers start).
+struct LoadPlan: @unchecked Sendable {
+    var options: Options
+    var users: UserTable
+    /// Measurement window (monotonic ns). In --requests mode `end` is unused.
+    var start: UInt64
+    var end: UInt64
+    /// --requests: requests each worker sends after the warm-up.
+    var quota: [Int]
+    /// Precomputed constant parts of the AUTH line.
+    var authPrefixAfterID: [UInt8]  // "\tPLAIN\tservice=smtp\tnologin\tlip=127.0.0.1"
+    var authFlags: [UInt8]  // "\tsecured\tno-penalty"
+}
+
+/// One connection's closed loop (or, with --oneshot, one thread's loop of connections).
+final class LoadWorker: @unchecked Sendable {
+    struct Slot {
+        var id: UInt32 = 0
+        var generation: UInt32 = 0
+        var inFlight = false
+        var good = true
+        var user = 0
+        var sent: UInt64 = 0
+        /// LOGIN: CONTs answered so far.
+        var step: UInt8 = 0
+    }
+
+    let index: Int
+    let plan: LoadPlan
+    var rng: FastRandom
+    var slots: [Slot]
+    var inFlight = 0
+    var out: [UInt8] = []
+    var scratch: [UInt8] = []
+    var ripCounter: UInt32 = 0
+    let ripBase: UInt32
+
+    // Results.
+    var latencies: [UInt64] = []
+    var completedInWindow = 0
+    var okGood = 0
+    var failBad = 0
+    var errors = 0
+    var errorSamples: [String] = []
+    var measuredSent = 0
+    var lastCompletion: UInt64 = 0
+    var aborted = false
+
+    init(index: Int, plan: LoadPlan) {
+        self.index = index
+        self.plan = plan
+        self.rng = FastRandom(seed: plan.options.seed &+ UInt64(index) &* 0x9E37_79B9_7F4A_7C15)
+        self.slots = Array(repeating: Slot(), count: plan.options.pipeline)
+        // --rip unique: each worker walks its own slice of 10.0.0.0/8.
+        let slice = UInt32(1 << 24) / UInt32(max(plan.options.connections, 1))
+        self.ripBase = UInt32(index) &* slice
+        out.reserveCapacity(256 * plan.options.pipeline)
+        latencies.reserveCapacity(1 << 16)
+    }
+
+    func error(_ what: String) {
+        errors += 1
+        if errorSamples.count < 5 { errorSamples.append(what) }
+    }
+
+    // MARK: request lines
+
+    private func appendRip() {
+        let o = plan.options
+        let a: UInt32
+        switch o.rip {
+        case .none: return
+        case .spread: a = UInt32(truncatingIfNeeded: rng.next() >> 40)
+        case .unique:
+            a = (ripBase &+ ripCounter) & 0xFF_FFFF
+            ripCounter &+= 1
+        }
+        out.append(ascii: "\trip=10.")
+        out.appendDecimal(UInt64(a >> 16 & 255))
+        out.append(0x2E)
+        out.appendDecimal(UInt64(a >> 8 & 255))
+        out.append(0x2E)
+        out.appendDecimal(UInt64(a & 255))
+    }
+
+    /// Starts a new request in slot `s` (appends its AUTH line to `out`).
+    func issue(_ s: Int, now: UInt64) {
+        let k = UInt32(slots.count)
+        var g = slots[s].generation &+ 1
+        if UInt64(g) * UInt64(k) + UInt64(s) + 1 > UInt64(UInt32.max) { g = 0 }
+        slots[s].generation = g
+        let id = g * k + UInt32(s) + 1
+        let user = rng.below(plan.users.count)
+        let good = plan.options.badShare <= 0 ? true : rng.unit() >= plan.options.badShare
+        slots[s].id = id
+        slots[s].user = user
+        slots[s].good = good
+        slots[s].step = 0
+        slots[s].inFlight = true
+        slots[s].sent = now
+        inFlight += 1
+        if now >= plan.start { measuredSent += 1 }
+
+        out.append(ascii: "AUTH\t")
+        out.appendDecimal(UInt64(id))
+        out.append(contentsOf: plan.authPrefixAfterID)
+        appendRip()
+        out.append(contentsOf: plan.authFlags)
+        if plan.options.mech == "PLAIN" {
+            out.append(ascii: "\tresp=")
+            plan.users.appendPlainResponse(user, good: good, scratch: &scratch, into: &out)
+        }
+        out.append(lf)
+    }
+
+    /// Whether a finished slot should start a new request.
+    @inline(__always)
+    func shouldContinue(now: UInt64) -> Bool {
+        if aborted { return false }
+        if plan.options.requests != nil {
+            return now < plan.start || measuredSent < plan.quota[index]
+        }
+        return now < plan.end
+    }
+
+    private func finish(_ s: Int, now: UInt64) {
+        slots[s].inFlight = false
+        inFlight -= 1
+        let inWindow: Bool
+        if plan.options.requests != nil {
+            inWindow = slots[s].sent >= plan.start
+        } else {
+            inWindow = now >= plan.start && now < plan.end
+        }
+        if inWindow {
+            completedInWindow += 1
+            latencies.append(now &- slots[s].sent)
+            lastCompletion = max(lastCompletion, now)
+        }
+    }
+
+    /// Handles one reply line. Returns the slot that finished (or nil).
+    func handle(_ line: UnsafeBufferPointer<UInt8>, now: UInt64) -> Int? {
+        // Kind.
+        let kind: UInt8
+        var p: Int
+        if line.count > 3 && line[0] == 0x4F && line[1] == 0x4B && line[2] == tab {  // OK\t
+            kind = 0x4F
+            p = 3
+        } else if line.count > 5 && line[0] == 0x46 && line[1] == 0x41 && line[2] == 0x49 && line[3] == 0x4C && line[4] == tab {
+            kind = 0x46  // FAIL\t
+            p = 5
+        } else if line.count > 5 && line[0] == 0x43 && line[1] == 0x4F && line[2] == 0x4E && line[3] == 0x54 && line[4] == tab {
+            kind = 0x43  // CONT\t
+            p = 5
+        } else {
+            error("unexpected line: \(lineText(line))")
+            return nil
+        }
+        let idEnd = indexOf(tab, in: line, from: p)
+        guard let id64 = parseDecimal(line, p, idEnd), id64 >= 1, id64 <= UInt64(UInt32.max) else {
+            error("bad id in: \(lineText(line))")
+            return nil
+        }
+        let id = UInt32(id64)
+        let s = Int((id - 1) % UInt32(slots.count))
+        guard slots[s].inFlight && slots[s].id == id else {
+            error("reply for an id not in flight: \(lineText(line))")
+            return nil
+        }
+        switch kind {
+        case 0x43:  // CONT
+            guard plan.options.mech == "LOGIN", slots[s].step < 2, idEnd < line.count else {
+                error("unexpected CONT: \(lineText(line))")
+                finish(s, now: now)
+                return s
+            }
+            out.append(ascii: "CONT\t")
+            out.appendDecimal(UInt64(id))
+            out.append(tab)
+            if slots[s].step == 0 {
+                plan.users.appendUser(slots[s].user, scratch: &scratch, into: &out)
+            } else {
+                plan.users.appendPassword(slots[s].user, good: slots[s].good, scratch: &scratch, into: &out)
+            }
+            out.append(lf)
+            slots[s].step += 1
+            return nil
+        case 0x4F:  // OK
+            if !slots[s].good {
+                error("OK for a wrong password: \(lineText(line))")
+            } else {
+                // First field after the id must be user=<expected>.
+                let f = idEnd + 1
+                let fEnd = indexOf(tab, in: line, from: f)
+                let prefix: [UInt8] = [0x75, 0x73, 0x65, 0x72, 0x3D]  // user=
+                if f + 5 <= fEnd && line[f] == prefix[0] && line[f + 1] == prefix[1] && line[f + 2] == prefix[2]
+                    && line[f + 3] == prefix[3] && line[f + 4] == prefix[4]
+                    && plan.users.userMatches(slots[s].user, UnsafeBufferPointer(rebasing: line[(f + 5)..<fEnd]))
+                {
+                    okGood += 1
+                } else {
+                    error("OK with an unexpected user= (wanted \(plan.users.user(slots[s].user))): \(lineText(line))")
+                }
+            }
+        default:  // FAIL
+            if slots[s].good {
+                error("FAIL for a good password (user \(plan.users.user(slots[s].user))): \(lineText(line))")
+            } else {
+                failBad += 1
+            }
+        }
+        finish(s, now: now)
+        return s
+    }
+
+    // MARK: loops
+
+    func run() {
+        if plan.options.oneshot {
+            runOneshot()
+        } else {
+            runPersistent()
+        }
+    }
+
+    private func connectAndGreet() -> (Int32, LineReader)? {
+        let fd: Int32
+        do {
+            fd = try connectUnix(plan.options.socket)
+        } catch {
+            self.error("\(error)")
+            return nil
+        }
+        setReceiveTimeout(fd, seconds: plan.options.timeout)
+        let reader = LineReader(fd: fd, capacity: 16384)
+        do {
+            let mechs = try clientHandshake(fd: fd, reader: reader)
+            guard mechs.contains(plan.options.mech) else {
+                self.error("server does not advertise \(plan.options.mech) (offers \(mechs.joined(separator: " ")))")
+                close(fd)
+                return nil
+            }
+        } catch {
+            self.error("\(error)")
+            close(fd)
+            return nil
+        }
+        return (fd, reader)
+    }
+
+    private func flush(_ fd: Int32) -> Bool {
+        guard !out.isEmpty else { return true }
+        let ok = writeAll(fd, out)
+        out.removeAll(keepingCapacity: true)
+        if !ok { error("write: \(errnoText())") }
+        return ok
+    }
+
+    private func runPersistent() {
+        guard let (fd, reader) = connectAndGreet() else {
+            aborted = true
+            return
+        }
+        defer { close(fd) }
+        let now0 = monoNow()
+        for s in 0..<slots.count where shouldContinue(now: now0) { issue(s, now: now0) }
+        guard flush(fd) else {
+            aborted = true
+            return
+        }
+        while inFlight > 0 {
+            switch reader.nextLine() {
+            case .line(let line):
+                let now = monoNow()
+                if let s = handle(line, now: now), shouldContinue(now: now) {
+                    issue(s, now: now)
+                }
+                if !reader.hasBufferedLine {
+                    guard flush(fd) else {
+                        aborted = true
+                        return
+                    }
+                }
+            case .eof:
+                error("server closed the connection with \(inFlight) requests in flight")
+                errors += inFlight - 1
+                aborted = true
+                return
+            case .timeout:
+                error("no reply within \(plan.options.timeout)s with \(inFlight) requests in flight")
+                errors += inFlight - 1
+                aborted = true
+                return
+            case .error(let e):
+                error("read: \(errnoText(e))")
+                aborted = true
+                return
+            }
+        }
+    }
+
+    /// One connection per request: connect, handshake, AUTH, reply, close. Latency covers all of it.
+    private func runOneshot() {
+        while true {
+            let t0 = monoNow()
+            guard shouldContinue(now: t0) else { return }
+            guard let (fd, reader) = connectAndGreet() else {
+                if errors > 100 { return }
+                continue
+            }
+            issue(0, now: t0)
+            var ok = flush(fd)
+            while ok && inFlight > 0 {
+                switch reader.nextLine() {
+                case .line(let line):
+                    _ = handle(line, now: monoNow())
+                    ok = flush(fd)
+                case .eof, .timeout, .error:
+                    error("connection lost before the reply")
+                    slots[0].inFlight = false
+                    inFlight = 0
+                    ok = false
+                }
+            }
+            close(fd)
+            if errors > 100 {
+                aborted = true
+                return
+            }
+        }
+    }
+}
+
+/// Runs the load test and prints its results.
+func runLoad(_ o: Options) throws(BenchError) {
+    let users = try UserTable(path: o.usersFile!)
+    var prefix: [UInt8] = []
+    prefix.append(tab)
+    prefix.append(contentsOf: Array(o.mech.utf8))
+    prefix.append(ascii: "\tservice=")
+    prefix.append(contentsOf: Array(o.service.utf8))
+    prefix.append(ascii: "\tnologin\tlip=127.0.0.1")
+    var flags: [UInt8] = []
+    if o.secured { flags.append(ascii: "\tsecured") }
+    if o.noPenalty { flags.append(ascii: "\tno-penalty") }
+    signal(SIGPIPE, SIG_IGN)
+
+    let t0 = monoNow()
+    let start = t0 + UInt64(o.warmup * 1e9)
+    let end = start + UInt64((o.duration ?? 0) * 1e9)
+    var quota: [Int] = []
+    if let total = o.requests {
+        for i in 0..<o.connections { quota.append(total / o.connections + (i < total % o.connections ? 1 : 0)) }
+    }
+    let plan = LoadPlan(options: o, users: users, start: start, end: end, quota: quota,
+                        authPrefixAfterID: prefix, authFlags: flags)
+    let workers = (0..<o.connections).map { LoadWorker(index: $0, plan: plan) }
+    let threads = workers.map { w in spawnThread { w.run() } }
+
+    // Window bookkeeping from the main thread: our CPU and the server's, at the window's edges.
+    let now = monoNow()
+    if start > now { sleepNanos(start - now) }
+    let cpu0 = selfCPUNanos()
+    let srv0 = o.serverPIDs.map { processCPUNanos($0) ?? 0 }
+    let wall0 = monoNow()
+    var cpu1: UInt64 = 0
+    var srv1: [UInt64] = []
+    var wall1: UInt64 = 0
+    if o.requests == nil {
+        let n = monoNow()
+        if end > n { sleepNanos(end - n) }
+        cpu1 = selfCPUNanos()
+        srv1 = o.serverPIDs.map { processCPUNanos($0) ?? 0 }
+        wall1 = monoNow()
+        for t in threads { joinThread(t) }
+    } else {
+        for t in threads { joinThread(t) }
+        cpu1 = selfCPUNanos()
+        srv1 = o.serverPIDs.map { processCPUNanos($0) ?? 0 }
+        wall1 = monoNow()
+    }
+    let load = loadAverage()
+
+    var all: [UInt64] = []
+    all.reserveCapacity(workers.reduce(0) { $0 + $1.latencies.count })
+    for w in workers { all.append(contentsOf: w.latencies) }
+    all.sort()
+    let completed = workers.reduce(0) { $0 + $1.completedInWindow }
+    let errors = workers.reduce(0) { $0 + $1.errors }
+    let okGood = workers.reduce(0) { $0 + $1.okGood }
+    let failBad = workers.reduce(0) { $0 + $1.failBad }
+    var samples: [String] = []
+    for w in workers { for s in w.errorSamples where samples.count < 8 { samples.append(s) } }
+    let windowNs: UInt64
+    if o.requests != nil {
+        let last = workers.map(\.lastCompletion).max() ?? start
+        windowNs = max(last > start ? last - start : 1, 1)
+    } else {
+        windowNs = end - start
+    }
+    let seconds = Double(windowNs) / 1e9
+    let rate = Double(completed) / seconds
+    let cpuWall = Double(wall1 - wall0)
+    let benchCPU = cpuWall > 0 ? Double(cpu1 - cpu0) / cpuWall * 100 : 0
+    var serverCPU: Double? = nil
+    if !o.serverPIDs.isEmpty && cpuWall > 0 {
+        var sum: UInt64 = 0
+        for (a, b) in zip(srv0, srv1) where b >= a { sum += b - a }
+        serverCPU = Double(sum) / cpuWall * 100
+    }
+    func pct(_ q: Double) -> Double {
+        guard !all.isEmpty else { return 0 }
+        let i = min(all.count - 1, max(0, Int((q * Double(all.count)).rounded(.up)) - 1))
+        return Double(all[i]) / 1000
+    }
+    let mean = all.isEmpty ? 0 : Double(all.reduce(0, +)) / Double(all.count) / 1000
+
+    var j = JSON()
+    j.add("mode", o.oneshot ? "oneshot" : "load")
+    j.add("label", o.label)
+    j.add("socket", o.socket)
+    j.add("mech", o.mech)
+    j.add("connections", o.connections)
+    j.add("pipeline", o.pipeline)
+    j.add("users", users.count)
+    j.add("bad_share", o.badShare)
+    j.add("window_s", seconds)
+    j.add("completed", completed)
+    j.add("ok_good", okGood)
+    j.add("fail_bad", failBad)
+    j.add("errors", errors)
+    j.add("error_samples", samples)
+    j.add("auths_per_s", rate)
+    j.add("lat_p50_us", pct(0.50))
+    j.add("lat_p99_us", pct(0.99))
+    j.add("lat_p999_us", pct(0.999))
+    j.add("lat_max_us", all.last.map { Double($0) / 1000 } ?? 0)
+    j.add("lat_mean_us", mean)
+    j.add("bench_cpu_pct", benchCPU)
+    if let serverCPU {
+        j.add("server_cpu_pct", serverCPU)
+        j.add("server_cpu_us_per_auth", completed > 0 ? serverCPU / 100 * seconds * 1e6 / Double(completed) : 0)
+    }
+    j.add("loadavg", load)
+
+    let human = """
+        \(o.label.isEmpty ? "" : "[\(o.label)] ")\(o.oneshot ? "oneshot " : "")\(o.mech) conns=\(o.connections) pipeline=\(o.pipeline) users=\(users.count) bad=\(o.badShare)
+          \(fmt(rate, 0)) auths/s over \(fmt(seconds, 2)) s (\(completed) completed: \(okGood) OK as expected, \(failBad) FAIL as expected, \(errors) errors)
+          latency us: p50 \(fmt(pct(0.5), 1))  p99 \(fmt(pct(0.99), 1))  p99.9 \(fmt(pct(0.999), 1))  max \(fmt(all.last.map { Double($0) / 1000 } ?? 0, 1))  mean \(fmt(mean, 1))
+          bench CPU \(fmt(benchCPU, 1))% of one core\(serverCPU.map { ", server CPU \(fmt($0, 1))% (\(fmt($0 / 100 * seconds * 1e6 / Double(max(completed, 1)), 1)) us/auth)" } ?? ""); load average \(load)
+        """ + (samples.isEmpty ? "" : "\n  errors, first ones:\n" + samples.map { "    " + $0 }.joined(separator: "\n"))
+    emit(o, human: human, json: j)
+    if completed == 0 || errors > 0 { exitCode = 1 }
+}
+
+nonisolated(unsafe) var exitCode: Int32 = 0
+
+func fmt(_ v: Double, _ decimals: Int) -> String {
+    var m = 1.0
+    for _ in 0..<decimals { m *= 10 }
+    let r = (v * m).rounded() / m
+    if decimals == 0 { return String(Int(r)) }
+    var s = String(r)
+    if let dot = s.firstIndex(of: ".") {
+        let have = s.distance(from: dot, to: s.endIndex) - 1
+        if have < decimals { s += String(repeating: "0", count: decimals - have) }
+    }
+    return s
+}
+
+func emit(_ o: Options, human: String, json: JSON) {
+    if o.json {
+        printErr(human)
+        print(json.text)
+    } else {
+        print(human)
+    }
+}
+
+/// A flat JSON object builder (values: strings, numbers, string arrays).
+struct JSON {
+    private var parts: [String] = []
+    var text: String { "{" + parts.joined(separator: ", ") + "}" }
+
+    static func quote(_ s: String) -> String {
+        var r = "\""
+        for u in s.unicodeScalars {
+            switch u {
+            case "\"": r += "\\\""
+            case "\\": r += "\\\\"
+            case "\n": r += "\\n"
+            case "\t": r += "\\t"
+            default:
+                if u.value < 0x20 { r += "\\u00" + (u.value < 16 ? "0" : "") + String(u.value, radix: 16) } else { r.unicodeScalars.append(u) }
+            }
+        }
+        return r + "\""
+    }
+
+    mutating func add(_ k: String, _ v: String) { parts.append("\(JSON.quote(k)): \(JSON.quote(v))") }
+    mutating func add(_ k: String, _ v: Int) { parts.append("\(JSON.quote(k)): \(v)") }
+    mutating func add(_ k: String, _ v: Double) {
+        parts.append("\(JSON.quote(k)): \(v.isFinite ? fmt(v, 3) : "null")")
+    }
+    mutating func add(_ k: String, _ v: [String]) {
+        parts.append("\(JSON.quote(k)): [" + v.map(JSON.quote).joined(separator: ", ") + "]")
+    }
+    mutating func addRaw(_ k: String, _ raw: String) { parts.append("\(JSON.quote(k)): \(raw)") }
+}

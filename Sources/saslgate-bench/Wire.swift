@@ -1,0 +1,375 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// Low-level pieces: clocks, blocking AF_UNIX sockets, a line reader, base64, process statistics.
+// No dependencies beyond Glibc, so the load generator builds even while daemon modules are being edited.
+
+// MARK: - Clocks
+
+/// Monotonic nanoseconds.
+@inline(__always)
+func monoNow() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)
+}
+
+/// Wall-clock microseconds since the epoch (comparable with bash's $EPOCHREALTIME).
+func realtimeMicros() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_REALTIME, &ts)
+    return UInt64(ts.tv_sec) &* 1_000_000 &+ UInt64(ts.tv_nsec) / 1000
+}
+
+func sleepNanos(_ ns: UInt64) {
+    var req = timespec(tv_sec: Int(ns / 1_000_000_000), tv_nsec: Int(ns % 1_000_000_000))
+    var rem = timespec()
+    while nanosleep(&req, &rem) != 0 && errno == EINTR { req = rem }
+}
+
+/// CPU time (user + system) of this process in nanoseconds.
+func selfCPUNanos() -> UInt64 {
+    var ru = rusage()
+    getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &ru)
+    let u = UInt64(ru.ru_utime.tv_sec) * 1_000_000_000 + UInt64(ru.ru_utime.tv_usec) * 1000
+    let s = UInt64(ru.ru_stime.tv_sec) * 1_000_000_000 + UInt64(ru.ru_stime.tv_usec) * 1000
+    return u + s
+}
+
+// MARK: - Errors
+
+struct BenchError: Error, CustomStringConvertible {
+    var description: String
+    init(_ d: String) { description = d }
+}
+
+func errnoText(_ e: Int32 = errno) -> String { String(cString: strerror(e)) }
+
+func printErr(_ s: String) {
+    let line = s + "\n"
+    _ = line.utf8CString.withUnsafeBufferPointer { write(2, $0.baseAddress, $0.count - 1) }
+}
+
+// MARK: - Sockets
+
+/// Connects a blocking AF_UNIX stream socket. Returns the fd or throws with errno text.
+func connectUnix(_ path: String) throws(BenchError) -> Int32 {
+    let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+    guard fd >= 0 else { throw BenchError("socket(): \(errnoText())") }
+    var addr = sockaddr_un()
+    addr.sun_family = sa_family_t(AF_UNIX)
+    let bytes = Array(path.utf8)
+    let capacity = MemoryLayout.size(ofValue: addr.sun_path)
+    guard bytes.count < capacity else {
+        close(fd)
+        throw BenchError("socket path too long: \(path)")
+    }
+    withUnsafeMutableBytes(of: &addr.sun_path) { raw in
+        for (i, b) in bytes.enumerated() { raw[i] = b }
+        raw[bytes.count] = 0
+    }
+    let rc = withUnsafePointer(to: &addr) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+        }
+    }
+    if rc != 0 {
+        let e = errno
+        close(fd)
+        throw BenchError("connect(\(path)): \(errnoText(e))")
+    }
+    return fd
+}
+
+func setReceiveTimeout(_ fd: Int32, seconds: Double) {
+    var tv = timeval(tv_sec: Int(seconds), tv_usec: Int((seconds - Double(Int(seconds))) * 1e6))
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+}
+
+/// Writes all of `bytes`; false on error (EPIPE, reset).
+func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) -> Bool {
+    var off = 0
+    while off < bytes.count {
+        let n = write(fd, bytes.baseAddress! + off, bytes.count - off)
+        if n > 0 {
+            off += n
+        } else if n < 0 && errno == EINTR {
+            continue
+        } else {
+            return false
+        }
+    }
+    return true
+}
+
+func writeAll(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
+    bytes.withUnsafeBytes { writeAll(fd, $0) }
+}
+
+/// Buffered line reader over a blocking fd. `nextLine` hands out a view of one line without the LF
+/// (and without a CR before it); the view is valid until the next call.
+final class LineReader {
+    let fd: Int32
+    private var buffer: UnsafeMutablePointer<UInt8>
+    private var capacity: Int
+    private var start = 0
+    private var end = 0
+
+    init(fd: Int32, capacity: Int = 65536) {
+        self.fd = fd
+        self.capacity = capacity
+        self.buffer = .allocate(capacity: capacity)
+    }
+
+    deinit { buffer.deallocate() }
+
+    enum ReadResult { case line(UnsafeBufferPointer<UInt8>), eof, timeout, error(Int32) }
+
+    /// True when a complete line is already buffered (no read needed).
+    var hasBufferedLine: Bool {
+        end > start && memchr(buffer + start, 0x0A, end - start) != nil
+    }
+
+    func nextLine() -> ReadResult {
+        while true {
+            if end > start, let p = memchr(buffer + start, 0x0A, end - start) {
+                let lf = p.assumingMemoryBound(to: UInt8.self) - buffer
+                var lineEnd = lf
+                if lineEnd > start && buffer[lineEnd - 1] == 0x0D { lineEnd -= 1 }
+                let line = UnsafeBufferPointer(start: buffer + start, count: lineEnd - start)
+                start = lf + 1
+                return .line(line)
+            }
+            // Compact, grow if a single line fills the buffer.
+            if start > 0 {
+                if end > start { memmove(buffer, buffer + start, end - start) }
+                end -= start
+                start = 0
+            }
+            if end == capacity {
+                let bigger = UnsafeMutablePointer<UInt8>.allocate(capacity: capacity * 2)
+                bigger.update(from: buffer, count: end)
+                buffer.deallocate()
+                buffer = bigger
+                capacity *= 2
+            }
+            let n = read(fd, buffer + end, capacity - end)
+            if n > 0 {
+                end += n
+            } else if n == 0 {
+                return .eof
+            } else if errno == EINTR {
+                continue
+            } else if errno == EAGAIN || errno == EWOULDBLOCK {
+                return .timeout
+            } else {
+                return .error(errno)
+            }
+        }
+    }
+}
+
+// MARK: - Protocol helpers
+
+let lf: UInt8 = 0x0A
+let tab: UInt8 = 0x09
+
+extension Array where Element == UInt8 {
+    @inline(__always) mutating func append(ascii s: StaticString) {
+        s.withUTF8Buffer { self.append(contentsOf: $0) }
+    }
+
+    /// Appends the decimal digits of `v`.
+    @inline(__always) mutating func appendDecimal(_ v: UInt64) {
+        var div: UInt64 = 1
+        while div <= v / 10 { div *= 10 }
+        while div > 0 {
+            append(UInt8(truncatingIfNeeded: 0x30 + (v / div) % 10))
+            div /= 10
+        }
+    }
+}
+
+enum Base64 {
+    static let alphabet: [UInt8] = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
+
+    /// Appends the padded base64 encoding of `input` to `out`.
+    static func encode(_ input: UnsafeBufferPointer<UInt8>, into out: inout [UInt8]) {
+        alphabet.withUnsafeBufferPointer { a in
+            var i = 0
+            let n = input.count
+            while i + 3 <= n {
+                let v = UInt32(input[i]) << 16 | UInt32(input[i + 1]) << 8 | UInt32(input[i + 2])
+                out.append(a[Int(v >> 18 & 63)])
+                out.append(a[Int(v >> 12 & 63)])
+                out.append(a[Int(v >> 6 & 63)])
+                out.append(a[Int(v & 63)])
+                i += 3
+            }
+            if n - i == 1 {
+                let v = UInt32(input[i]) << 16
+                out.append(a[Int(v >> 18 & 63)])
+                out.append(a[Int(v >> 12 & 63)])
+                out.append(0x3D)
+                out.append(0x3D)
+            } else if n - i == 2 {
+                let v = UInt32(input[i]) << 16 | UInt32(input[i + 1]) << 8
+                out.append(a[Int(v >> 18 & 63)])
+                out.append(a[Int(v >> 12 & 63)])
+                out.append(a[Int(v >> 6 & 63)])
+                out.append(0x3D)
+            }
+        }
+    }
+
+    static func encode(_ input: [UInt8], into out: inout [UInt8]) {
+        input.withUnsafeBufferPointer { encode($0, into: &out) }
+    }
+}
+
+/// Parses an unsigned decimal from `line[from..<to]`; nil if empty or not digits.
+@inline(__always)
+func parseDecimal(_ line: UnsafeBufferPointer<UInt8>, _ from: Int, _ to: Int) -> UInt64? {
+    guard from < to, to - from <= 19 else { return nil }
+    var v: UInt64 = 0
+    for i in from..<to {
+        let c = line[i]
+        guard c >= 0x30 && c <= 0x39 else { return nil }
+        v = v * 10 + UInt64(c - 0x30)
+    }
+    return v
+}
+
+@inline(__always)
+func indexOf(_ byte: UInt8, in line: UnsafeBufferPointer<UInt8>, from: Int) -> Int {
+    var i = from
+    while i < line.count {
+        if line[i] == byte { return i }
+        i += 1
+    }
+    return line.count
+}
+
+func lineText(_ line: UnsafeBufferPointer<UInt8>, limit: Int = 160) -> String {
+    var s = ""
+    for b in line.prefix(limit) {
+        switch b {
+        case 0x09: s += "\\t"
+        case 0x20..<0x7F: s.unicodeScalars.append(Unicode.Scalar(b))
+        default: s += "\\x" + String(b, radix: 16)
+        }
+    }
+    if line.count > limit { s += "..." }
+    return s
+}
+
+/// Handshake as a client (VERSION 1 2, CPID), then reads the server greeting up to DONE. Returns the
+/// advertised mechanisms (upper case).
+func clientHandshake(fd: Int32, reader: LineReader) throws(BenchError) -> [String] {
+    var hello: [UInt8] = []
+    hello.append(ascii: "VERSION\t1\t2\nCPID\t")
+    hello.appendDecimal(UInt64(getpid()))
+    hello.append(lf)
+    guard writeAll(fd, hello) else { throw BenchError("write handshake: \(errnoText())") }
+    var mechs: [String] = []
+    var sawVersion = false
+    while true {
+        switch reader.nextLine() {
+        case .line(let l):
+            let text = String(decoding: l, as: UTF8.self)
+            if text.hasPrefix("VERSION\t1\t") {
+                sawVersion = true
+            } else if text.hasPrefix("MECH\t") {
+                let name = text.dropFirst(5).split(separator: "\t", omittingEmptySubsequences: false).first ?? ""
+                mechs.append(name.uppercased())
+            } else if text == "DONE" {
+                guard sawVersion else { throw BenchError("greeting without VERSION") }
+                return mechs
+            }
+        case .eof: throw BenchError("server closed the connection during the handshake")
+        case .timeout: throw BenchError("timeout waiting for the greeting")
+        case .error(let e): throw BenchError("read greeting: \(errnoText(e))")
+        }
+    }
+}
+
+// MARK: - /proc
+
+/// utime+stime of a process (all threads) in nanoseconds; nil if gone.
+func processCPUNanos(_ pid: Int32) -> UInt64? {
+    guard let text = readSmallFile("/proc/\(pid)/stat") else { return nil }
+    // Fields after the ")" of comm: state is field 3; utime is 14, stime 15.
+    guard let close = text.lastIndex(of: ")") else { return nil }
+    let rest = text[text.index(after: close)...].split(separator: " ")
+    guard rest.count > 13, let u = UInt64(rest[11]), let s = UInt64(rest[12]) else { return nil }
+    let hz = UInt64(sysconf(Int32(_SC_CLK_TCK)))
+    return (u + s) * 1_000_000_000 / max(hz, 1)
+}
+
+/// A "Key: N kB" value from /proc/PID/status (VmRSS, VmHWM) or smaps_rollup (Pss).
+func procKB(_ pid: Int32, file: String, key: String) -> Int? {
+    guard let text = readSmallFile("/proc/\(pid)/\(file)") else { return nil }
+    for line in text.split(separator: "\n") where line.hasPrefix(key + ":") {
+        let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+        if fields.count >= 2, let v = Int(fields[1]) { return v }
+    }
+    return nil
+}
+
+func readSmallFile(_ path: String) -> String? {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { return nil }
+    defer { close(fd) }
+    var out: [UInt8] = []
+    var buf = [UInt8](repeating: 0, count: 8192)
+    while true {
+        let n = buf.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        if n > 0 { out.append(contentsOf: buf[0..<n]) } else if n < 0 && errno == EINTR { continue } else { break }
+    }
+    return String(decoding: out, as: UTF8.self)
+}
+
+func loadAverage() -> String {
+    let t = readSmallFile("/proc/loadavg") ?? ""
+    return t.split(separator: " ").prefix(3).joined(separator: " ")
+}
+
+// MARK: - Threads
+
+/// Starts `body` on a new POSIX thread.
+func spawnThread(stackSize: Int = 256 * 1024, _ body: @escaping () -> Void) -> pthread_t {
+    final class Box {
+        let body: () -> Void
+        init(_ body: @escaping () -> Void) { self.body = body }
+    }
+    let ctx = Unmanaged.passRetained(Box(body)).toOpaque()
+    var attr = pthread_attr_t()
+    pthread_attr_init(&attr)
+    pthread_attr_setstacksize(&attr, stackSize)
+    var thread = pthread_t()
+    let rc = pthread_create(&thread, &attr, { raw in
+        Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue().body()
+        return nil
+    }, ctx)
+    pthread_attr_destroy(&attr)
+    precondition(rc == 0, "pthread_create failed: \(rc)")
+    return thread
+}
+
+func joinThread(_ t: pthread_t) {
+    pthread_join(t, nil)
+}
+
+/// Raises the open-file limit to the hard limit (idle mode needs one fd per connection).
+func raiseFileLimit(to wanted: Int) -> Int {
+    var lim = rlimit()
+    getrlimit(Int32(RLIMIT_NOFILE.rawValue), &lim)
+    let target = rlim_t(min(UInt64(wanted), UInt64(lim.rlim_max)))
+    if lim.rlim_cur < target {
+        lim.rlim_cur = target
+        setrlimit(Int32(RLIMIT_NOFILE.rawValue), &lim)
+        getrlimit(Int32(RLIMIT_NOFILE.rawValue), &lim)
+    }
+    return Int(lim.rlim_cur)
+}
