@@ -1,10 +1,21 @@
 public import ArgumentParser
 public import Passdb
 
-/// Where the user table is: `--file PATH`, or the first `passwd-file:` of `passdbs` in the configuration.
+/// Where the users are: `--db passwd-file:PATH | sasldb:PATH`, `--file PATH` (a passwd-file), or the first
+/// writable passdb (passwd-file or sasldb) of `passdbs` in the configuration.
 public struct TableOptions: ParsableArguments, Sendable {
     @Option(name: [.customShort("f"), .long], help: ArgumentHelp("The passwd-file to work on.", valueName: "path"))
     public var file: String?
+
+    @Option(
+        name: .long,
+        help: ArgumentHelp("The store to work on: passwd-file:PATH or sasldb:PATH.", valueName: "driver:path"))
+    public var db: String?
+
+    @Option(
+        name: [.customShort("u"), .customLong("realm")],
+        help: ArgumentHelp("Realm of a bare user name, like saslpasswd2 -u (default: default_realm).", valueName: "realm"))
+    public var realm: String?
 
     @Option(
         name: [.customShort("c"), .long],
@@ -26,25 +37,48 @@ public struct TableOptions: ParsableArguments, Sendable {
     public init() {}
 
     public func validate() throws {
-        if file != nil && config != nil { throw ValidationError("give either --file or --config, not both") }
+        if [file != nil, config != nil, db != nil].filter({ $0 }).count > 1 {
+            throw ValidationError("give only one of --file, --db and --config")
+        }
     }
 
-    /// The table path and default realm these options select.
+    /// The store, and the realm of bare names, these options select.
     public func resolve() throws(CLIError) -> TableLocation {
-        if let file { return TableLocation(path: file, defaultRealm: defaultRealm) }
+        let bareRealm = realm ?? defaultRealm
+        if let file { return TableLocation(path: file, defaultRealm: bareRealm) }
+        if let db {
+            guard let colon = db.firstIndex(of: ":"), !db[db.index(after: colon)...].isEmpty,
+                let kind = TableLocation.Kind(rawValue: String(db[..<colon]).lowercased())
+            else {
+                throw .failure("--db '\(db)' must be passwd-file:PATH or sasldb:PATH")
+            }
+            return TableLocation(path: String(db[db.index(after: colon)...]), defaultRealm: bareRealm, kind: kind)
+        }
         let lookup = try ConfigLookup.load(path: config ?? ConfigLookup.defaultPath)
-        return TableLocation(path: try lookup.passwdFilePath(), defaultRealm: defaultRealm ?? lookup.defaultRealm)
+        guard let spec = lookup.settings.passdbs.first(where: { TableLocation.Kind(rawValue: $0.driver) != nil }),
+            let kind = TableLocation.Kind(rawValue: spec.driver)
+        else {
+            throw .failure("\(lookup.path): 'passdbs' has no passwd-file: or sasldb: entry; give the store with --db")
+        }
+        return TableLocation(path: spec.argument, defaultRealm: bareRealm ?? lookup.defaultRealm, kind: kind)
     }
 }
 
-/// A resolved table: the file and the realm of its bare names.
+/// A resolved store: its kind, the file and the realm of its bare names.
 public struct TableLocation: Sendable, Equatable {
+    public enum Kind: String, Sendable {
+        case passwdFile = "passwd-file"
+        case sasldb
+    }
+
     public var path: String
     public var defaultRealm: String?
+    public var kind: Kind
 
-    public init(path: String, defaultRealm: String? = nil) {
+    public init(path: String, defaultRealm: String? = nil, kind: Kind = .passwdFile) {
         self.path = path
         self.defaultRealm = defaultRealm
+        self.kind = kind
     }
 }
 
@@ -62,6 +96,18 @@ public struct PasswordOptions: ParsableArguments, Sendable {
     @Flag(
         name: .long, help: "Read the password from the first line of standard input instead of asking on the terminal.")
     public var passwordStdin = false
+
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "sasldb only: mechanism secrets to store besides the hash: scram-sha-1, scram-sha-256, cram-md5, digest-md5, all (comma-separated).",
+            valueName: "list"))
+    public var mechs: String?
+
+    @Flag(
+        name: .long,
+        help: "sasldb only: also store the cleartext password (userPassword, as Cyrus does). Avoid: anyone who reads the store has every password.")
+    public var cleartext = false
 
     public init() {}
 }
@@ -88,4 +134,13 @@ public struct SchemeArgument: ExpressibleByArgument, Sendable, Equatable {
     public static var allValueStrings: [String] { names }
 
     static let names = PasswordScheme.hashable.map(\.rawValue)
+}
+
+extension PasswordOptions {
+    /// --mechs and --cleartext only make sense for a sasldb store.
+    func requirePasswdFileCompatible() throws(CLIError) {
+        if mechs != nil || cleartext {
+            throw .failure("--mechs and --cleartext apply to sasldb stores; a passwd-file entry has one scheme (use --scheme)")
+        }
+    }
 }

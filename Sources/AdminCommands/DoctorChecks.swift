@@ -607,9 +607,16 @@ public struct DoctorChecker {
             } else {
                 fix = setting(view, "smtpd_sasl_mechanism_filter", PostfixMechanismFilter.postfixDefault)
             }
+            let fatal =
+                afterOptions.isEmpty
+                ? "no SASL authentication mechanisms"
+                : "smtpd_sasl_mechanism_filter discards all mechanisms in '\(afterOptions.map(\.name).joined(separator: " "))'"
+            let survives =
+                afterOptions.isEmpty
+                ? "\(parameter) = \(options)" : "\(parameter) = \(options) and smtpd_sasl_mechanism_filter = \(view.value("smtpd_sasl_mechanism_filter"))"
             out.append(
                 .fail(
-                    "\(phase) no mechanism survives \(parameter) = \(options) (saslgated offers \(mechanisms.map(\.description).joined(separator: " ")), \(source); \(reasons.joined(separator: "; "))): smtpd stops with 'fatal: no SASL authentication mechanisms' when a client connects",
+                    "\(phase) no mechanism survives \(survives) (saslgated offers \(mechanisms.map(\.description).joined(separator: " ")), \(source); \(reasons.joined(separator: "; "))): smtpd stops with 'fatal: \(fatal)' when a client connects",
                     fix: fix))
             return nil
         }

@@ -20,20 +20,20 @@ public struct DoctorCommand: ParsableCommand {
 
     @Option(
         name: [.customShort("c"), .long],
-        help: ArgumentHelp("saslgated's configuration (default: \(ConfigLookup.defaultPath)).", valueName: "config"))
+        help: ArgumentHelp("saslgated's configuration.", valueName: "config"))
     public var config: String = ConfigLookup.defaultPath
 
     @Option(
         name: .long,
         help: ArgumentHelp(
-            "Postfix's configuration directory, asked with postconf -c (default: \(DoctorChecker.defaultPostfixDirectory)).",
+            "Postfix's configuration directory, asked with postconf -c.",
             valueName: "dir"))
     public var postfixConfig: String = DoctorChecker.defaultPostfixDirectory
 
     @Option(
         name: .long,
         help: ArgumentHelp(
-            "Where saslgated.socket/.service are installed (default: \(DoctorChecker.defaultSystemdDirectory)).",
+            "Where saslgated.socket and saslgated.service are installed.",
             valueName: "dir"))
     public var systemdDir: String = DoctorChecker.defaultSystemdDirectory
 

@@ -7,7 +7,10 @@ public struct SaslgateCommand: ParsableCommand {
         abstract: "Administer saslgated: users, password hashes, test authentications, statistics and penalties.",
         discussion:
             "Exit status: 0 done, 1 refused (user exists / missing, authentication failed), 2 usage or other errors.",
-        subcommands: [UserCommand.self, PwCommand.self, AuthCommand.self, StatsCommand.self, PenaltyCommand.self]
+        subcommands: [
+            UserCommand.self, PwCommand.self, AuthCommand.self, ImportCommand.self, StatsCommand.self,
+            PenaltyCommand.self,
+        ]
     )
 
     public init() {}

@@ -1,6 +1,6 @@
 public import ArgumentParser
 
-/// `saslgate user add [--file PATH | -c CONFIG] [--scheme S] [--password-stdin] USER`
+/// `saslgate user add [--file PATH | --db sasldb:PATH [-u REALM] [--mechs LIST] | -c CONFIG] [--scheme S] [--password-stdin] USER`
 public struct UserAddCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "add",
@@ -14,8 +14,13 @@ public struct UserAddCommand: ParsableCommand {
     public init() {}
 
     public func run() throws {
+        let location = try table.resolve()
+        if location.kind == .sasldb {
+            return try SASLDBUserActions.add(user: user, table: location, password: password, io: CommandIO.current)
+        }
+        try password.requirePasswdFileCompatible()
         try UserActions.add(
-            user: user, table: table.resolve(), scheme: password.scheme.scheme,
+            user: user, table: location, scheme: password.scheme.scheme,
             passwordFromStandardInput: password.passwordStdin,
             io: CommandIO.current
         )

@@ -2,7 +2,7 @@ public import ArgumentParser
 
 /// `saslgate user del [--file PATH | -c CONFIG] USER`
 public struct UserDelCommand: ParsableCommand {
-    public static let configuration = CommandConfiguration(commandName: "del", abstract: "Delete a user's line.")
+    public static let configuration = CommandConfiguration(commandName: "del", abstract: "Delete a user (its line, or all its secrets in a sasldb store).")
 
     @OptionGroup public var table: TableOptions
     @Argument(help: "The user, as user@realm or a bare user.") public var user: String
@@ -10,6 +10,10 @@ public struct UserDelCommand: ParsableCommand {
     public init() {}
 
     public func run() throws {
-        try UserActions.delete(user: user, table: table.resolve(), io: CommandIO.current)
+        let location = try table.resolve()
+        if location.kind == .sasldb {
+            return try SASLDBUserActions.delete(user: user, table: location, io: CommandIO.current)
+        }
+        try UserActions.delete(user: user, table: location, io: CommandIO.current)
     }
 }

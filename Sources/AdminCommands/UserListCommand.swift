@@ -3,13 +3,15 @@ public import ArgumentParser
 /// `saslgate user list [--file PATH | -c CONFIG]`
 public struct UserListCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
-        commandName: "list", abstract: "Print the user names, one per line.")
+        commandName: "list", abstract: "Print the users, one per line (sasldb: user@realm: property, like sasldblistusers2); never a secret.")
 
     @OptionGroup public var table: TableOptions
 
     public init() {}
 
     public func run() throws {
-        try UserActions.list(table: table.resolve(), io: CommandIO.current)
+        let location = try table.resolve()
+        if location.kind == .sasldb { return try SASLDBUserActions.list(table: location, io: CommandIO.current) }
+        try UserActions.list(table: location, io: CommandIO.current)
     }
 }

@@ -14,8 +14,13 @@ public struct UserPasswdCommand: ParsableCommand {
     public init() {}
 
     public func run() throws {
+        let location = try table.resolve()
+        if location.kind == .sasldb {
+            return try SASLDBUserActions.setPassword(user: user, table: location, password: password, io: CommandIO.current)
+        }
+        try password.requirePasswdFileCompatible()
         try UserActions.setPassword(
-            user: user, table: table.resolve(), scheme: password.scheme.scheme,
+            user: user, table: location, scheme: password.scheme.scheme,
             passwordFromStandardInput: password.passwordStdin,
             io: CommandIO.current
         )

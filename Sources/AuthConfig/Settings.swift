@@ -110,6 +110,10 @@ public struct Settings: Equatable, Sendable {
     public var anonymousUsername: String? = nil
     /// Who may act for whom: authcid → authzid patterns (`user@realm`, `*@realm`, `*`).
     public var authzRules: [AuthzRule] = []
+    /// Cached verification results (0: no cache), success and failure lifetimes.
+    public var authCacheSize: Int = 0
+    public var authCacheTTL: Double = 3600
+    public var authCacheNegativeTTL: Double = 3600
     /// Local control socket for `saslgate stats` and `saslgate penalty` (mode 0600); nil: none.
     public var controlSocket: String? = "/run/saslgate/control"
 
@@ -123,10 +127,10 @@ public struct Settings: Equatable, Sendable {
         "max_pending_requests", "hash_threads", "log_level", "hostname", "run_user", "handshake_timeout",
         "shutdown_timeout", "client_allowlist", "penalty_max_delay", "penalty_block_after", "penalty_cooldown",
         "penalty_window", "penalty_max_entries", "trusted_networks", "control_socket", "anonymous_username",
-        "authz_rules",
+        "authz_rules", "auth_cache_size", "auth_cache_ttl", "auth_cache_negative_ttl",
     ]
 
-    public static let knownPassdbDrivers = ["passwd-file", "pam"]
+    public static let knownPassdbDrivers = ["passwd-file", "pam", "sasldb"]
 
     public static let defaultPath = "/etc/saslgate/saslgated.conf"
 
@@ -271,6 +275,16 @@ public struct Settings: Equatable, Sendable {
                     fail(e, "penalty_max_entries '\(e.value)' must be a number from 100 to 10000000")
                 }
             case "control_socket": s.controlSocket = e.value.isEmpty ? nil : resolve(e.value)
+            case "auth_cache_size":
+                if let v = Int(e.value), v >= 0, v <= 10_000_000 { s.authCacheSize = v } else {
+                    fail(e, "auth_cache_size '\(e.value)' must be a number of entries from 0 (off) to 10000000")
+                }
+            case "auth_cache_ttl", "auth_cache_negative_ttl":
+                if let v = parseDuration(e.value), v <= 86400 * 7 {
+                    if e.name == "auth_cache_ttl" { s.authCacheTTL = v } else { s.authCacheNegativeTTL = v }
+                } else {
+                    fail(e, "\(e.name) '\(e.value)' must be a duration up to 7 days")
+                }
             case "anonymous_username":
                 s.anonymousUsername = e.value.isEmpty ? nil : e.value
             case "authz_rules":
@@ -376,7 +390,7 @@ public struct Settings: Equatable, Sendable {
         guard !argument.isEmpty else {
             return .failure(Problem(description: "passdb \(driver) needs an argument (\(driver == "pam" ? "a PAM service name, e.g. pam:smtp" : "a file path"))"))
         }
-        if driver == "passwd-file" { argument = resolve(argument) }
+        if driver == "passwd-file" || driver == "sasldb" { argument = resolve(argument) }
         var spec = PassdbSpec(driver: driver, argument: argument, line: line)
         for (key, value) in options {
             switch key {

@@ -35,6 +35,11 @@ public final class AuthService: Sendable {
     ) throws(ConfigErrors) {
         self.settings = settings
         self.metrics = metrics
+        var chain = chain
+        if settings.authCacheSize > 0 {
+            chain.cache = AuthCache(
+                maxEntries: settings.authCacheSize, ttl: settings.authCacheTTL, negativeTTL: settings.authCacheNegativeTTL)
+        }
         if let penalty {
             penalty.update(policy: PenaltyTable.Policy(settings: settings))
             self.penalty = penalty

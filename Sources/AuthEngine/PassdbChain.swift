@@ -24,6 +24,8 @@ public struct PassdbChain: Sendable {
 
     public let entries: [Entry]
     public var passdbs: [any PasswordDatabase] { entries.map(\.passdb) }
+    /// Cache of verification results (auth_cache_size > 0); nil: every check asks the passdbs.
+    public var cache: AuthCache?
 
     public init(_ entries: [Entry]) {
         self.entries = entries
@@ -35,6 +37,29 @@ public struct PassdbChain: Sendable {
 
     /// The verdict and the passdb that gave it (nil when none knew the user).
     public func verifyPlain(_ request: PassdbRequest, password: Secret) async -> (PassdbResult, String?) {
+        guard let cache, let generations = cacheGenerations() else {
+            return await verifyUncached(request, password: password)
+        }
+        if let hit = cache.lookup(user: request.user, password: password, generations: generations) { return hit }
+        let (result, passdb) = await verifyUncached(request, password: password)
+        // Only store when no passdb changed while we asked: the answer belongs to these generations.
+        if cacheGenerations() == generations {
+            cache.store(user: request.user, password: password, generations: generations, result: result, passdb: passdb)
+        }
+        return (result, passdb)
+    }
+
+    /// The generation of every passdb that can verify plaintext, or nil if one cannot say (PAM).
+    func cacheGenerations() -> [UInt64]? {
+        var out: [UInt64] = []
+        for entry in entries where entry.passdb.capabilities.verifyPlain {
+            guard let g = entry.passdb.cacheGeneration else { return nil }
+            out.append(g)
+        }
+        return out
+    }
+
+    private func verifyUncached(_ request: PassdbRequest, password: Secret) async -> (PassdbResult, String?) {
         var final: (PassdbResult, String?) = (.userUnknown, nil)
         var internalFail: (PassdbResult, String?)?
         for entry in entries where entry.passdb.capabilities.verifyPlain {

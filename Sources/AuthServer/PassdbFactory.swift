@@ -3,6 +3,7 @@ import AuthEngine
 import Logging
 import Passdb
 import PassdbPAM
+import PassdbSASLDB
 
 /// Builds the configured passdbs: the one place that maps driver names to implementations.
 enum PassdbFactory {
@@ -22,6 +23,18 @@ enum PassdbFactory {
                 do {
                     let db = try PasswdFilePassdb(
                         path: spec.argument, defaultRealm: settings.defaultRealm, executor: executor, logger: logger)
+                    out.append(.init(db, resultFailure: spec.resultFailure, resultInternalFail: spec.resultInternalFail))
+                } catch {
+                    errors.append(ConfigError(file: settings.file, line: spec.line, "passdb \(spec): \(error)"))
+                }
+            case "sasldb":
+                if let unknown = spec.options.keys.sorted().first {
+                    errors.append(ConfigError(file: settings.file, line: spec.line,
+                        "passdb \(spec): unknown option '\(unknown)'; sasldb takes only result_failure and result_internalfail"))
+                    continue
+                }
+                do {
+                    let db = try SASLDBPassdb(path: spec.argument, executor: executor, logger: logger)
                     out.append(.init(db, resultFailure: spec.resultFailure, resultInternalFail: spec.resultInternalFail))
                 } catch {
                     errors.append(ConfigError(file: settings.file, line: spec.line, "passdb \(spec): \(error)"))

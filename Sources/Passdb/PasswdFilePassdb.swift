@@ -40,7 +40,11 @@ public final class PasswdFilePassdb: PasswordDatabase {
     }
 
     private struct State: Sendable {
-        var table: PasswdFile
+        var table: PasswdFile {
+            didSet { generation = PassdbGeneration.next() }
+        }
+        /// Changes with every table put in service (see `cacheGeneration`).
+        var generation = PassdbGeneration.next()
         var lastCheck: ContinuousClock.Instant
         var reloading = false
         /// The version whose load failed; not retried until the file changes again.
@@ -74,6 +78,12 @@ public final class PasswdFilePassdb: PasswordDatabase {
 
     /// The table in service now.
     public var table: PasswdFile { state.withLock { $0.table } }
+
+    /// The loaded table's generation; reading it also runs the periodic check for a changed file.
+    public var cacheGeneration: UInt64? {
+        _ = currentTable()
+        return state.withLock { $0.generation }
+    }
 
     /// Number of users in the table in service.
     public var userCount: Int { table.count }

@@ -1,4 +1,5 @@
 public import AuthCore
+import Synchronization
 
 /// Everything a password database may see about one lookup.
 public struct PassdbRequest: Sendable {
@@ -94,6 +95,21 @@ public protocol PasswordDatabase: Sendable {
 
     func verifyPlain(_ request: PassdbRequest, password: Secret) async -> PassdbResult
     func lookupCredentials(_ request: PassdbRequest, scheme: CredentialScheme) async -> CredentialLookup
+
+    /// Identifies the data version answering now, unique in the process: it changes whenever the
+    /// data may have changed (a reloaded table). nil: results must not be cached (PAM: a password can
+    /// change behind our back). Reading it may check whether the data changed.
+    var cacheGeneration: UInt64? { get }
+}
+
+extension PasswordDatabase {
+    public var cacheGeneration: UInt64? { nil }
+}
+
+/// Process-wide source of data generations for `PasswordDatabase.cacheGeneration`.
+public enum PassdbGeneration {
+    private static let counter = Atomic<UInt64>(1)
+    public static func next() -> UInt64 { counter.wrappingAdd(1, ordering: .relaxed).oldValue }
 }
 
 /// Runs blocking or CPU-heavy work (password hashing, PAM) off the event loops, on a bounded pool.

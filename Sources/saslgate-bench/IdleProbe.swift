@@ -7,16 +7,17 @@ struct Memory {
     var rss = 0
     var hwm = 0
     var pss = 0
-    var perPID: [(Int32, Int)] = []
+    var perPID: [(pid: Int32, rss: Int, pss: Int)] = []
 
     static func of(_ pids: [Int32]) -> Memory {
         var m = Memory()
         for p in pids {
             let rss = procKB(p, file: "status", key: "VmRSS") ?? 0
+            let pss = procKB(p, file: "smaps_rollup", key: "Pss") ?? 0
             m.rss += rss
             m.hwm += procKB(p, file: "status", key: "VmHWM") ?? 0
-            m.pss += procKB(p, file: "smaps_rollup", key: "Pss") ?? 0
-            m.perPID.append((p, rss))
+            m.pss += pss
+            m.perPID.append((p, rss, pss))
         }
         return m
     }
@@ -111,7 +112,9 @@ func runIdle(_ o: Options) throws(BenchError) {
     j.add("hwm_after_kb", after.hwm)
     j.add("bytes_per_conn", perConn)
     j.add("verified", verified)
-    j.add("per_pid_rss_kb", after.perPID.map { "\($0.0)=\($0.1)" })
+    // Per process "pid:rss_kb:pss_kb", before and after (Dovecot runs several processes).
+    j.add("per_pid_before", before.perPID.map { "\($0.pid):\($0.rss):\($0.pss)" })
+    j.add("per_pid_after", after.perPID.map { "\($0.pid):\($0.rss):\($0.pss)" })
     let human = """
         \(o.label.isEmpty ? "" : "[\(o.label)] ")idle: \(fds.count)/\(o.idle) connections handshaken in \(fmt(connectSeconds, 2)) s, \(errors) errors
           server RSS \(before.rss) kB -> \(after.rss) kB (\(fmt(perConn, 0)) bytes per connection), PSS \(before.pss) -> \(after.pss) kB; AUTH on first/last connection: \(verified)

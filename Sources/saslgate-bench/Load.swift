@@ -33,6 +33,10 @@ final class LoadWorker: @unchecked Sendable {
     let plan: LoadPlan
     var rng: FastRandom
     var slots: [Slot]
+    /// Wrong-password requests: sent alongside, not holding one of the K slots (unless
+    /// --closed-failures), keyed by id (ids with the top bit set).
+    var detached: [UInt32: Slot] = [:]
+    var nextDetachedID: UInt32 = 0
     var inFlight = 0
     var out: [UInt8] = []
     var scratch: [UInt8] = []
@@ -41,6 +45,7 @@ final class LoadWorker: @unchecked Sendable {
 
     // Results.
     var latencies: [UInt64] = []
+    var failLatencies: [UInt64] = []
     var completedInWindow = 0
     var okGood = 0
     var failBad = 0
@@ -87,24 +92,8 @@ final class LoadWorker: @unchecked Sendable {
         out.appendDecimal(UInt64(a & 255))
     }
 
-    /// Starts a new request in slot `s` (appends its AUTH line to `out`).
-    func issue(_ s: Int, now: UInt64) {
-        let k = UInt32(slots.count)
-        var g = slots[s].generation &+ 1
-        if UInt64(g) * UInt64(k) + UInt64(s) + 1 > UInt64(UInt32.max) { g = 0 }
-        slots[s].generation = g
-        let id = g * k + UInt32(s) + 1
-        let user = rng.below(plan.users.count)
-        let good = plan.options.badShare <= 0 ? true : rng.unit() >= plan.options.badShare
-        slots[s].id = id
-        slots[s].user = user
-        slots[s].good = good
-        slots[s].step = 0
-        slots[s].inFlight = true
-        slots[s].sent = now
-        inFlight += 1
-        if now >= plan.start { measuredSent += 1 }
-
+    /// Appends one AUTH line for `id`.
+    private func appendAuth(id: UInt32, user: Int, good: Bool) {
         out.append(ascii: "AUTH\t")
         out.appendDecimal(UInt64(id))
         out.append(contentsOf: plan.authPrefixAfterID)
@@ -117,6 +106,54 @@ final class LoadWorker: @unchecked Sendable {
         out.append(lf)
     }
 
+    static let detachedBit: UInt32 = 0x8000_0000
+
+    /// Starts a new request in slot `s` (appends its AUTH line to `out`). Wrong-password requests
+    /// drawn on the way are sent as detached requests (they do not hold a slot: a client that fails
+    /// does not keep the others waiting), so the slot always gets a good one -- unless
+    /// --closed-failures, where the slot takes whatever was drawn.
+    func issue(_ s: Int, now: UInt64) {
+        let user = rng.below(plan.users.count)
+        var good = plan.options.badShare <= 0 ? true : rng.unit() >= plan.options.badShare
+        var u = user
+        if !plan.options.closedFailures {
+            var guardCount = 0
+            while !good && guardCount < 1000 {
+                nextDetachedID = (nextDetachedID &+ 1) & ~Self.detachedBit
+                if nextDetachedID == 0 { nextDetachedID = 1 }
+                let id = nextDetachedID | Self.detachedBit
+                var d = Slot()
+                d.id = id
+                d.user = u
+                d.good = false
+                d.inFlight = true
+                d.sent = now
+                detached[id] = d
+                inFlight += 1
+                if now >= plan.start { measuredSent += 1 }
+                appendAuth(id: id, user: u, good: false)
+                u = rng.below(plan.users.count)
+                good = plan.options.badShare >= 1 ? false : rng.unit() >= plan.options.badShare
+                guardCount += 1
+                if plan.options.requests != nil && now >= plan.start && measuredSent >= plan.quota[index] { return }
+            }
+        }
+        let k = UInt32(slots.count)
+        var g = slots[s].generation &+ 1
+        if UInt64(g) * UInt64(k) + UInt64(s) + 1 >= UInt64(Self.detachedBit) { g = 0 }
+        slots[s].generation = g
+        let id = g * k + UInt32(s) + 1
+        slots[s].id = id
+        slots[s].user = u
+        slots[s].good = good
+        slots[s].step = 0
+        slots[s].inFlight = true
+        slots[s].sent = now
+        inFlight += 1
+        if now >= plan.start { measuredSent += 1 }
+        appendAuth(id: id, user: u, good: good)
+    }
+
     /// Whether a finished slot should start a new request.
     @inline(__always)
     func shouldContinue(now: UInt64) -> Bool {
@@ -127,23 +164,30 @@ final class LoadWorker: @unchecked Sendable {
         return now < plan.end
     }
 
-    private func finish(_ s: Int, now: UInt64) {
-        slots[s].inFlight = false
+    /// Records a finished request (in the window or not).
+    private func record(_ slot: Slot, ok: Bool, now: UInt64) {
         inFlight -= 1
-        let inWindow: Bool
+        // Throughput counts answers that arrive inside the window; latency is taken for requests SENT
+        // inside it (the run drains them afterwards), so slow answers are not left out.
+        let answeredInWindow: Bool
+        let sentInWindow: Bool
         if plan.options.requests != nil {
-            inWindow = slots[s].sent >= plan.start
+            answeredInWindow = slot.sent >= plan.start
+            sentInWindow = answeredInWindow
         } else {
-            inWindow = now >= plan.start && now < plan.end
+            answeredInWindow = now >= plan.start && now < plan.end
+            sentInWindow = slot.sent >= plan.start && slot.sent < plan.end
         }
-        if inWindow {
+        if answeredInWindow {
             completedInWindow += 1
-            latencies.append(now &- slots[s].sent)
             lastCompletion = max(lastCompletion, now)
+        }
+        if sentInWindow {
+            if slot.good { latencies.append(now &- slot.sent) } else { failLatencies.append(now &- slot.sent) }
         }
     }
 
-    /// Handles one reply line. Returns the slot that finished (or nil).
+    /// Handles one reply line. Returns the slot that became free (or nil).
     func handle(_ line: UnsafeBufferPointer<UInt8>, now: UInt64) -> Int? {
         // Kind.
         let kind: UInt8
@@ -167,54 +211,70 @@ final class LoadWorker: @unchecked Sendable {
             return nil
         }
         let id = UInt32(id64)
-        let s = Int((id - 1) % UInt32(slots.count))
-        guard slots[s].inFlight && slots[s].id == id else {
-            error("reply for an id not in flight: \(lineText(line))")
-            return nil
+        var slot: Slot
+        var s: Int? = nil
+        if id & Self.detachedBit != 0 {
+            guard let d = detached[id] else {
+                error("reply for an id not in flight: \(lineText(line))")
+                return nil
+            }
+            slot = d
+        } else {
+            let i = Int((id - 1) % UInt32(slots.count))
+            guard slots[i].inFlight && slots[i].id == id else {
+                error("reply for an id not in flight: \(lineText(line))")
+                return nil
+            }
+            slot = slots[i]
+            s = i
+        }
+        func release() {
+            if let s { slots[s].inFlight = false } else { detached[id] = nil }
         }
         switch kind {
         case 0x43:  // CONT
-            guard plan.options.mech == "LOGIN", slots[s].step < 2, idEnd < line.count else {
+            guard plan.options.mech == "LOGIN", slot.step < 2, idEnd < line.count else {
                 error("unexpected CONT: \(lineText(line))")
-                finish(s, now: now)
+                release()
+                record(slot, ok: false, now: now)
                 return s
             }
             out.append(ascii: "CONT\t")
             out.appendDecimal(UInt64(id))
             out.append(tab)
-            if slots[s].step == 0 {
-                plan.users.appendUser(slots[s].user, scratch: &scratch, into: &out)
+            if slot.step == 0 {
+                plan.users.appendUser(slot.user, scratch: &scratch, into: &out)
             } else {
-                plan.users.appendPassword(slots[s].user, good: slots[s].good, scratch: &scratch, into: &out)
+                plan.users.appendPassword(slot.user, good: slot.good, scratch: &scratch, into: &out)
             }
             out.append(lf)
-            slots[s].step += 1
+            if let s { slots[s].step += 1 } else { detached[id]!.step += 1 }
             return nil
         case 0x4F:  // OK
-            if !slots[s].good {
+            if !slot.good {
                 error("OK for a wrong password: \(lineText(line))")
             } else {
                 // First field after the id must be user=<expected>.
                 let f = idEnd + 1
                 let fEnd = indexOf(tab, in: line, from: f)
-                let prefix: [UInt8] = [0x75, 0x73, 0x65, 0x72, 0x3D]  // user=
-                if f + 5 <= fEnd && line[f] == prefix[0] && line[f + 1] == prefix[1] && line[f + 2] == prefix[2]
-                    && line[f + 3] == prefix[3] && line[f + 4] == prefix[4]
-                    && plan.users.userMatches(slots[s].user, UnsafeBufferPointer(rebasing: line[(f + 5)..<fEnd]))
+                if f + 5 <= fEnd && line[f] == 0x75 && line[f + 1] == 0x73 && line[f + 2] == 0x65
+                    && line[f + 3] == 0x72 && line[f + 4] == 0x3D  // user=
+                    && plan.users.userMatches(slot.user, UnsafeBufferPointer(rebasing: line[(f + 5)..<fEnd]))
                 {
                     okGood += 1
                 } else {
-                    error("OK with an unexpected user= (wanted \(plan.users.user(slots[s].user))): \(lineText(line))")
+                    error("OK with an unexpected user= (wanted \(plan.users.user(slot.user))): \(lineText(line))")
                 }
             }
         default:  // FAIL
-            if slots[s].good {
-                error("FAIL for a good password (user \(plan.users.user(slots[s].user))): \(lineText(line))")
+            if slot.good {
+                error("FAIL for a good password (user \(plan.users.user(slot.user))): \(lineText(line))")
             } else {
                 failBad += 1
             }
         }
-        finish(s, now: now)
+        release()
+        record(slot, ok: kind == 0x4F, now: now)
         return s
     }
 
@@ -323,6 +383,7 @@ final class LoadWorker: @unchecked Sendable {
                 case .eof, .timeout, .error:
                     error("connection lost before the reply")
                     slots[0].inFlight = false
+                    detached.removeAll()
                     inFlight = 0
                     ok = false
                 }
@@ -390,6 +451,9 @@ func runLoad(_ o: Options) throws(BenchError) {
     all.reserveCapacity(workers.reduce(0) { $0 + $1.latencies.count })
     for w in workers { all.append(contentsOf: w.latencies) }
     all.sort()
+    var fails: [UInt64] = []
+    for w in workers { fails.append(contentsOf: w.failLatencies) }
+    fails.sort()
     let completed = workers.reduce(0) { $0 + $1.completedInWindow }
     let errors = workers.reduce(0) { $0 + $1.errors }
     let okGood = workers.reduce(0) { $0 + $1.okGood }
@@ -413,11 +477,12 @@ func runLoad(_ o: Options) throws(BenchError) {
         for (a, b) in zip(srv0, srv1) where b >= a { sum += b - a }
         serverCPU = Double(sum) / cpuWall * 100
     }
-    func pct(_ q: Double) -> Double {
-        guard !all.isEmpty else { return 0 }
-        let i = min(all.count - 1, max(0, Int((q * Double(all.count)).rounded(.up)) - 1))
-        return Double(all[i]) / 1000
+    func pct(_ q: Double, _ v: [UInt64]) -> Double {
+        guard !v.isEmpty else { return 0 }
+        let i = min(v.count - 1, max(0, Int((q * Double(v.count)).rounded(.up)) - 1))
+        return Double(v[i]) / 1000
     }
+    func pct(_ q: Double) -> Double { pct(q, all) }
     let mean = all.isEmpty ? 0 : Double(all.reduce(0, +)) / Double(all.count) / 1000
 
     var j = JSON()
@@ -441,6 +506,9 @@ func runLoad(_ o: Options) throws(BenchError) {
     j.add("lat_p999_us", pct(0.999))
     j.add("lat_max_us", all.last.map { Double($0) / 1000 } ?? 0)
     j.add("lat_mean_us", mean)
+    j.add("fail_lat_p50_us", pct(0.5, fails))
+    j.add("fail_lat_p99_us", pct(0.99, fails))
+    j.add("fail_lat_max_us", fails.last.map { Double($0) / 1000 } ?? 0)
     j.add("bench_cpu_pct", benchCPU)
     if let serverCPU {
         j.add("server_cpu_pct", serverCPU)
@@ -451,7 +519,8 @@ func runLoad(_ o: Options) throws(BenchError) {
     let human = """
         \(o.label.isEmpty ? "" : "[\(o.label)] ")\(o.oneshot ? "oneshot " : "")\(o.mech) conns=\(o.connections) pipeline=\(o.pipeline) users=\(users.count) bad=\(o.badShare)
           \(fmt(rate, 0)) auths/s over \(fmt(seconds, 2)) s (\(completed) completed: \(okGood) OK as expected, \(failBad) FAIL as expected, \(errors) errors)
-          latency us: p50 \(fmt(pct(0.5), 1))  p99 \(fmt(pct(0.99), 1))  p99.9 \(fmt(pct(0.999), 1))  max \(fmt(all.last.map { Double($0) / 1000 } ?? 0, 1))  mean \(fmt(mean, 1))
+          latency us (good password -> OK): p50 \(fmt(pct(0.5), 1))  p99 \(fmt(pct(0.99), 1))  p99.9 \(fmt(pct(0.999), 1))  max \(fmt(all.last.map { Double($0) / 1000 } ?? 0, 1))  mean \(fmt(mean, 1))
+          latency us (wrong password -> FAIL): p50 \(fmt(pct(0.5, fails), 1))  p99 \(fmt(pct(0.99, fails), 1))  max \(fmt(fails.last.map { Double($0) / 1000 } ?? 0, 1))
           bench CPU \(fmt(benchCPU, 1))% of one core\(serverCPU.map { ", server CPU \(fmt($0, 1))% (\(fmt($0 / 100 * seconds * 1e6 / Double(max(completed, 1)), 1)) us/auth)" } ?? ""); load average \(load)
         """ + (samples.isEmpty ? "" : "\n  errors, first ones:\n" + samples.map { "    " + $0 }.joined(separator: "\n"))
     emit(o, human: human, json: j)

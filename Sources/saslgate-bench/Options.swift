@@ -30,6 +30,12 @@ let usage = """
 
     --users FILE has one "user:password" per line (the password is everything after the first ':').
     A request uses a uniformly random user; with probability --bad-share its password is wrong.
+    Wrong-password requests are sent alongside the K in-flight good ones and do not hold a slot
+    (a failing client does not keep the others waiting; Dovecot 2.3 releases failures from a 0.5 s
+    timer even with auth_failure_delay = 0). --closed-failures makes them hold a slot instead.
+    Latency percentiles are for good-password requests (AUTH sent -> OK); failures have their own.
+    Throughput counts answers inside the --duration window; latencies are those of the requests sent
+    inside it (the run drains them afterwards, so slow ones are not left out).
     --rip spread (default): rip= random in 10.0.0.0/8; unique: a different address per request
     (no address is reused within a run, so per-IP penalties never trigger but are bookkept);
     none: no rip=. --no-penalty adds Dovecot's no-penalty flag to every request.
@@ -54,6 +60,7 @@ struct Options {
     var rip = RipMode.spread
     var service = "smtp"
     var oneshot = false
+    var closedFailures = false
     var idle = 0
     var settle = 1.0
     var hold = 0.0
@@ -108,6 +115,7 @@ struct Options {
                 o.rip = r
             case "--service": o.service = try value(a)
             case "--oneshot": o.oneshot = true
+            case "--closed-failures": o.closedFailures = true
             case "--idle":
                 o.mode = .idle
                 o.idle = try integer(a)
@@ -143,7 +151,10 @@ struct Options {
         guard !o.socket.isEmpty else { throw BenchError("--socket is required") }
         if o.mode != .idle && o.usersFile == nil { throw BenchError("--users is required") }
         if o.duration == nil && o.requests == nil { o.duration = 5 }
-        if o.oneshot { o.pipeline = 1 }
+        if o.oneshot {
+            o.pipeline = 1
+            o.closedFailures = true
+        }
         return o
     }
 }

@@ -96,16 +96,16 @@ struct PAMPassdbTests {
     }
 
     @Test func failDelayDoesNotHoldTheThread() async throws {
-        // pam_faildelay asks libpam for a 3 s delay on failure; our PAM_FAIL_DELAY function skips it.
+        // pam_faildelay asks libpam for a 30 s delay on failure; our PAM_FAIL_DELAY function skips it.
         let dir = try PAMConfDir()
         defer { dir.remove() }
         try dir.service(
-            "slowfail", ["auth optional pam_faildelay.so delay=3000000", "auth required pam_deny.so", "account required pam_permit.so"])
+            "slowfail", ["auth optional pam_faildelay.so delay=30000000", "auth required pam_deny.so", "account required pam_permit.so"])
         let db = try makePassdb(dir, service: "slowfail")
         let (result, seconds) = await timed { await db.verifyPlain(request("alice"), password: Secret("wrong")) }
         #expect(result == .passwordMismatch)
-        // The module asks for 3 s; anything clearly below means it was not slept (margin for a busy CI).
-        #expect(seconds < 2.0, "took \(seconds)s: the PAM failure delay was not overridden")
+        // The module asks for 30 s; far below that means it was not slept (wide margin for a busy CI).
+        #expect(seconds < 10, "took \(seconds)s: the PAM failure delay was not overridden")
     }
 
     @Test func missingServiceOrConfDirIsNeverOK() async throws {
@@ -203,15 +203,16 @@ struct PAMTimeoutTests {
     @Test func hungCallTimesOutAndIsReplacedUpToTheCap() async throws {
         let dir = try PAMConfDir()
         defer { dir.remove() }
-        try hangService(dir, seconds: 4)
+        // Timings are far apart (a 3 s timeout against a 15 s hang) so a loaded CI machine cannot blur them.
+        try hangService(dir, seconds: 15)
         let db = try makePassdb(
-            dir, service: "hang", options: PAMOptions(maxConcurrency: 1, maxQueue: 4, maxStuck: 1, timeout: .seconds(1)))
+            dir, service: "hang", options: PAMOptions(maxConcurrency: 1, maxQueue: 4, maxStuck: 1, timeout: .seconds(3)))
         let t0 = ContinuousClock.now
 
-        // 1. A hung module: the caller gets a temporary failure after ~1 s, not after 4 s.
+        // 1. A hung module: the caller gets a temporary failure after ~3 s, not after 15 s.
         let (first, s1) = await timed { await db.verifyPlain(request("hang1"), password: Secret("x")) }
         #expect(first == .internalFailure("PAM timed out"))
-        #expect(s1 >= 0.9 && s1 < 2.5, "took \(s1)s")
+        #expect(s1 >= 2.9 && s1 < 10, "took \(s1)s")
         var stats = db.statistics
         #expect(stats.stuck == 1 && stats.timeouts == 1)
 
@@ -226,11 +227,11 @@ struct PAMTimeoutTests {
         // 4. No thread may be added: refused at once rather than queued into a certain timeout.
         let (refused, s4) = await timed { await db.verifyPlain(request("alice"), password: Secret("x")) }
         #expect(refused == .internalFailure("PAM busy (all threads stuck)"))
-        #expect(s4 < 0.8)
+        #expect(s4 < 2.5)  // queued, it would wait out the 3 s timeout
 
-        // 5. When the first hung call returns (4 s after it started) its thread rejoins the pool.
-        #expect(await eventually(8) { db.statistics.stuck < 2 })
-        #expect(ContinuousClock.now - t0 >= .seconds(3.5))
+        // 5. When the first hung call returns (15 s after it started) its thread rejoins the pool.
+        #expect(await eventually(30) { db.statistics.stuck < 2 })
+        #expect(ContinuousClock.now - t0 >= .seconds(14))
         #expect(await db.verifyPlain(request("alice"), password: Secret("x")) == .ok)
         #expect(await eventually(8) { db.statistics.stuck == 0 })
         #expect(db.statistics.threads <= 1)
@@ -239,17 +240,17 @@ struct PAMTimeoutTests {
     @Test func fullQueueIsRefusedAtOnce() async throws {
         let dir = try PAMConfDir()
         defer { dir.remove() }
-        try hangService(dir, seconds: 1.5)
+        try hangService(dir, seconds: 4)
         let db = try makePassdb(
-            dir, service: "hang", options: PAMOptions(maxConcurrency: 1, maxQueue: 1, maxStuck: 1, timeout: .seconds(5)))
+            dir, service: "hang", options: PAMOptions(maxConcurrency: 1, maxQueue: 1, maxStuck: 1, timeout: .seconds(9)))
         async let slow = db.verifyPlain(request("hang-a"), password: Secret("x"))
         #expect(await eventually { let s = db.statistics; return s.threads == 1 && s.idle == 0 && s.queued == 0 })
         async let queued = db.verifyPlain(request("alice"), password: Secret("x"))
         #expect(await eventually { db.statistics.queued == 1 })
         let (busy, seconds) = await timed { await db.verifyPlain(request("bob"), password: Secret("x")) }
         #expect(busy == .internalFailure("PAM busy"))
-        #expect(seconds < 0.5)
-        // The slow call finishes in time (1.5 s < 5 s) and the queued one runs after it.
+        #expect(seconds < 2)  // refused at once; queued it would wait for the 4 s call
+        // The slow call finishes in time (4 s < 9 s) and the queued one runs after it.
         #expect(await slow == .ok)
         #expect(await queued == .ok)
         let stats = db.statistics
@@ -259,16 +260,16 @@ struct PAMTimeoutTests {
     @Test func queuedCallsTimeOutToo() async throws {
         let dir = try PAMConfDir()
         defer { dir.remove() }
-        try hangService(dir, seconds: 3)
+        try hangService(dir, seconds: 12)
         let db = try makePassdb(
-            dir, service: "hang", options: PAMOptions(maxConcurrency: 1, maxQueue: 8, maxStuck: 0, timeout: .milliseconds(800)))
+            dir, service: "hang", options: PAMOptions(maxConcurrency: 1, maxQueue: 8, maxStuck: 0, timeout: .seconds(1)))
         async let a = db.verifyPlain(request("hang-a"), password: Secret("x"))
         #expect(await eventually { db.statistics.threads == 1 && db.statistics.queued == 0 })
         // Waits in the queue behind the hung call; its deadline counts from the request, queueing included.
         let (b, seconds) = await timed { await db.verifyPlain(request("alice"), password: Secret("x")) }
         #expect(b == .internalFailure("PAM timed out"))
-        // 0.8 s deadline counted from the request; the hung call lasts 3 s: it must not wait for it.
-        #expect(seconds < 2.5)
+        // 1 s deadline counted from the request; the hung call lasts 12 s: it must not wait for it.
+        #expect(seconds < 6)
         #expect(await a == .internalFailure("PAM timed out"))
         // maxStuck 0: the stuck thread is not replaced; with no thread left, refused at once.
         #expect(await db.verifyPlain(request("alice"), password: Secret("x")) == .internalFailure("PAM busy (all threads stuck)"))
@@ -277,14 +278,14 @@ struct PAMTimeoutTests {
     @Test func cancellationAnswersAtOnce() async throws {
         let dir = try PAMConfDir()
         defer { dir.remove() }
-        try hangService(dir, seconds: 2)
-        let db = try makePassdb(dir, service: "hang", options: PAMOptions(maxConcurrency: 1, timeout: .seconds(5)))
+        try hangService(dir, seconds: 8)
+        let db = try makePassdb(dir, service: "hang", options: PAMOptions(maxConcurrency: 1, timeout: .seconds(9)))
         let task = Task { await db.verifyPlain(request("hang-c"), password: Secret("x")) }
         #expect(await eventually { let s = db.statistics; return s.threads == 1 && s.idle == 0 && s.queued == 0 })
         task.cancel()
         let (r, seconds) = await timed { await task.value }
         #expect(r == .internalFailure("PAM check cancelled"))
-        #expect(seconds < 0.5)
+        #expect(seconds < 4)  // the call itself still has 8 s to run
         // Not counted as stuck: the call still finishes on its thread and the thread stays in the pool.
         #expect(db.statistics.stuck == 0)
         #expect(await db.verifyPlain(request("alice"), password: Secret("x")) == .ok)
@@ -293,15 +294,15 @@ struct PAMTimeoutTests {
     @Test func cancelledCallThatHangsIsStillCountedStuck() async throws {
         let dir = try PAMConfDir()
         defer { dir.remove() }
-        try hangService(dir, seconds: 3)
-        let db = try makePassdb(dir, service: "hang", options: PAMOptions(maxConcurrency: 1, timeout: .seconds(1)))
+        try hangService(dir, seconds: 10)
+        let db = try makePassdb(dir, service: "hang", options: PAMOptions(maxConcurrency: 1, timeout: .seconds(2)))
         let task = Task { await db.verifyPlain(request("hang-d"), password: Secret("x")) }
         #expect(await eventually { let s = db.statistics; return s.threads == 1 && s.idle == 0 && s.queued == 0 })
         task.cancel()
         #expect(await task.value == .internalFailure("PAM check cancelled"))
         #expect(db.statistics.stuck == 0)
         // At its deadline the call is still running: its thread is written off and replaced.
-        #expect(await eventually(3) { db.statistics.stuck == 1 })
+        #expect(await eventually(8) { db.statistics.stuck == 1 })
         #expect(db.statistics.timeouts == 0)
         #expect(await db.verifyPlain(request("alice"), password: Secret("x")) == .ok)
     }

@@ -1,0 +1,91 @@
+import AuthConfig
+import AuthCore
+import AuthEngine
+import Passdb
+import Synchronization
+import Testing
+
+/// A passdb that counts its checks and reports a settable generation.
+final class CountingPassdb: PasswordDatabase, Sendable {
+    let name = "count:test"
+    let driver = "count"
+    let capabilities = PassdbCapabilities(verifyPlain: true)
+    let users: Mutex<[String: String]>
+    let calls = Atomic<Int>(0)
+    let generation: Atomic<UInt64>?
+
+    init(users: [String: String], generation: UInt64?) {
+        self.users = Mutex(users)
+        self.generation = generation.map { Atomic($0) }
+    }
+
+    var cacheGeneration: UInt64? { generation?.load(ordering: .relaxed) }
+
+    func verifyPlain(_ request: PassdbRequest, password: Secret) async -> PassdbResult {
+        calls.wrappingAdd(1, ordering: .relaxed)
+        guard let stored = users.withLock({ $0[request.user] }) else { return .userUnknown }
+        return password.constantTimeEquals(Array(stored.utf8)) ? .ok : .passwordMismatch
+    }
+
+    func lookupCredentials(_ request: PassdbRequest, scheme: CredentialScheme) async -> CredentialLookup { .userUnknown }
+}
+
+@Suite struct AuthCacheTests {
+    func chain(_ db: CountingPassdb, size: Int = 100) -> PassdbChain {
+        var c = PassdbChain([db])
+        c.cache = AuthCache(maxEntries: size, ttl: 3600, negativeTTL: 3600)
+        return c
+    }
+
+    let req = PassdbRequest(user: "a@x", mechanism: "PLAIN", service: "smtp")
+
+    @Test func hitsSkipThePassdb() async {
+        let db = CountingPassdb(users: ["a@x": "pw"], generation: 7)
+        let c = chain(db)
+        for _ in 0..<5 { #expect(await c.verifyPlain(req, password: Secret("pw")).0 == .ok) }
+        for _ in 0..<5 { #expect(await c.verifyPlain(req, password: Secret("bad")).0 == .passwordMismatch) }
+        #expect(db.calls.load(ordering: .relaxed) == 2)
+        #expect(c.cache?.hitsAndMisses.hits == 8)
+    }
+
+    @Test func aNewGenerationTakesEffectAtOnce() async {
+        let db = CountingPassdb(users: ["a@x": "old"], generation: 1)
+        let c = chain(db)
+        #expect(await c.verifyPlain(req, password: Secret("old")).0 == .ok)
+        // The table is reloaded with a new password: the cached success must not be used.
+        db.users.withLock { $0["a@x"] = "new" }
+        db.generation?.store(2, ordering: .relaxed)
+        #expect(await c.verifyPlain(req, password: Secret("old")).0 == .passwordMismatch)
+        #expect(await c.verifyPlain(req, password: Secret("new")).0 == .ok)
+    }
+
+    @Test func passdbsWithoutAGenerationAreNeverCached() async {
+        let db = CountingPassdb(users: ["a@x": "pw"], generation: nil)  // like PAM
+        let c = chain(db)
+        for _ in 0..<3 { _ = await c.verifyPlain(req, password: Secret("pw")) }
+        #expect(db.calls.load(ordering: .relaxed) == 3)
+        #expect(c.cache?.count == 0)
+    }
+
+    @Test func lifetimesAndBound() {
+        let clock = ManualClock()
+        let cache = AuthCache(maxEntries: 50, ttl: 60, negativeTTL: 10, clock: clock.read)
+        cache.store(user: "a", password: Secret("p"), generations: [1], result: .ok, passdb: "x")
+        cache.store(user: "a", password: Secret("q"), generations: [1], result: .passwordMismatch, passdb: "x")
+        cache.store(user: "a", password: Secret("r"), generations: [1], result: .internalFailure("down"), passdb: "x")
+        #expect(cache.count == 2)  // internal failures are never cached
+        clock.advance(11)
+        #expect(cache.lookup(user: "a", password: Secret("q"), generations: [1]) == nil)  // negative expired
+        #expect(cache.lookup(user: "a", password: Secret("p"), generations: [1])?.0 == .ok)
+        clock.advance(50)
+        #expect(cache.lookup(user: "a", password: Secret("p"), generations: [1]) == nil)
+        for i in 0..<500 { cache.store(user: "u\(i)", password: Secret("p"), generations: [1], result: .ok, passdb: nil) }
+        #expect(cache.count <= 50)
+    }
+
+    @Test func keysDoNotHoldThePassword() {
+        let cache = AuthCache(maxEntries: 10, ttl: 60, negativeTTL: 60)
+        cache.store(user: "a", password: Secret("hunter2-secret"), generations: [1], result: .ok, passdb: nil)
+        #expect(!String(reflecting: cache).contains("hunter2"))
+    }
+}

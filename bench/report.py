@@ -1,0 +1,328 @@
+#!/usr/bin/env python3
+"""Helpers for bench/compare.
+
+  report.py mem PRIMARY_PID [ALL_PIDS_COMMA]   memory of one process (and of a group) as JSON
+  report.py report WORKDIR --header FILE [--analysis FILE]
+                                              the Markdown report from WORKDIR/results.jsonl + meta.json
+"""
+import json
+import os
+import sys
+
+
+def kb(pid, fname, key):
+    try:
+        with open(f"/proc/{pid}/{fname}") as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def cmd_mem(args):
+    primary = args[0]
+    group = [p for p in (args[1].split(",") if len(args) > 1 else [primary]) if p]
+    out = {
+        "rss_kb": kb(primary, "status", "VmRSS"),
+        "hwm_kb": kb(primary, "status", "VmHWM"),
+        "pss_kb": kb(primary, "smaps_rollup", "Pss"),
+        "total_rss_kb": sum(kb(p, "status", "VmRSS") for p in group),
+        "total_hwm_kb": sum(kb(p, "status", "VmHWM") for p in group),
+        "total_pss_kb": sum(kb(p, "smaps_rollup", "Pss") for p in group),
+        "processes": len(group),
+    }
+    print(json.dumps(out))
+
+
+# ---------------------------------------------------------------------------------------------------
+
+
+def num(v):
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return None
+
+
+def ratio(a, b):
+    a, b = num(a), num(b)
+    if a is None or b is None or b == 0:
+        return "–"
+    return f"{a / b:.2f}×"
+
+
+def f0(v):
+    v = num(v)
+    return "–" if v is None else f"{v:,.0f}"
+
+
+def f1(v):
+    v = num(v)
+    return "–" if v is None else f"{v:,.1f}"
+
+
+def mib(kbv):
+    v = num(kbv)
+    return "–" if v is None else f"{v / 1024:,.1f} MiB"
+
+
+def lat(us):
+    """Latency in µs, shown in the unit that reads best."""
+    v = num(us)
+    if v is None:
+        return "–"
+    if v >= 10000:
+        return f"{v / 1000:,.0f} ms"
+    if v >= 1000:
+        return f"{v / 1000:,.1f} ms"
+    return f"{v:,.0f} µs"
+
+
+def per_pid(entries, pid):
+    for e in entries or []:
+        p, rss, pss = e.split(":")
+        if p == str(pid):
+            return int(rss), int(pss)
+    return None, None
+
+
+def sums(entries):
+    rss = pss = 0
+    for e in entries or []:
+        _, r, p = e.split(":")
+        rss += int(r)
+        pss += int(p)
+    return rss, pss
+
+
+def cmd_report(args):
+    work = args[0]
+    header = analysis = None
+    i = 1
+    while i < len(args):
+        if args[i] == "--header":
+            header = args[i + 1]
+            i += 2
+        elif args[i] == "--analysis":
+            analysis = args[i + 1]
+            i += 2
+        else:
+            raise SystemExit(f"report.py: unknown argument {args[i]}")
+    meta = json.load(open(os.path.join(work, "meta.json")))
+    rows = [json.loads(l) for l in open(os.path.join(work, "results.jsonl")) if l.strip()]
+    R = {}
+    order = []
+    for r in rows:
+        key = (r.get("case"), r.get("mode"))
+        if r.get("case") not in order:
+            order.append(r.get("case"))
+        R.setdefault(r.get("case"), {})[r.get("server")] = r
+
+    out = []
+    w = out.append
+    if header and os.path.exists(header):
+        w(open(header).read().rstrip() + "\n")
+
+    w("## The run\n")
+    w("| | |\n|---|---|")
+    w(f"| date | {meta['start']} (took {int(meta['seconds']) // 60} min {int(meta['seconds']) % 60} s) |")
+    w(f"| machine | {meta['nproc']} × {meta['cpu']}, {meta['mem']} |")
+    w(f"| load average (1/5/15 min) | {meta['load_start']} at the start, {meta['load_end']} at the end; per case below |")
+    w(f"| kernel | {meta['kernel']} |")
+    w(f"| Swift | {meta['swift']} |")
+    w(f"| Dovecot | {meta['dovecot']} |")
+    w(f"| saslgate | commit {meta['commit']} |")
+    w(f"| script | `bench/compare {meta['args']}`: {meta['duration']} s measured per case after {meta['warmup']} s warm-up; "
+      f"{int(meta['users']):,} users per scheme; bcrypt cost {meta['bcrypt_cost']}; saslgated log_level {meta['sg_log_level']} |")
+    w("")
+
+    # --- throughput
+    w("## Throughput and latency\n")
+    w("Closed loop: each connection keeps K good-password requests in flight; 10 % of all requests carry a wrong "
+      "password and are sent alongside (they hold no slot: Dovecot 2.3 releases failures from a 0.5 s timer even with "
+      "`auth_failure_delay = 0`, which would otherwise stall the loop). Latency = AUTH written → OK read, good passwords; "
+      "the FAIL column is the same for wrong ones. *CPU/auth* = the server's CPU time (all its processes) ÷ answers. "
+      "*Ratio* = saslgated ÷ Dovecot (higher is better for auths/s, lower for latency and CPU).\n")
+    w("| case | conns × K | saslgated auths/s | Dovecot auths/s | **ratio** | saslgated p50 / p99 | Dovecot p50 / p99 | p99 ratio | FAIL p50 sg / dc | CPU/auth sg / dc | bench CPU sg / dc | errors sg / dc | load avg |")
+    w("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|")
+    for case in order:
+        d = R[case]
+        sg, dc = d.get("sg"), d.get("dc")
+        probe = sg or dc
+        if not probe or probe.get("mode") not in ("load", "oneshot"):
+            continue
+        name = {"plain": "PLAIN {PLAIN}", "sha512": "PLAIN {SHA512-CRYPT}", "blf": "PLAIN {BLF-CRYPT}",
+                "login": "LOGIN {PLAIN}", "postfix": "PLAIN {PLAIN}, as Postfix: no `no-penalty`, new rip per request",
+                "oneshot": "PLAIN {PLAIN}, new connection per request (Exim)", "big": "PLAIN, 1M-user table"}
+        kind = case.split("-")[0]
+        label = name.get(kind, case)
+        ck = f"{probe['connections']} × {probe['pipeline']}" if kind != "oneshot" else f"{probe['connections']} threads"
+        sg = sg or {}
+        dc = dc or {}
+        w(f"| {label} | {ck} | {f0(sg.get('auths_per_s'))} | {f0(dc.get('auths_per_s'))} | **{ratio(sg.get('auths_per_s'), dc.get('auths_per_s'))}** "
+          f"| {lat(sg.get('lat_p50_us'))} / {lat(sg.get('lat_p99_us'))} | {lat(dc.get('lat_p50_us'))} / {lat(dc.get('lat_p99_us'))} "
+          f"| {ratio(sg.get('lat_p99_us'), dc.get('lat_p99_us'))} "
+          f"| {lat(sg.get('fail_lat_p50_us')) if num(sg.get('fail_bad')) else '–'} / {lat(dc.get('fail_lat_p50_us')) if num(dc.get('fail_bad')) else '–'} "
+          f"| {f1(sg.get('server_cpu_us_per_auth'))} / {f1(dc.get('server_cpu_us_per_auth'))} µs "
+          f"| {f0(sg.get('bench_cpu_pct'))} / {f0(dc.get('bench_cpu_pct'))} % "
+          f"| {sg.get('errors', '–')} / {dc.get('errors', '–')} | {sg.get('loadavg', '')} |")
+    w("")
+
+    # --- memory and startup
+    w("## Startup and memory\n")
+    w("Startup = exec → the socket accepts → the first `OK` (for the last user of the table; Dovecot's master binds the "
+      "socket and starts its auth process on the first connection). Dovecot runs several processes: the ratio is "
+      "against its **auth process** (the one that holds the client connections and the user table); the last column "
+      "is the sum over all its processes (RSS; PSS in brackets, which counts shared pages once).\n")
+    w("| | saslgated | Dovecot auth process | **ratio** | Dovecot, all processes |")
+    w("|---|--:|--:|--:|--:|")
+
+    def startup_rows(case, title):
+        d = R.get(case, {})
+        sg, dc = d.get("sg", {}), d.get("dc", {})
+        w(f"| {title}: exec → socket accepts | {f1(sg.get('socket_ready_ms'))} ms | {f1(dc.get('socket_ready_ms'))} ms (master) | {ratio(sg.get('socket_ready_ms'), dc.get('socket_ready_ms'))} | |")
+        w(f"| {title}: exec → first OK | {f1(sg.get('first_ok_ms'))} ms | {f1(dc.get('first_ok_ms'))} ms | **{ratio(sg.get('first_ok_ms'), dc.get('first_ok_ms'))}** | |")
+
+    def mem_row(case, title, field="rss_kb", total="total_rss_kb", tpss="total_pss_kb"):
+        d = R.get(case, {})
+        sg, dc = d.get("sg", {}), d.get("dc", {})
+        if not sg and not dc:
+            return
+        w(f"| {title} | {mib(sg.get(field))} | {mib(dc.get(field))} | **{ratio(sg.get(field), dc.get(field))}** | {mib(dc.get(total))} ({mib(dc.get(tpss))}) |")
+
+    startup_rows("startup", f"{int(meta['users']) * 3:,}-user table")
+    mem_row("fresh", "RSS after start and one request")
+    for case in order:
+        if not case or not case.startswith("idle-"):
+            continue
+        d = R[case]
+        sg, dc = d.get("sg", {}), d.get("dc", {})
+        n = int(case.split("-")[1])
+        sg_after = per_pid(sg.get("per_pid_after"), sg.get("auth_pid"))[0]
+        dc_after = per_pid(dc.get("per_pid_after"), dc.get("auth_pid"))[0]
+        dc_tot_rss, dc_tot_pss = sums(dc.get("per_pid_after"))
+        # Growth over the fresh process (the earlier, smaller idle run's memory is usually kept by malloc).
+        fresh = R.get("fresh", {})
+        sg_bpc = dc_bpc = None
+        if sg_after is not None and num(fresh.get("sg", {}).get("rss_kb")) and num(sg.get("connected")):
+            sg_bpc = (sg_after - fresh["sg"]["rss_kb"]) * 1024 / float(sg["connected"])
+        if dc_after is not None and num(fresh.get("dc", {}).get("rss_kb")) and num(dc.get("connected")):
+            dc_bpc = (dc_after - fresh["dc"]["rss_kb"]) * 1024 / float(dc["connected"])
+        w(f"| RSS with {n:,} idle connections | {mib(sg_after)} | {mib(dc_after)} | **{ratio(sg_after, dc_after)}** | {mib(dc_tot_rss)} ({mib(dc_tot_pss)}) |")
+        w(f"| … growth over the fresh process, per connection | {f0(sg_bpc)} B | {f0(dc_bpc)} B | {ratio(sg_bpc, dc_bpc)} | |")
+        if sg.get("verified") != "ok" or dc.get("verified") != "ok" or sg.get("errors") or dc.get("errors"):
+            w(f"| … check (AUTH on first/last connection; errors) | {sg.get('verified')}; {sg.get('errors')} | {dc.get('verified')}; {dc.get('errors')} | | |")
+    mem_row("after-load", "peak RSS (VmHWM) after all load cases", "hwm_kb", "total_hwm_kb", "total_pss_kb")
+    w("")
+
+    if "big-startup" in R:
+        nb = int(meta["big"])
+        w(f"## A passwd-file with {nb:,} users\n")
+        w("`{SHA512-CRYPT}` entries (1,000 distinct hashes reused), one file for both servers. Load time = exec → first OK "
+          "for the last user of the file. Lookup latency: one connection, one request at a time, 2,000 random users "
+          "(so it includes one SHA-512-crypt verification, ~1 ms; compare with the 1 × 1 {SHA512-CRYPT} row above "
+          "for the 30k-user table).\n")
+        w("| | saslgated | Dovecot | **ratio** |")
+        w("|---|--:|--:|--:|")
+        d = R["big-startup"]
+        sg, dc = d.get("sg", {}), d.get("dc", {})
+        w(f"| exec → socket accepts | {f1(sg.get('socket_ready_ms'))} ms | {f1(dc.get('socket_ready_ms'))} ms (master) | {ratio(sg.get('socket_ready_ms'), dc.get('socket_ready_ms'))} |")
+        w(f"| exec → first OK (table loaded) | {f1(sg.get('first_ok_ms'))} ms | {f1(dc.get('first_ok_ms'))} ms | **{ratio(sg.get('first_ok_ms'), dc.get('first_ok_ms'))}** |")
+        d = R.get("big-loaded", {})
+        sg, dc = d.get("sg", {}), d.get("dc", {})
+        w(f"| RSS with the table loaded (auth process) | {mib(sg.get('rss_kb'))} | {mib(dc.get('rss_kb'))} | **{ratio(sg.get('rss_kb'), dc.get('rss_kb'))}** |")
+        w(f"| … all processes (PSS) | {mib(sg.get('total_pss_kb'))} | {mib(dc.get('total_pss_kb'))} | {ratio(sg.get('total_pss_kb'), dc.get('total_pss_kb'))} |")
+        d = R.get("big-lookup", {})
+        sg, dc = d.get("sg", {}), d.get("dc", {})
+        w(f"| lookup latency p50 | {lat(sg.get('lat_p50_us'))} | {lat(dc.get('lat_p50_us'))} | {ratio(sg.get('lat_p50_us'), dc.get('lat_p50_us'))} |")
+        w(f"| lookup latency p99 | {lat(sg.get('lat_p99_us'))} | {lat(dc.get('lat_p99_us'))} | {ratio(sg.get('lat_p99_us'), dc.get('lat_p99_us'))} |")
+        w(f"| errors | {sg.get('errors', '–')} | {dc.get('errors', '–')} | |")
+        w("")
+
+    # --- targets
+    w("## Targets\n")
+    w("| target | measured | met? |")
+    w("|---|---|---|")
+
+    def tp(case):
+        d = R.get(case, {})
+        return d.get("sg", {}), d.get("dc", {})
+
+    def verdict(ok):
+        return "**yes**" if ok else "**no**"
+
+    for case in ("plain-c64-k1", "plain-c64-k16"):
+        sg, dc = tp(case)
+        if sg and dc:
+            r = num(sg.get("auths_per_s")) / max(num(dc.get("auths_per_s")) or 1, 1)
+            p99ok = num(sg.get("lat_p99_us")) <= num(dc.get("lat_p99_us"))
+            k = sg.get("pipeline")
+            w(f"| ≥ 2× Dovecot's auths/s, PLAIN {{PLAIN}}, 64 connections × {k}, p99 no worse | {r:.2f}× auths/s; p99 {lat(sg.get('lat_p99_us'))} vs {lat(dc.get('lat_p99_us'))} | {verdict(r >= 2 and p99ok)}"
+              f"{'' if r >= 2 else ' (throughput)'}{'' if p99ok else ' (p99)'} |")
+    sg, dc = tp("sha512-c64-k16")
+    if sg and dc:
+        r = num(sg.get("auths_per_s")) / max(num(dc.get("auths_per_s")) or 1, 1)
+        w(f"| ≥ 1.7× on {{SHA512-CRYPT}}, 64 × 16 | {r:.2f}× ({f0(sg.get('auths_per_s'))} vs {f0(dc.get('auths_per_s'))} auths/s; server CPU {f0(sg.get('server_cpu_pct'))} % vs {f0(dc.get('server_cpu_pct'))} %) | {verdict(r >= 1.7)} |")
+    d = R.get("idle-10000")
+    if d:
+        sg, dc = d.get("sg", {}), d.get("dc", {})
+        a = per_pid(sg.get("per_pid_after"), sg.get("auth_pid"))[0]
+        b = per_pid(dc.get("per_pid_after"), dc.get("auth_pid"))[0]
+        tot = sums(dc.get("per_pid_after"))[0]
+        if a and b:
+            w(f"| RSS with 10,000 idle connections ≤ ½ of Dovecot's | {mib(a)} vs {mib(b)} (auth process) = {a / b:.2f}×; vs all Dovecot processes {mib(tot)} = {a / max(tot, 1):.2f}× | {verdict(a <= b / 2)} (auth process), {verdict(a <= tot / 2)} (all processes) |")
+    d = R.get("big-startup")
+    if d:
+        sg = d.get("sg", {})
+        t = num(sg.get("first_ok_ms"))
+        w(f"| {int(meta['big']):,}-user table loads in < 2 s | exec → first OK {f0(t)} ms | {verdict(t is not None and 0 <= t < 2000)} |")
+    w("")
+
+    # --- commands
+    w("## Commands\n")
+    w("Servers (`$TABLE` = the generated passwd-file; both read the same file):\n")
+    w("```\n# saslgated -c saslgated.conf\n" + open(os.path.join(work, "saslgated.conf.shown")).read().rstrip() + "\n```\n")
+    w("```\n# dovecot -F -c dovecot.conf\n" + open(os.path.join(work, "dovecot.conf.shown")).read().rstrip() + "\n```\n")
+    w("Load (the same lines for both servers; `$SOCK` is the server's socket, `--server-pid` and `--json` are added "
+      "by the script; startup: `saslgate-bench --probe --since $EPOCHREALTIME_BEFORE_EXEC`):\n")
+    seen = []
+    for line in open(os.path.join(work, "commands.txt")):
+        if line not in seen:
+            seen.append(line)
+    w("```\n" + "".join(seen).rstrip() + "\n```\n")
+
+    # --- profile
+    profs = [p for p in ("plain", "sha512") if os.path.exists(os.path.join(work, f"profile-{p}-self.txt"))]
+    if profs:
+        w("## Profile of saslgated (this run, `--profile`)\n")
+        w("`perf record -e cpu-clock -F 1999 -g -p $(saslgated)` for the case's duration while saslgate-bench runs "
+          "64 × 16 (10 % wrong passwords); symbols demangled with `swift demangle --simplified`.\n")
+        for p in profs:
+            w(f"### {p}: top symbols by self time\n")
+            w("```\n" + open(os.path.join(work, f"profile-{p}-self.txt")).read()[:6000].rstrip() + "\n```\n")
+            c = os.path.join(work, f"profile-{p}-children.txt")
+            if os.path.exists(c):
+                w(f"### {p}: inclusive (children) time\n")
+                w("```\n" + open(c).read()[:6000].rstrip() + "\n```\n")
+
+    if analysis and os.path.exists(analysis):
+        w(open(analysis).read().rstrip() + "\n")
+    print("\n".join(out))
+
+
+def main():
+    if len(sys.argv) < 2:
+        raise SystemExit(__doc__)
+    cmd, args = sys.argv[1], sys.argv[2:]
+    if cmd == "mem":
+        cmd_mem(args)
+    elif cmd == "report":
+        cmd_report(args)
+    else:
+        raise SystemExit(__doc__)
+
+
+if __name__ == "__main__":
+    main()
