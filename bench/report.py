@@ -294,18 +294,24 @@ def cmd_report(args):
     w("```\n" + "".join(seen).rstrip() + "\n```\n")
 
     # --- profile
-    profs = [p for p in ("plain", "sha512") if os.path.exists(os.path.join(work, f"profile-{p}-self.txt"))]
+    profs = [p for p in ("plain", "sha512") if os.path.exists(os.path.join(work, f"profile-{p}.txt"))]
     if profs:
         w("## Profile of saslgated (this run, `--profile`)\n")
-        w("`perf record -e cpu-clock -F 1999 -g -p $(saslgated)` for the case's duration while saslgate-bench runs "
-          "64 × 16 (10 % wrong passwords); symbols demangled with `swift demangle --simplified`.\n")
+        w("`perf record -e cpu-clock -F 1999 -g -p $(pidof saslgated)` while saslgate-bench runs 64 × 16 (10 % wrong "
+          "passwords) against it; stacks demangled with `swift demangle --simplified` and summarised by "
+          "`bench/perf-summary.py` (each sample goes to the first bucket whose pattern matches a frame of its stack). "
+          "The server's CPU% and µs/auth during the profile are in the first line.\n")
+        names = {"plain": "PLAIN, {PLAIN} passwords", "sha512": "PLAIN, {SHA512-CRYPT} passwords"}
         for p in profs:
-            w(f"### {p}: top symbols by self time\n")
-            w("```\n" + open(os.path.join(work, f"profile-{p}-self.txt")).read()[:6000].rstrip() + "\n```\n")
-            c = os.path.join(work, f"profile-{p}-children.txt")
+            w(f"### {names[p]}\n")
+            b = os.path.join(work, f"profile-{p}-bench.txt")
+            if os.path.exists(b):
+                w("```\n" + open(b).read().rstrip() + "\n```\n")
+            w("```\n" + open(os.path.join(work, f"profile-{p}.txt")).read()[:9000].rstrip() + "\n```\n")
+            c = os.path.join(work, f"profile-{p}-self.txt")
             if os.path.exists(c):
-                w(f"### {p}: inclusive (children) time\n")
-                w("```\n" + open(c).read()[:6000].rstrip() + "\n```\n")
+                w("Top symbols by self time (`perf report --no-children --sort dso,symbol`):\n")
+                w("```\n" + open(c).read()[:5000].rstrip() + "\n```\n")
 
     if analysis and os.path.exists(analysis):
         w(open(analysis).read().rstrip() + "\n")

@@ -1,3 +1,5 @@
+import AuthCore
+
 /// Base64 exactly as Dovecot 2.3 decodes it (`src/lib/base64.c`, protocol.md §3.3): standard alphabet,
 /// padding required (length without whitespace a multiple of 4), space/TAB/CR/LF skipped anywhere,
 /// any other byte, surplus padding or data after padding is invalid; "" decodes to zero bytes.
@@ -16,26 +18,7 @@ public enum DovecotBase64 {
     }
 
     public static func encodeBytes<C: Collection>(_ bytes: C) -> [UInt8] where C.Element == UInt8 {
-        var out: [UInt8] = []
-        out.reserveCapacity((bytes.count + 2) / 3 * 4)
-        var it = bytes.makeIterator()
-        while let b0 = it.next() {
-            let b1 = it.next()
-            let b2 = b1 == nil ? nil : it.next()
-            out.append(alphabet[Int(b0 >> 2)])
-            out.append(alphabet[Int(((b0 & 0x03) << 4) | ((b1 ?? 0) >> 4))])
-            if let b1 {
-                out.append(alphabet[Int(((b1 & 0x0F) << 2) | ((b2 ?? 0) >> 6))])
-            } else {
-                out.append(UInt8(ascii: "="))
-            }
-            if let b2 {
-                out.append(alphabet[Int(b2 & 0x3F)])
-            } else {
-                out.append(UInt8(ascii: "="))
-            }
-        }
-        return out
+        Base64.encode(bytes)
     }
 
     /// Decodes; nil when the input is not valid by Dovecot's rules.

@@ -325,90 +325,23 @@ enum SASLDBSecrets {
 
 /// Hex and base64 on byte buffers, without Strings (values may be secrets).
 enum Codec {
-    private static let hexDigits = Array("0123456789abcdef".utf8)
-    private static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
-    private static let decodeTable: [UInt8] = {
-        var t = [UInt8](repeating: 0xFF, count: 256)
-        for (i, c) in alphabet.enumerated() { t[Int(c)] = UInt8(i) }
-        return t
-    }()
 
     static func hex<C: Collection>(_ bytes: C) -> [UInt8] where C.Element == UInt8 {
-        var out: [UInt8] = []
-        out.reserveCapacity(bytes.count * 2)
-        for b in bytes {
-            out.append(hexDigits[Int(b >> 4)])
-            out.append(hexDigits[Int(b & 0x0F)])
-        }
-        return out
+        Hex.encode(bytes)
     }
 
     /// Lower- or upper-case hex; nil when malformed.
     static func unhex<C: Collection>(_ text: C) -> [UInt8]? where C.Element == UInt8 {
-        guard text.count % 2 == 0 else { return nil }
-        func nibble(_ c: UInt8) -> UInt8? {
-            switch c {
-            case UInt8(ascii: "0")...UInt8(ascii: "9"): c - UInt8(ascii: "0")
-            case UInt8(ascii: "a")...UInt8(ascii: "f"): c - UInt8(ascii: "a") + 10
-            case UInt8(ascii: "A")...UInt8(ascii: "F"): c - UInt8(ascii: "A") + 10
-            default: nil
-            }
-        }
-        var out: [UInt8] = []
-        out.reserveCapacity(text.count / 2)
-        var it = text.makeIterator()
-        while let hi = it.next(), let lo = it.next() {
-            guard let h = nibble(hi), let l = nibble(lo) else {
-                wipe(&out)
-                return nil
-            }
-            out.append(h << 4 | l)
-        }
-        return out
+        Hex.decode(text)
     }
 
     static func base64<C: Collection>(_ bytes: C) -> [UInt8] where C.Element == UInt8 {
-        var out: [UInt8] = []
-        out.reserveCapacity((bytes.count + 2) / 3 * 4)
-        var it = bytes.makeIterator()
-        while let b0 = it.next() {
-            let b1 = it.next()
-            let b2 = b1 == nil ? nil : it.next()
-            out.append(alphabet[Int(b0 >> 2)])
-            out.append(alphabet[Int(((b0 & 0x03) << 4) | ((b1 ?? 0) >> 4))])
-            out.append(b1.map { alphabet[Int((($0 & 0x0F) << 2) | ((b2 ?? 0) >> 6))] } ?? UInt8(ascii: "="))
-            out.append(b2.map { alphabet[Int($0 & 0x3F)] } ?? UInt8(ascii: "="))
-        }
-        return out
+        Base64.encode(bytes)
     }
 
     /// Strict padded base64; nil when malformed.
     static func unbase64<C: Collection>(_ text: C) -> [UInt8]? where C.Element == UInt8 {
-        let input = Array(text)
-        guard input.count % 4 == 0 else { return nil }
-        var out: [UInt8] = []
-        out.reserveCapacity(input.count / 4 * 3)
-        var i = 0
-        while i < input.count {
-            let last = i + 4 == input.count
-            let pad = last ? (input[i + 3] == UInt8(ascii: "=") ? (input[i + 2] == UInt8(ascii: "=") ? 2 : 1) : 0) : 0
-            var v: UInt32 = 0
-            for j in 0..<4 {
-                let c = input[i + j]
-                if j >= 4 - pad {
-                    v <<= 6
-                    continue
-                }
-                let d = decodeTable[Int(c)]
-                guard d != 0xFF else { return nil }
-                v = v << 6 | UInt32(d)
-            }
-            out.append(UInt8(truncatingIfNeeded: v >> 16))
-            if pad < 2 { out.append(UInt8(truncatingIfNeeded: v >> 8)) }
-            if pad < 1 { out.append(UInt8(truncatingIfNeeded: v)) }
-            i += 4
-        }
-        return out
+        Base64.decode(text)
     }
 
     static func wipe(_ bytes: inout [UInt8]) {

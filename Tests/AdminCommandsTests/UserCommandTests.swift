@@ -247,8 +247,8 @@ struct UserCommandTests {
     @Test(
         "configuration problems exit 2",
         arguments: [
-            ("passdbs = pam:smtp\n", "no passwd-file: entry"),
-            ("passdbs = pam:smtp{x=passwd-file:/y}\n", "no passwd-file: entry"),
+            ("passdbs = pam:smtp\n", "no passwd-file: or sasldb: entry"),
+            ("passdbs = pam:smtp{x=passwd-file:/y}\n", "no passwd-file: or sasldb: entry"),
             ("passdbs = passwd-file:\n", ":1: passdb passwd-file needs an argument"),
             ("  passdbs = passwd-file:/x\n", ":1: continuation line without"),
             ("passdbs passwd-file:/x\n", ":1: expected 'name = value'"),

@@ -15,18 +15,8 @@ public enum CRAMMD5 {
     /// exactly as Dovecot's `hmac_md5_get_cram_context` writes them, so hashes move between Dovecot and
     /// saslgate unchanged. Password-equivalent: store it like a password.
     public static func context(password: Secret) -> Secret {
-        var block = paddedKey(password)
-        var inner = block.map { $0 ^ 0x36 }
-        var outer = block.map { $0 ^ 0x5c }
-        var innerState = MD5ChainingState.initial
-        var outerState = MD5ChainingState.initial
-        MD5Compression.compress(&innerState, block: inner[...])
-        MD5Compression.compress(&outerState, block: outer[...])
-        ChallengeResponseSupport.wipe(&block)
-        ChallengeResponseSupport.wipe(&inner)
-        ChallengeResponseSupport.wipe(&outer)
-        var bytes = outerState.bytes + innerState.bytes
-        defer { ChallengeResponseSupport.wipe(&bytes) }
+        var bytes = password.withBytes { CRAMMD5Context.compute(password: $0) }
+        defer { wipe(&bytes) }
         return Secret(bytes)
     }
 
@@ -40,12 +30,7 @@ public enum CRAMMD5 {
     /// does not have `contextLength` bytes.
     public static func digest(context: Secret, challenge: [UInt8]) -> [UInt8]? {
         guard context.count == contextLength else { return nil }
-        return context.withBytes { raw -> [UInt8] in
-            let outerState = MD5ChainingState(littleEndian: raw[0..<16])
-            let innerState = MD5ChainingState(littleEndian: raw[16..<32])
-            let innerDigest = MD5Compression.finish(from: innerState, processedBytes: 64, message: challenge)
-            return MD5Compression.finish(from: outerState, processedBytes: 64, message: innerDigest)
-        }
+        return context.withBytes { CRAMMD5Context.hmac(context: $0, message: challenge) }
     }
 
     /// The client's response for `challenge`: `user SP lower-case-hex(digest)` (for test clients).
@@ -53,17 +38,6 @@ public enum CRAMMD5 {
         Array(user.utf8) + [0x20] + ChallengeResponseSupport.hex(digest(password: password, challenge: challenge))
     }
 
-    /// The key as one 64-byte HMAC block: hashed first when longer than a block, then zero-padded.
-    private static func paddedKey(_ password: Secret) -> [UInt8] {
-        var key: [UInt8]
-        if password.count > 64 {
-            key = password.withBytes { Array(Insecure.MD5.hash(data: UnsafeRawBufferPointer($0))) }
-        } else {
-            key = password.bytes
-        }
-        key.append(contentsOf: repeatElement(0, count: 64 - key.count))
-        return key
-    }
 
     /// `<` 16 random digits `.` unix-time `@` host-name `>`, as Dovecot's `get_cram_challenge`.
     static func makeChallenge(_ context: MechanismContext) -> [UInt8] {

@@ -11,19 +11,19 @@ public enum CRAMMD5Context {
     /// The context for `password`, as Dovecot stores it (before hex encoding).
     public static func compute(password: UnsafeBufferPointer<UInt8>) -> [UInt8] {
         var key = [UInt8](repeating: 0, count: 64)
-        defer { key.wipe() }
+        defer { wipe(&key) }
         if password.count > 64 {
             var digest = MD5Block.digest(password)
             for i in 0..<16 { key[i] = digest[i] }
-            digest.wipe()
+            wipe(&digest)
         } else {
             for i in 0..<password.count { key[i] = password[i] }
         }
         var inner = [UInt8](repeating: 0, count: 64)
         var outer = [UInt8](repeating: 0, count: 64)
         defer {
-            inner.wipe()
-            outer.wipe()
+            wipe(&inner)
+            wipe(&outer)
         }
         for i in 0..<64 {
             inner[i] = key[i] ^ 0x36
@@ -59,7 +59,7 @@ public enum CRAMMD5Context {
         let innerState = (word(16), word(20), word(24), word(28))
         // Both states have absorbed exactly one 64-byte block.
         var innerDigest = MD5Block.finish(state: innerState, absorbed: 64, tail: message)
-        defer { innerDigest.wipe() }
+        defer { wipe(&innerDigest) }
         return MD5Block.finish(state: outerState, absorbed: 64, tail: innerDigest)
     }
 }
@@ -138,7 +138,7 @@ enum MD5Block {
     static func finish<C: Collection>(state: State, absorbed: Int, tail: C) -> [UInt8] where C.Element == UInt8 {
         var state = state
         var data = Array(tail)
-        defer { data.wipe() }
+        defer { wipe(&data) }
         let bitLength = UInt64(absorbed + data.count) &* 8
         data.append(0x80)
         while data.count % 64 != 56 { data.append(0) }

@@ -1,0 +1,136 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Standard base64 (RFC 4648 §4) for stored secrets and SASL attribute values: padded, no line breaks.
+/// (The wire's lenient variant, which skips white space, is `AuthProtocol.DovecotBase64`.)
+public enum Base64 {
+    static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
+
+    static let decodeTable: [UInt8] = {
+        var table = [UInt8](repeating: 0xFF, count: 256)
+        for (i, c) in alphabet.enumerated() { table[Int(c)] = UInt8(i) }
+        return table
+    }()
+
+    public static func encode<C: Collection>(_ bytes: C) -> [UInt8] where C.Element == UInt8 {
+        var out: [UInt8] = []
+        out.reserveCapacity((bytes.count + 2) / 3 * 4)
+        var it = bytes.makeIterator()
+        while let b0 = it.next() {
+            let b1 = it.next()
+            let b2 = b1 == nil ? nil : it.next()
+            out.append(alphabet[Int(b0 >> 2)])
+            out.append(alphabet[Int(((b0 & 0x03) << 4) | ((b1 ?? 0) >> 4))])
+            out.append(b1.map { alphabet[Int((($0 & 0x0F) << 2) | ((b2 ?? 0) >> 6))] } ?? UInt8(ascii: "="))
+            out.append(b2.map { alphabet[Int($0 & 0x3F)] } ?? UInt8(ascii: "="))
+        }
+        return out
+    }
+
+    public static func encodeString<C: Collection>(_ bytes: C) -> String where C.Element == UInt8 {
+        String(decoding: encode(bytes), as: UTF8.self)
+    }
+
+    /// Strict decoding: the length is a multiple of 4, padding only at the very end, no white space.
+    /// `canonical`: also refuse non-zero unused trailing bits, so every byte string has exactly one
+    /// accepted encoding (SCRAM). nil when invalid.
+    public static func decode<C: Collection>(_ input: C, canonical: Bool = false) -> [UInt8]? where C.Element == UInt8 {
+        let chars = Array(input)
+        guard chars.count % 4 == 0 else { return nil }
+        var out: [UInt8] = []
+        out.reserveCapacity(chars.count / 4 * 3)
+        var index = 0
+        while index < chars.count {
+            let isLast = index + 4 == chars.count
+            var v = [UInt8](repeating: 0, count: 4)
+            var count = 0
+            var padding = 0
+            for c in chars[index..<(index + 4)] {
+                if c == UInt8(ascii: "=") {
+                    padding += 1
+                } else {
+                    guard padding == 0 else { return nil }
+                    let d = decodeTable[Int(c)]
+                    guard d != 0xFF else { return nil }
+                    v[count] = d
+                    count += 1
+                }
+            }
+            guard padding == 0 || (isLast && padding <= 2) else { return nil }
+            switch count {
+            case 4:
+                out.append((v[0] << 2) | (v[1] >> 4))
+                out.append((v[1] << 4) | (v[2] >> 2))
+                out.append((v[2] << 6) | v[3])
+            case 3:
+                guard !canonical || v[2] & 0x03 == 0 else { return nil }
+                out.append((v[0] << 2) | (v[1] >> 4))
+                out.append((v[1] << 4) | (v[2] >> 2))
+            case 2:
+                guard !canonical || v[1] & 0x0F == 0 else { return nil }
+                out.append((v[0] << 2) | (v[1] >> 4))
+            default:
+                return nil
+            }
+            index += 4
+        }
+        return out
+    }
+}
+
+/// Lower-case hex (Dovecot's `binary_to_hex`).
+public enum Hex {
+    static let digits = Array("0123456789abcdef".utf8)
+
+    public static func encode<C: Collection>(_ bytes: C) -> [UInt8] where C.Element == UInt8 {
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.count * 2)
+        for b in bytes {
+            out.append(digits[Int(b >> 4)])
+            out.append(digits[Int(b & 0x0F)])
+        }
+        return out
+    }
+
+    public static func encodeString<C: Collection>(_ bytes: C) -> String where C.Element == UInt8 {
+        String(decoding: encode(bytes), as: UTF8.self)
+    }
+
+    /// Hex in either case; nil when the length is odd or a digit is invalid (a partial result is wiped).
+    public static func decode<C: Collection>(_ text: C) -> [UInt8]? where C.Element == UInt8 {
+        guard text.count % 2 == 0 else { return nil }
+        func nibble(_ c: UInt8) -> UInt8? {
+            switch c {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): c - UInt8(ascii: "0")
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): c - UInt8(ascii: "a") + 10
+            case UInt8(ascii: "A")...UInt8(ascii: "F"): c - UInt8(ascii: "A") + 10
+            default: nil
+            }
+        }
+        var out: [UInt8] = []
+        out.reserveCapacity(text.count / 2)
+        var it = text.makeIterator()
+        while let hi = it.next(), let lo = it.next() {
+            guard let h = nibble(hi), let l = nibble(lo) else {
+                wipe(&out)
+                return nil
+            }
+            out.append(h << 4 | l)
+        }
+        return out
+    }
+
+    /// True if every byte is a lower-case hex digit.
+    public static func isLower<C: Collection>(_ bytes: C) -> Bool where C.Element == UInt8 {
+        bytes.allSatisfy { ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) }
+    }
+}
+
+/// Overwrites a buffer that held password-equivalent bytes, then empties it.
+public func wipe(_ bytes: inout [UInt8]) {
+    bytes.withUnsafeMutableBytes { raw in
+        if let base = raw.baseAddress { explicit_bzero(base, raw.count) }
+    }
+    bytes.removeAll()
+}
