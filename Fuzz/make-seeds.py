@@ -136,6 +136,10 @@ def mechanism_seeds():
     seeds["login"] = b"L0" + b"user" + RS + b"pencil"
     seeds["login-ir"] = b"L1" + b"user" + RS + b"pencil"
     seeds["login-empty-user"] = b"L0" + b"" + RS + b"pencil"
+    # ANONYMOUS (RFC 4505): trace as initial response, after an empty challenge, not UTF-8
+    seeds["anonymous-ir"] = b"A1" + b"trace@example.org"
+    seeds["anonymous-no-ir"] = b"A0" + b"trace@example.org"
+    seeds["anonymous-bad-utf8"] = b"A1" + b"\xff\xfe"
     # CRAM-MD5 (RFC 2195): cleartext and stored context, placeholder, upper-case digest, bad context
     seeds["cram-plaintext"] = b"C0" + cram_response()
     seeds["cram-context"] = b"C2" + cram_response()

@@ -19,7 +19,9 @@ public struct DoctorFinding: Sendable, Equatable {
     }
 
     public static func ok(_ text: String) -> DoctorFinding { DoctorFinding(.ok, text) }
-    public static func warning(_ text: String, fix: String? = nil) -> DoctorFinding { DoctorFinding(.warning, text, fix: fix) }
+    public static func warning(_ text: String, fix: String? = nil) -> DoctorFinding {
+        DoctorFinding(.warning, text, fix: fix)
+    }
     public static func fail(_ text: String, fix: String) -> DoctorFinding { DoctorFinding(.fail, text, fix: fix) }
 
     /// The printed line (`prefix` names the master.cf services it is about).
@@ -40,6 +42,8 @@ public struct DoctorReport: Sendable, Equatable {
     public var mainCF: [String] = []
     /// The same as a `postconf -e` command.
     public var postconfCommand = ""
+    /// `postfix reload` (with `-c DIR` for another configuration directory).
+    public var reloadCommand = "postfix reload"
 
     public var failed: Bool { failures > 0 }
 
@@ -59,12 +63,13 @@ public struct DoctorReport: Sendable, Equatable {
         out.append(
             failures == 0
                 ? "No problems found\(warnings > 0 ? " (\(warnings) warning\(warnings == 1 ? "" : "s"))" : "")."
-                : "\(failures) problem\(failures == 1 ? "" : "s") (FAIL) and \(warnings) warning\(warnings == 1 ? "" : "s").")
+                : "\(failures) problem\(failures == 1 ? "" : "s") (FAIL) and \(warnings) warning\(warnings == 1 ? "" : "s")."
+        )
         out.append("Postfix main.cf lines for saslgated:")
         out += mainCF.map { "    \($0)" }
         out.append("Set them with:")
         out.append("    \(postconfCommand)")
-        out.append("    postfix reload")
+        out.append("    \(reloadCommand)")
         return out
     }
 }
@@ -98,12 +103,14 @@ public struct DoctorChecker {
     static let defaultMailOwner = "postfix"
 
     /// main.cf parameters the checks read.
-    static let parameters = [
-        "mail_version", "mail_owner", "queue_directory", "compatibility_level",
-        "smtpd_sasl_auth_enable", "smtpd_sasl_type", "smtpd_sasl_path",
-        "smtpd_sasl_security_options", "smtpd_sasl_tls_security_options", "smtpd_sasl_mechanism_filter",
-        "smtpd_tls_security_level", "smtpd_use_tls", "smtpd_enforce_tls", "smtpd_tls_auth_only", "smtpd_tls_wrappermode",
-    ] + PostfixTLSPosture.certificateParameters
+    static let parameters =
+        [
+            "mail_version", "mail_owner", "queue_directory", "compatibility_level",
+            "smtpd_sasl_auth_enable", "smtpd_sasl_type", "smtpd_sasl_path",
+            "smtpd_sasl_security_options", "smtpd_sasl_tls_security_options", "smtpd_sasl_mechanism_filter",
+            "smtpd_tls_security_level", "smtpd_use_tls", "smtpd_enforce_tls", "smtpd_tls_auth_only",
+            "smtpd_tls_wrappermode",
+        ] + PostfixTLSPosture.certificateParameters
 
     /// Where the daemon listens, and who says so.
     struct DaemonSocket {
@@ -158,13 +165,18 @@ public struct DoctorChecker {
             report.add(
                 .fail(
                     "cannot read Postfix's configuration in \(postfixDirectory): \(mainResult.lastError)",
-                    fix: "install and configure Postfix (apt-get install postfix), or give its directory with --postfix-config DIR"))
+                    fix:
+                        "install and configure Postfix (apt-get install postfix), or give its directory with --postfix-config DIR"
+                ))
             // The daemon side can still be checked.
             let account = mailOwner(DoctorChecker.defaultMailOwner, &report)
             let probe = probeSocket(
-                daemonSocket.path, chrootRoot: nil, account: account, settings: settings, daemon: daemonSocket, state: &state)
+                daemonSocket.path, chrootRoot: nil, account: account, settings: settings, daemon: daemonSocket,
+                state: &state)
             for f in probe.findings { report.add(f) }
-            finish(&report, settings: settings, daemonSocket: daemonSocket, queueDirectory: DoctorChecker.defaultQueueDirectory, state: state)
+            finish(
+                &report, settings: settings, daemonSocket: daemonSocket,
+                queueDirectory: DoctorChecker.defaultQueueDirectory, state: state)
             return report
         }
         let main = PostfixMainConfig.parse(postconfOutput: mainResult.output)
@@ -217,7 +229,9 @@ public struct DoctorChecker {
             report.add(
                 .fail(
                     "smtpd_sasl_auth_enable = no: Postfix offers no AUTH at all and never asks saslgated",
-                    fix: "postconf -e 'smtpd_sasl_auth_enable = yes'"))
+                    fix:
+                        "postconf\(postfixDirectory == DoctorChecker.defaultPostfixDirectory ? "" : " -c \(postfixDirectory)") -e 'smtpd_sasl_auth_enable = yes'"
+                ))
         }
         let checked = enabled.isEmpty ? views : enabled
 
@@ -225,7 +239,8 @@ public struct DoctorChecker {
         var groups: [(ids: [String], findings: [DoctorFinding])] = []
         for view in checked {
             let findings = serviceFindings(
-                view, settings: settings, daemon: daemonSocket, queueDirectory: queueDirectory, compatibility: compatibility,
+                view, settings: settings, daemon: daemonSocket, queueDirectory: queueDirectory,
+                compatibility: compatibility,
                 account: account, state: &state)
             let id = view.service?.id ?? "main.cf"
             if let i = groups.firstIndex(where: { $0.findings == findings }) {
@@ -294,7 +309,8 @@ public struct DoctorChecker {
                 report.add(
                     .warning(
                         "passdbs uses pam: but saslgated.service runs as \(unit.user ?? "?") without SupplementaryGroups=shadow: pam_unix cannot read /etc/shadow (its unix_chkpwd helper checks only the caller's own password), so system-account logins fail",
-                        fix: "add a drop-in \(systemdDirectory)/saslgated.service.d/pam.conf with '[Service]' and 'SupplementaryGroups=shadow' (scripts/install writes it), then systemctl daemon-reload"
+                        fix:
+                            "add a drop-in \(systemdDirectory)/saslgated.service.d/pam.conf with '[Service]' and 'SupplementaryGroups=shadow' (scripts/install writes it), then systemctl daemon-reload"
                     ))
             } else {
                 report.add(.ok("saslgated.service can serve pam: (group shadow for pam_unix)"))
@@ -350,7 +366,9 @@ public struct DoctorChecker {
         }
 
         // smtpd_sasl_path, relative to queue_directory, and the chroot
-        let chrooted = view.service.map { PostfixChroot.isChrooted(column: $0.chrootColumn, compatibilityLevel: compatibility) } ?? false
+        let chrooted =
+            view.service.map { PostfixChroot.isChrooted(column: $0.chrootColumn, compatibilityLevel: compatibility) }
+            ?? false
         let chrootWhy =
             view.service.map {
                 "smtpd \(chrooted ? "chrooted in \(queueDirectory)" : "not chrooted"): \(PostfixChroot.explanation(column: $0.chrootColumn, compatibilityLevel: compatibility))"
@@ -360,7 +378,8 @@ public struct DoctorChecker {
         let relativeDaemon = doctorRelativePath(daemon.path, inside: queueDirectory)
         let pathFix: String
         if let relativeDaemon {
-            pathFix = setting(view, "smtpd_sasl_path", relativeDaemon) + " (relative to queue_directory = \(queueDirectory))"
+            pathFix =
+                setting(view, "smtpd_sasl_path", relativeDaemon) + " (relative to queue_directory = \(queueDirectory))"
         } else if chrooted {
             pathFix =
                 "a chrooted smtpd only reaches sockets below \(queueDirectory): set listen = \(queueDirectory)/private/auth in \(configPath)\(daemon.fromSystemd ? " and ListenStream= in saslgated.socket" : ""), then "
@@ -383,7 +402,9 @@ public struct DoctorChecker {
                 out.append(
                     .fail(
                         "\(shown) is absolute, but \(chrootWhy); inside the chroot it opens \(hostPath), not \(doctorNormalizePath(configured.hasPrefix("unix:") ? String(configured.dropFirst(5)) : configured))",
-                        fix: pathFix + (relativeDaemon == nil ? "" : ", or set the chroot column of \(view.service?.id ?? "smtpd") to n")))
+                        fix: pathFix
+                            + (relativeDaemon == nil
+                                ? "" : ", or set the chroot column of \(view.service?.id ?? "smtpd") to n")))
             } else if hostPath != daemon.path {
                 out.append(
                     .fail(
@@ -399,7 +420,8 @@ public struct DoctorChecker {
 
         // The socket itself: on disk, permissions for mail_owner, the greeting
         let probe = probeSocket(
-            probePath, chrootRoot: chrooted ? queueDirectory : nil, account: account, settings: settings, daemon: daemon,
+            probePath, chrootRoot: chrooted ? queueDirectory : nil, account: account, settings: settings,
+            daemon: daemon,
             state: &state)
         out += probe.findings
 
@@ -462,12 +484,16 @@ public struct DoctorChecker {
                     fix: "remove it; saslgated (or systemd) creates the socket"))
             return SocketProbe(findings: findings, mechanisms: nil)
         case .success(let status):
-            if let account { findings += accessFindings(path, status: status, chrootRoot: chrootRoot, account: account, daemon: daemon) }
+            if let account {
+                findings += accessFindings(
+                    path, status: status, chrootRoot: chrootRoot, account: account, daemon: daemon)
+            }
             if status.permissions & 0o002 != 0 {
                 findings.append(
                     .warning(
                         "\(path) is writable by every local user (\(status.modeString)): anyone on this host can try passwords",
-                        fix: daemon.fromSystemd ? "SocketMode=0660 in saslgated.socket" : "listen_mode = 0660 in \(configPath)"))
+                        fix: daemon.fromSystemd
+                            ? "SocketMode=0660 in saslgated.socket" : "listen_mode = 0660 in \(configPath)"))
             }
             if let account, !settings.clientAllowlist.isEmpty, !allowlistAdmits(settings.clientAllowlist, account) {
                 findings.append(
@@ -487,7 +513,9 @@ public struct DoctorChecker {
         case .failure(let error):
             if error.description.contains("permission denied") && environment.effectiveUID != 0 {
                 findings.append(
-                    .warning("cannot connect to \(path) as uid \(environment.effectiveUID): \(error)", fix: "run saslgate doctor as root"))
+                    .warning(
+                        "cannot connect to \(path) as uid \(environment.effectiveUID): \(error)",
+                        fix: "run saslgate doctor as root"))
             } else {
                 findings.append(
                     .fail(
@@ -506,16 +534,20 @@ public struct DoctorChecker {
             if case .success(let s) = environment.status(dir) { directories.append((dir, s)) }
         }
         let who = describe(account)
-        let owner = "\(environment.userName(uid: status.uid) ?? String(status.uid)):\(environment.groupName(gid: status.gid) ?? String(status.gid))"
+        let owner =
+            "\(environment.userName(uid: status.uid) ?? String(status.uid)):\(environment.groupName(gid: status.gid) ?? String(status.gid))"
         switch DoctorAccess.connectVerdict(account, socket: status, directories: directories) {
         case .allowed:
             return [.ok("\(path) is a socket (\(status.modeString) \(owner)) that \(who) may connect to")]
         case .directoryDenied(let dir, let s):
-            let dirOwner = "\(environment.userName(uid: s.uid) ?? String(s.uid)):\(environment.groupName(gid: s.gid) ?? String(s.gid))"
+            let dirOwner =
+                "\(environment.userName(uid: s.uid) ?? String(s.uid)):\(environment.groupName(gid: s.gid) ?? String(s.gid))"
             return [
                 .fail(
                     "\(who) cannot reach \(path): no search permission on \(dir) (\(s.modeString) \(dirOwner))",
-                    fix: "let \(account.name) enter \(dir) (e.g. chgrp \(account.name) \(dir); chmod g+x \(dir)), or put the socket in queue_directory/private")
+                    fix:
+                        "let \(account.name) enter \(dir) (e.g. chgrp \(account.name) \(dir); chmod g+x \(dir)), or put the socket in queue_directory/private"
+                )
             ]
         case .socketDenied:
             let fix =
@@ -548,12 +580,14 @@ public struct DoctorChecker {
     // MARK: - Mechanisms
 
     func mechanismFindings(
-        _ view: ServiceView, settings: Settings, tls: PostfixTLSPosture, offered: [DoctorMechanism]?, state: inout RunState
+        _ view: ServiceView, settings: Settings, tls: PostfixTLSPosture, offered: [DoctorMechanism]?,
+        state: inout RunState
     ) -> [DoctorFinding] {
         var out: [DoctorFinding] = []
         let predicted = offered == nil
         let mechanisms = offered ?? settings.mechanisms.map(DoctorMechanism.predicted)
-        let source = predicted ? "predicted from 'mechanisms' in \(configPath), the daemon did not answer" : "as advertised"
+        let source =
+            predicted ? "predicted from 'mechanisms' in \(configPath), the daemon did not answer" : "as advertised"
         if mechanisms.isEmpty {
             out.append(
                 .fail(
@@ -561,7 +595,8 @@ public struct DoctorChecker {
                     fix: "'saslgated -c \(configPath) --check' shows which mechanisms the passdbs can serve"))
             return out
         }
-        let filter = PostfixMechanismFilter(view.has("smtpd_sasl_mechanism_filter") ? view.value("smtpd_sasl_mechanism_filter") : nil)
+        let filter = PostfixMechanismFilter(
+            view.has("smtpd_sasl_mechanism_filter") ? view.value("smtpd_sasl_mechanism_filter") : nil)
         if !filter.unevaluable.isEmpty {
             out.append(
                 .warning(
@@ -589,7 +624,9 @@ public struct DoctorChecker {
             guard kept.isEmpty else { return kept }
             var reasons = mechanisms.compactMap { m in options.rejection(of: m).map { "\(m.name): \($0)" } }
             let filtered = afterOptions.filter { !filter.keeps($0.name) }.map(\.name)
-            if !filtered.isEmpty { reasons.append("smtpd_sasl_mechanism_filter drops \(filtered.joined(separator: " "))") }
+            if !filtered.isEmpty {
+                reasons.append("smtpd_sasl_mechanism_filter drops \(filtered.joined(separator: " "))")
+            }
             let fix: String
             if afterOptions.isEmpty {
                 if parameter == "smtpd_sasl_security_options" {
@@ -603,7 +640,9 @@ public struct DoctorChecker {
                     + (plaintextOnly && parameter == "smtpd_sasl_security_options"
                         ? " and keep PLAIN/LOGIN under TLS with " + setting(view, "smtpd_tls_auth_only", "yes")
                         : "")
-                    + (plaintextOnly ? ", or offer a mechanism without the plaintext flag (e.g. mechanisms = plain login cram-md5 with a passwd-file that stores {CRAM-MD5} or {PLAIN})" : "")
+                    + (plaintextOnly
+                        ? ", or offer a mechanism without the plaintext flag (e.g. mechanisms = plain login cram-md5 with a passwd-file that stores {CRAM-MD5} or {PLAIN})"
+                        : "")
             } else {
                 fix = setting(view, "smtpd_sasl_mechanism_filter", PostfixMechanismFilter.postfixDefault)
             }
@@ -613,10 +652,11 @@ public struct DoctorChecker {
                 : "smtpd_sasl_mechanism_filter discards all mechanisms in '\(afterOptions.map(\.name).joined(separator: " "))'"
             let survives =
                 afterOptions.isEmpty
-                ? "\(parameter) = \(options)" : "\(parameter) = \(options) and smtpd_sasl_mechanism_filter = \(view.value("smtpd_sasl_mechanism_filter"))"
+                ? "\(parameter) = \(options)"
+                : "\(parameter) = \(options) and smtpd_sasl_mechanism_filter = \(view.value("smtpd_sasl_mechanism_filter"))"
             out.append(
                 .fail(
-                    "\(phase) no mechanism survives \(survives) (saslgated offers \(mechanisms.map(\.description).joined(separator: " ")), \(source); \(reasons.joined(separator: "; "))): smtpd stops with 'fatal: \(fatal)' when a client connects",
+                    "\(phase) no mechanism survives \(survives) (saslgated offers \(mechanisms.map(\.description).joined(separator: " ")), \(source); \(reasons.joined(separator: "; "))): smtpd stops with \"fatal: \(fatal)\" when a client connects",
                     fix: fix))
             return nil
         }
@@ -635,9 +675,19 @@ public struct DoctorChecker {
         }
         if okBefore && okAfter && (before != nil || after != nil) {
             var parts: [String] = []
-            if let before { parts.append("\(tls.tlsPossible ? "before STARTTLS" : "without TLS"): \(before.map(\.name).joined(separator: " "))") }
-            else if tls.tlsPossible && !tls.wrapperMode { parts.append("before STARTTLS: none (\(tls.authOnly ? "smtpd_tls_auth_only = yes" : "smtpd_tls_security_level = \(tls.level)"))") }
-            if let after { parts.append("\(tls.wrapperMode ? "over TLS" : "after STARTTLS"): \(after.map(\.name).joined(separator: " "))") }
+            if let before {
+                parts.append(
+                    "\(tls.tlsPossible ? "before STARTTLS" : "without TLS"): \(before.map(\.name).joined(separator: " "))"
+                )
+            } else if tls.tlsPossible && !tls.wrapperMode {
+                parts.append(
+                    "before STARTTLS: none (\(tls.authOnly ? "smtpd_tls_auth_only = yes" : "smtpd_tls_security_level = \(tls.level)"))"
+                )
+            }
+            if let after {
+                parts.append(
+                    "\(tls.wrapperMode ? "over TLS" : "after STARTTLS"): \(after.map(\.name).joined(separator: " "))")
+            }
             out.append(.ok("Postfix offers AUTH \(parts.joined(separator: "; ")) (\(source))"))
         }
         return out
@@ -646,7 +696,8 @@ public struct DoctorChecker {
     // MARK: - TLS policy
 
     func tlsFindings(
-        _ view: ServiceView, settings: Settings, tls: PostfixTLSPosture, offered: [DoctorMechanism]?, state: inout RunState
+        _ view: ServiceView, settings: Settings, tls: PostfixTLSPosture, offered: [DoctorMechanism]?,
+        state: inout RunState
     ) -> [DoctorFinding] {
         let mechanisms = offered ?? settings.mechanisms.map(DoctorMechanism.predicted)
         let plaintextOnly = !mechanisms.isEmpty && mechanisms.allSatisfy(\.isPlaintext)
@@ -661,10 +712,14 @@ public struct DoctorChecker {
             state.noTLS = true
             var why: [String] = []
             if !tls.wrapperMode && tls.level == "none" {
-                why.append("smtpd_tls_security_level = \(view.value("smtpd_tls_security_level").isEmpty ? "(empty)" : view.value("smtpd_tls_security_level"))")
+                why.append(
+                    "smtpd_tls_security_level = \(view.value("smtpd_tls_security_level").isEmpty ? "(empty)" : view.value("smtpd_tls_security_level"))"
+                )
             }
             if tls.certificates.isEmpty { why.append("no certificate (smtpd_tls_cert_file / smtpd_tls_chain_files)") }
-            if !tls.missingCertificates.isEmpty { why.append("missing certificate file \(tls.missingCertificates.joined(separator: ", "))") }
+            if !tls.missingCertificates.isEmpty {
+                why.append("missing certificate file \(tls.missingCertificates.joined(separator: ", "))")
+            }
             let noTLS = "smtpd cannot do TLS (\(why.joined(separator: ", ")))"
             if !tls.authBeforeTLS {
                 return [
@@ -723,7 +778,10 @@ public struct DoctorChecker {
 
     // MARK: - The lines to use
 
-    func finish(_ report: inout DoctorReport, settings: Settings, daemonSocket: DaemonSocket, queueDirectory: String, state: RunState) {
+    func finish(
+        _ report: inout DoctorReport, settings: Settings, daemonSocket: DaemonSocket, queueDirectory: String,
+        state: RunState
+    ) {
         var lines = [
             "smtpd_sasl_auth_enable = yes",
             "smtpd_sasl_type = dovecot",
@@ -735,7 +793,9 @@ public struct DoctorChecker {
             lines.append("smtpd_sasl_path = \(daemonSocket.path)")
         }
         if state.securityOptionsBroken { lines.append("smtpd_sasl_security_options = noanonymous") }
-        if state.tlsSecurityOptionsBroken { lines.append("smtpd_sasl_tls_security_options = $smtpd_sasl_security_options") }
+        if state.tlsSecurityOptionsBroken {
+            lines.append("smtpd_sasl_tls_security_options = $smtpd_sasl_security_options")
+        }
         if state.noTLS {
             lines += [
                 "smtpd_tls_security_level = may",
@@ -750,6 +810,7 @@ public struct DoctorChecker {
         report.mainCF = lines
         let c = postfixDirectory == DoctorChecker.defaultPostfixDirectory ? "" : " -c \(postfixDirectory)"
         report.postconfCommand = "postconf\(c) -e " + lines.map { "'\($0)'" }.joined(separator: " ")
+        report.reloadCommand = "postfix\(c) reload"
     }
 
     func nonEmpty(_ s: String?) -> String? {

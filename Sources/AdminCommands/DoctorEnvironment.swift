@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Everything `saslgate doctor` learns from the machine, so the checks can run against a fake in tests.
@@ -68,7 +68,8 @@ public struct SystemDoctorEnvironment: DoctorEnvironment {
     public var effectiveUID: UInt32 { geteuid() }
 
     public func run(_ arguments: [String]) -> DoctorProcessResult {
-        DoctorProcess.run(arguments, timeout: SystemDoctorEnvironment.programTimeout, limit: SystemDoctorEnvironment.outputLimit)
+        DoctorProcess.run(
+            arguments, timeout: SystemDoctorEnvironment.programTimeout, limit: SystemDoctorEnvironment.outputLimit)
     }
 
     public func readFile(_ path: String) -> String? {
@@ -153,7 +154,9 @@ public struct SystemDoctorEnvironment: DoctorEnvironment {
 /// A child process with its standard output and error captured (posix_spawn, no Foundation).
 enum DoctorProcess {
     static func run(_ arguments: [String], timeout: Duration, limit: Int) -> DoctorProcessResult {
-        guard let program = arguments.first else { return DoctorProcessResult(status: 127, output: "", errorOutput: "no program") }
+        guard let program = arguments.first else {
+            return DoctorProcessResult(status: 127, output: "", errorOutput: "no program")
+        }
         var outPipe: [Int32] = [-1, -1]
         var errPipe: [Int32] = [-1, -1]
         guard pipe(&outPipe) == 0 else { return failure("pipe: \(String(cString: strerror(errno)))") }
@@ -180,7 +183,8 @@ enum DoctorProcess {
         guard rc == 0 else {
             close(outPipe[0])
             close(errPipe[0])
-            return DoctorProcessResult(status: 127, output: "", errorOutput: "\(program): \(String(cString: strerror(rc)))")
+            return DoctorProcessResult(
+                status: 127, output: "", errorOutput: "\(program): \(String(cString: strerror(rc)))")
         }
 
         var out: [UInt8] = []
@@ -225,7 +229,8 @@ enum DoctorProcess {
             timedOut ? 124 : ((status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f))
         var errText = String(decoding: err, as: UTF8.self)
         if timedOut { errText += "\n\(program): killed after \(timeout)" }
-        return DoctorProcessResult(status: exitStatus, output: String(decoding: out, as: UTF8.self), errorOutput: errText)
+        return DoctorProcessResult(
+            status: exitStatus, output: String(decoding: out, as: UTF8.self), errorOutput: errText)
     }
 
     private static func failure(_ message: String) -> DoctorProcessResult {

@@ -37,11 +37,15 @@ public struct DoctorMechanism: Sendable, Equatable, CustomStringConvertible {
     }
 
     /// Flags in Dovecot's fixed order.
-    static let flagOrder = ["private", "anonymous", "plaintext", "dictionary", "active", "forward-secrecy", "mutual-auth"]
+    static let flagOrder = [
+        "private", "anonymous", "plaintext", "dictionary", "active", "forward-secrecy", "mutual-auth",
+    ]
 
     /// `PLAIN(plaintext)`, `SCRAM-SHA-256(mutual-auth)`, `EXTERNAL`.
     public var description: String {
-        let ordered = DoctorMechanism.flagOrder.filter { flags.contains($0) } + flags.subtracting(DoctorMechanism.flagOrder).sorted()
+        let ordered =
+            DoctorMechanism.flagOrder.filter { flags.contains($0) }
+            + flags.subtracting(DoctorMechanism.flagOrder).sorted()
         return ordered.isEmpty ? name : "\(name)(\(ordered.joined(separator: ",")))"
     }
 
@@ -69,7 +73,8 @@ public struct DoctorGreeting: Sendable, Equatable {
             return .failure(.init("malformed VERSION line (Postfix: 'SASL: Protocol version error')"))
         }
         guard major == 1 else {
-            return .failure(.init("protocol major version \(major), not 1 (Postfix: 'SASL: Protocol version mismatch')"))
+            return .failure(
+                .init("protocol major version \(major), not 1 (Postfix: 'SASL: Protocol version mismatch')"))
         }
         var mechanisms: [DoctorMechanism] = []
         var done = false
@@ -114,7 +119,9 @@ public struct PostfixSASLSecurityOptions: Sendable, Equatable, CustomStringConve
 
     public init(_ value: String) {
         words = doctorWords(value).map { $0.lowercased() }
-        unknown = words.filter { PostfixSASLSecurityOptions.negative[$0] == nil && PostfixSASLSecurityOptions.positive[$0] == nil }
+        unknown = words.filter {
+            PostfixSASLSecurityOptions.negative[$0] == nil && PostfixSASLSecurityOptions.positive[$0] == nil
+        }
     }
 
     public var description: String { words.isEmpty ? "(empty)" : words.joined(separator: ", ") }

@@ -52,7 +52,8 @@ public struct PostfixMasterService: Sendable, Equatable {
         for line in postconfM.split(separator: "\n") {
             let fields = line.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
             guard fields.count >= 8, !fields[0].hasPrefix("#") else { continue }
-            services.append(PostfixMasterService(name: fields[0], type: fields[1], chrootColumn: fields[4], command: fields[7]))
+            services.append(
+                PostfixMasterService(name: fields[0], type: fields[1], chrootColumn: fields[4], command: fields[7]))
         }
         return services
     }
@@ -101,7 +102,8 @@ public enum PostfixChroot {
         case "y", "n": return "master.cf chroot column \(column)"
         default:
             let chrooted = isChrooted(column: column, compatibilityLevel: compatibilityLevel)
-            return "master.cf chroot column '-', which means \(chrooted ? "y" : "n") with compatibility_level = \(compatibilityLevel.isEmpty ? "0" : compatibilityLevel)"
+            return
+                "master.cf chroot column '-', which means \(chrooted ? "y" : "n") with compatibility_level = \(compatibilityLevel.isEmpty ? "0" : compatibilityLevel)"
         }
     }
 }
@@ -127,16 +129,19 @@ public struct PostfixSASLPath: Sendable, Equatable {
         var value = Substring(configured.doctorTrimmed())
         if value.hasPrefix("inet:") {
             return PostfixSASLPath(
-                configured: configured, target: .inet(String(value.dropFirst(5))), isRelative: false, absoluteInChroot: false)
+                configured: configured, target: .inet(String(value.dropFirst(5))), isRelative: false,
+                absoluteInChroot: false)
         }
         if value.hasPrefix("unix:") { value = value.dropFirst(5) }
         let path = String(value)
         if path.hasPrefix("/") {
             let host = chrooted ? doctorNormalizePath(queueDirectory + "/" + path) : doctorNormalizePath(path)
-            return PostfixSASLPath(configured: configured, target: .unix(hostPath: host), isRelative: false, absoluteInChroot: chrooted)
+            return PostfixSASLPath(
+                configured: configured, target: .unix(hostPath: host), isRelative: false, absoluteInChroot: chrooted)
         }
         return PostfixSASLPath(
-            configured: configured, target: .unix(hostPath: doctorNormalizePath(queueDirectory + "/" + path)), isRelative: true,
+            configured: configured, target: .unix(hostPath: doctorNormalizePath(queueDirectory + "/" + path)),
+            isRelative: true,
             absoluteInChroot: false)
     }
 
@@ -186,7 +191,9 @@ public struct PostfixTLSPosture: Sendable, Equatable {
     public var missingCertificates: [String]
     public var authOnly: Bool
 
-    public init(level: String, wrapperMode: Bool, certificates: [String], missingCertificates: [String] = [], authOnly: Bool) {
+    public init(
+        level: String, wrapperMode: Bool, certificates: [String], missingCertificates: [String] = [], authOnly: Bool
+    ) {
         self.level = level
         self.wrapperMode = wrapperMode
         self.certificates = certificates

@@ -164,7 +164,11 @@ public struct DoctorServiceUnit: Sendable, Equatable {
             switch key {
             case "User": unit.user = value.isEmpty ? nil : value
             case "SupplementaryGroups":
-                if value.isEmpty { unit.supplementaryGroups = [] } else { unit.supplementaryGroups += doctorWords(value) }
+                if value.isEmpty {
+                    unit.supplementaryGroups = []
+                } else {
+                    unit.supplementaryGroups += doctorWords(value)
+                }
             default: break
             }
         }

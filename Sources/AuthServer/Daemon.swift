@@ -86,7 +86,7 @@ public enum Daemon {
             for db in built.service.chain.passdbs {
                 let mechs = MechanismRegistry.all.filter { d in
                     switch d.need {
-                    case .nothing: true
+                    case .nothing: false  // needs no passdb (ANONYMOUS): not this passdb's doing
                     case .verifyPlain: db.capabilities.verifyPlain
                     case .credentials(let s): db.capabilities.credentials.contains(s)
                     }

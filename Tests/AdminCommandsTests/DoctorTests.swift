@@ -29,7 +29,8 @@ struct DoctorMechanismFilterTests {
         let options = PostfixSASLSecurityOptions("noanonymous")
         #expect(options.unknown.isEmpty)
         // APOP is private: Postfix never offers it.
-        #expect(names(options.filter(all)) == ["PLAIN", "LOGIN", "CRAM-MD5", "DIGEST-MD5", "SCRAM-SHA-256", "EXTERNAL"])
+        #expect(
+            names(options.filter(all)) == ["PLAIN", "LOGIN", "CRAM-MD5", "DIGEST-MD5", "SCRAM-SHA-256", "EXTERNAL"])
         #expect(options.rejection(of: anonymous) == "noanonymous drops anonymous")
         #expect(options.rejection(of: apop) == "private")
     }
@@ -98,16 +99,28 @@ struct DoctorGreetingTests {
             lines("VERSION\t1\t2\nMECH\tPLAIN\tplaintext\nMECH\tLOGIN\tplaintext\nSPID\t42\nCUID\t1\nCOOKIE\tabc\nDONE")
         ).get()
         #expect(g.major == 1 && g.minor == 2)
-        #expect(g.mechanisms == [DoctorMechanism(name: "PLAIN", flags: ["plaintext"]), DoctorMechanism(name: "LOGIN", flags: ["plaintext"])])
+        #expect(
+            g.mechanisms == [
+                DoctorMechanism(name: "PLAIN", flags: ["plaintext"]),
+                DoctorMechanism(name: "LOGIN", flags: ["plaintext"]),
+            ])
     }
 
     @Test func wrongSocketsAndBrokenGreetings() {
         // The auth-master socket: VERSION, SPID and nothing more.
-        #expect(throws: DoctorGreetingError.self) { try DoctorGreeting.parse(lines("VERSION\t1\t1\nSPID\t7\nDONE")).get() }
-        #expect(throws: DoctorGreetingError.self) { try DoctorGreeting.parse(lines("VERSION\t2\t0\nMECH\tPLAIN\nDONE")).get() }
-        #expect(throws: DoctorGreetingError.self) { try DoctorGreeting.parse(lines("VERSION\nMECH\tPLAIN\nDONE")).get() }
+        #expect(throws: DoctorGreetingError.self) {
+            try DoctorGreeting.parse(lines("VERSION\t1\t1\nSPID\t7\nDONE")).get()
+        }
+        #expect(throws: DoctorGreetingError.self) {
+            try DoctorGreeting.parse(lines("VERSION\t2\t0\nMECH\tPLAIN\nDONE")).get()
+        }
+        #expect(throws: DoctorGreetingError.self) {
+            try DoctorGreeting.parse(lines("VERSION\nMECH\tPLAIN\nDONE")).get()
+        }
         #expect(throws: DoctorGreetingError.self) { try DoctorGreeting.parse(lines("MECH\tPLAIN\nDONE")).get() }
-        #expect(throws: DoctorGreetingError.self) { try DoctorGreeting.parse(lines("VERSION\t1\t2\nMECH\tPLAIN")).get() }
+        #expect(throws: DoctorGreetingError.self) {
+            try DoctorGreeting.parse(lines("VERSION\t1\t2\nMECH\tPLAIN")).get()
+        }
     }
 }
 
@@ -122,7 +135,9 @@ struct DoctorPathTests {
         #expect(!PostfixChroot.isChrooted(column: "-", compatibilityLevel: "1"))
         #expect(!PostfixChroot.isChrooted(column: "-", compatibilityLevel: "2"))
         #expect(!PostfixChroot.isChrooted(column: "-", compatibilityLevel: "3.6"))
-        #expect(PostfixChroot.explanation(column: "-", compatibilityLevel: "3.6") == "master.cf chroot column '-', which means n with compatibility_level = 3.6")
+        #expect(
+            PostfixChroot.explanation(column: "-", compatibilityLevel: "3.6")
+                == "master.cf chroot column '-', which means n with compatibility_level = 3.6")
     }
 
     @Test func relativePathIsBelowTheQueueDirectoryChrootedOrNot() {
@@ -131,14 +146,17 @@ struct DoctorPathTests {
             #expect(p.hostPath == "/var/spool/postfix/private/auth")
             #expect(p.isRelative && !p.absoluteInChroot)
         }
-        #expect(PostfixSASLPath.resolve("unix:./private//auth", queueDirectory: "/var/spool/postfix/", chrooted: true).hostPath == "/var/spool/postfix/private/auth")
+        #expect(
+            PostfixSASLPath.resolve("unix:./private//auth", queueDirectory: "/var/spool/postfix/", chrooted: true)
+                .hostPath == "/var/spool/postfix/private/auth")
     }
 
     @Test func absolutePath() {
         let free = PostfixSASLPath.resolve("/run/saslgate/auth", queueDirectory: "/var/spool/postfix", chrooted: false)
         #expect(free.hostPath == "/run/saslgate/auth" && !free.absoluteInChroot && !free.isRelative)
         // Chrooted: the same string names a file below the chroot.
-        let jailed = PostfixSASLPath.resolve("unix:/var/spool/postfix/private/auth", queueDirectory: "/var/spool/postfix", chrooted: true)
+        let jailed = PostfixSASLPath.resolve(
+            "unix:/var/spool/postfix/private/auth", queueDirectory: "/var/spool/postfix", chrooted: true)
         #expect(jailed.absoluteInChroot)
         #expect(jailed.hostPath == "/var/spool/postfix/var/spool/postfix/private/auth")
     }
@@ -187,12 +205,16 @@ struct DoctorAccessTests {
         let withMail = DoctorAccount(name: "postfix", uid: 102, gid: 105, groups: [105, 8])
         #expect(DoctorAccess.permits(withMail, status(0o660, 0, 8), DoctorAccess.write))
         // root passes.
-        #expect(DoctorAccess.permits(DoctorAccount(name: "root", uid: 0, gid: 0, groups: []), status(0o000, 5, 5), DoctorAccess.write))
+        #expect(
+            DoctorAccess.permits(
+                DoctorAccount(name: "root", uid: 0, gid: 0, groups: []), status(0o000, 5, 5), DoctorAccess.write))
     }
 
     @Test func verdicts() {
         let dir = status(0o700, 102, 0, socket: false)
-        #expect(DoctorAccess.connectVerdict(postfix, socket: status(0o660, 102, 105), directories: [("/q/private", dir)]) == .allowed)
+        #expect(
+            DoctorAccess.connectVerdict(postfix, socket: status(0o660, 102, 105), directories: [("/q/private", dir)])
+                == .allowed)
         let rootSocket = status(0o600, 0, 0)
         #expect(
             DoctorAccess.connectVerdict(postfix, socket: rootSocket, directories: [("/q/private", dir)])
@@ -210,7 +232,9 @@ struct DoctorAccessTests {
 struct DoctorParsingTests {
     @Test func mainConfig() {
         let main = PostfixMainConfig.parse(
-            postconfOutput: "smtpd_sasl_path = private/auth\nsmtpd_tls_cert_file =\npostconf: warning: bogus: unknown parameter\nmail_owner = postfix\n")
+            postconfOutput:
+                "smtpd_sasl_path = private/auth\nsmtpd_tls_cert_file =\npostconf: warning: bogus: unknown parameter\nmail_owner = postfix\n"
+        )
         #expect(main["smtpd_sasl_path"] == "private/auth")
         #expect(main["smtpd_tls_cert_file"] == "")
         #expect(main["mail_owner"] == "postfix")
@@ -244,13 +268,16 @@ struct DoctorParsingTests {
         func posture(_ values: [String: String], exists: Bool = true) -> PostfixTLSPosture {
             PostfixTLSPosture.from({ values[$0] ?? "" }, exists: { _ in exists })
         }
-        let may = posture(["smtpd_tls_security_level": "may", "smtpd_tls_cert_file": "/c.pem", "smtpd_tls_auth_only": "yes"])
+        let may = posture([
+            "smtpd_tls_security_level": "may", "smtpd_tls_cert_file": "/c.pem", "smtpd_tls_auth_only": "yes",
+        ])
         #expect(may.tlsPossible && may.authAfterTLS && !may.authBeforeTLS)
         let noAuthOnly = posture(["smtpd_tls_security_level": "may", "smtpd_tls_chain_files": "/k.pem /c.pem"])
         #expect(noAuthOnly.tlsPossible && noAuthOnly.authBeforeTLS)
         let noCert = posture(["smtpd_tls_security_level": "may"])
         #expect(!noCert.tlsPossible && noCert.authBeforeTLS)
-        #expect(!posture(["smtpd_tls_security_level": "may", "smtpd_tls_cert_file": "/c.pem"], exists: false).tlsPossible)
+        #expect(
+            !posture(["smtpd_tls_security_level": "may", "smtpd_tls_cert_file": "/c.pem"], exists: false).tlsPossible)
         let legacy = posture(["smtpd_use_tls": "yes", "smtpd_tls_cert_file": "/c.pem"])
         #expect(legacy.level == "may" && legacy.tlsPossible)
         #expect(posture(["smtpd_enforce_tls": "yes"]).level == "encrypt")
@@ -273,8 +300,11 @@ struct DoctorParsingTests {
         #expect(DoctorSocketUnit.parse([main]).socketPath == "/var/spool/postfix/private/auth")
         let dropIn = "[Socket]\nListenStream=\nListenStream=/run/saslgate/auth\n"
         let unit = DoctorSocketUnit.parse([main, dropIn])
-        #expect(unit.listenStreams == ["/run/saslgate/auth"] && unit.socketUser == "postfix" && unit.socketMode == "0660")
-        let service = DoctorServiceUnit.parse(["[Service]\nUser=saslgate\n#SupplementaryGroups=shadow\n", "[Service]\nSupplementaryGroups=shadow\n"])
+        #expect(
+            unit.listenStreams == ["/run/saslgate/auth"] && unit.socketUser == "postfix" && unit.socketMode == "0660")
+        let service = DoctorServiceUnit.parse([
+            "[Service]\nUser=saslgate\n#SupplementaryGroups=shadow\n", "[Service]\nSupplementaryGroups=shadow\n",
+        ])
         #expect(service.user == "saslgate" && service.supplementaryGroups == ["shadow"])
     }
 }
@@ -284,7 +314,9 @@ struct FakeDoctorEnvironment: DoctorEnvironment {
     var postconf: [String: DoctorProcessResult] = [:]
     var files: [String: String] = [:]
     var statuses: [String: DoctorFileStatus] = [:]
-    var accounts: [String: DoctorAccount] = ["postfix": DoctorAccount(name: "postfix", uid: 102, gid: 105, groups: [105])]
+    var accounts: [String: DoctorAccount] = [
+        "postfix": DoctorAccount(name: "postfix", uid: 102, gid: 105, groups: [105])
+    ]
     var greetingResult: Result<DoctorGreeting, DoctorGreetingError> = .success(
         DoctorGreeting(major: 1, minor: 2, mechanisms: [.predicted("PLAIN"), .predicted("LOGIN")]))
     var effectiveUID: UInt32 = 0
@@ -302,10 +334,14 @@ struct FakeDoctorEnvironment: DoctorEnvironment {
     func account(named name: String) -> DoctorAccount? { accounts[name] }
     func userName(uid: UInt32) -> String? { [0: "root", 102: "postfix"][uid] }
     func groupName(gid: UInt32) -> String? { [0: "root", 105: "postfix"][gid] }
-    func greeting(socketPath: String, timeout: Duration) -> Result<DoctorGreeting, DoctorGreetingError> { greetingResult }
+    func greeting(socketPath: String, timeout: Duration) -> Result<DoctorGreeting, DoctorGreetingError> {
+        greetingResult
+    }
 
     /// Debian-like: queue /var/spool/postfix, smtpd chrooted, socket 0660 postfix:postfix.
-    static func debian(main: [String: String] = [:], master: String = "smtp inet n - y - - smtpd") -> FakeDoctorEnvironment {
+    static func debian(main: [String: String] = [:], master: String = "smtp inet n - y - - smtpd")
+        -> FakeDoctorEnvironment
+    {
         var values = [
             "mail_version": "3.7.11", "mail_owner": "postfix", "queue_directory": "/var/spool/postfix",
             "compatibility_level": "3.6", "smtpd_sasl_auth_enable": "yes", "smtpd_sasl_type": "dovecot",
@@ -317,7 +353,8 @@ struct FakeDoctorEnvironment: DoctorEnvironment {
         for (k, v) in main { values[k] = v }
         var env = FakeDoctorEnvironment()
         env.postconf["-x"] = DoctorProcessResult(
-            status: 0, output: values.map { "\($0.key) = \($0.value)" }.sorted().joined(separator: "\n"), errorOutput: "")
+            status: 0, output: values.map { "\($0.key) = \($0.value)" }.sorted().joined(separator: "\n"),
+            errorOutput: "")
         env.postconf["-M"] = DoctorProcessResult(status: 0, output: master, errorOutput: "")
         env.postconf["-Px"] = DoctorProcessResult(status: 0, output: "", errorOutput: "")
         env.statuses = [
@@ -336,7 +373,8 @@ struct FakeDoctorEnvironment: DoctorEnvironment {
 @Suite("saslgate doctor: the whole check on a described machine")
 struct DoctorCheckerTests {
     func run(_ env: FakeDoctorEnvironment, settings: Settings = Settings()) -> DoctorReport {
-        DoctorChecker(environment: env, configPath: "/etc/saslgate/saslgated.conf", daemonConfig: .success(settings)).run()
+        DoctorChecker(environment: env, configPath: "/etc/saslgate/saslgated.conf", daemonConfig: .success(settings))
+            .run()
     }
 
     func fails(_ r: DoctorReport) -> [String] { r.lines.filter { $0.hasPrefix("FAIL:") } }
@@ -345,7 +383,12 @@ struct DoctorCheckerTests {
         let r = run(.debian())
         #expect(!r.failed, "\(r.lines)")
         #expect(r.warnings == 0, "\(r.lines)")
-        #expect(r.lines.contains { $0.hasPrefix("ok: Postfix connects to /var/spool/postfix/private/auth (smtpd_sasl_path = private/auth, relative to queue_directory; smtpd chrooted in /var/spool/postfix: master.cf chroot column y)") })
+        #expect(
+            r.lines.contains {
+                $0.hasPrefix(
+                    "ok: Postfix connects to /var/spool/postfix/private/auth (smtpd_sasl_path = private/auth, relative to queue_directory; smtpd chrooted in /var/spool/postfix: master.cf chroot column y)"
+                )
+            })
         #expect(r.mainCF.contains("smtpd_sasl_path = private/auth"))
         #expect(r.output.last == "    postfix reload")
     }
@@ -353,7 +396,11 @@ struct DoctorCheckerTests {
     @Test func absolutePathWithChrootedSmtpd() {
         let r = run(.debian(main: ["smtpd_sasl_path": "/var/spool/postfix/private/auth"]))
         #expect(r.failed)
-        #expect(fails(r).contains { $0.contains("is absolute, but smtpd chrooted in /var/spool/postfix") && $0.contains("fix: postconf -e 'smtpd_sasl_path = private/auth'") })
+        #expect(
+            fails(r).contains {
+                $0.contains("is absolute, but smtpd chrooted in /var/spool/postfix")
+                    && $0.contains("fix: postconf -e 'smtpd_sasl_path = private/auth'")
+            })
     }
 
     @Test func cyrusAndAuthOff() {
@@ -363,8 +410,14 @@ struct DoctorCheckerTests {
     }
 
     @Test func noplaintextIsFatalForPostfix() {
-        let r = run(.debian(main: ["smtpd_sasl_security_options": "noplaintext", "smtpd_sasl_tls_security_options": "noplaintext"]))
-        #expect(fails(r).contains { $0.contains("after STARTTLS no mechanism survives smtpd_sasl_tls_security_options = noplaintext") })
+        let r = run(
+            .debian(main: [
+                "smtpd_sasl_security_options": "noplaintext", "smtpd_sasl_tls_security_options": "noplaintext",
+            ]))
+        #expect(
+            fails(r).contains {
+                $0.contains("after STARTTLS no mechanism survives smtpd_sasl_tls_security_options = noplaintext")
+            })
         #expect(r.mainCF.contains("smtpd_sasl_tls_security_options = $smtpd_sasl_security_options"))
     }
 
@@ -372,15 +425,21 @@ struct DoctorCheckerTests {
         var env = FakeDoctorEnvironment.debian()
         env.statuses["/var/spool/postfix/private/auth"] = DoctorFileStatus(mode: 0o140600, uid: 0, gid: 0)
         let r = run(env)
-        #expect(fails(r).contains { $0.contains("may not connect to /var/spool/postfix/private/auth (srw------- root:root") })
+        #expect(
+            fails(r).contains {
+                $0.contains("may not connect to /var/spool/postfix/private/auth (srw------- root:root")
+            })
     }
 
     @Test func noTLSWithCleartextRequiresTLS() {
-        let r = run(.debian(main: ["smtpd_tls_security_level": "", "smtpd_tls_cert_file": "", "smtpd_tls_auth_only": "no"]))
+        let r = run(
+            .debian(main: ["smtpd_tls_security_level": "", "smtpd_tls_cert_file": "", "smtpd_tls_auth_only": "no"]))
         #expect(fails(r).contains { $0.contains("nobody can log in") })
         var lax = Settings()
         lax.cleartextRequiresTLS = false
-        let r2 = run(.debian(main: ["smtpd_tls_security_level": "", "smtpd_tls_cert_file": "", "smtpd_tls_auth_only": "no"]), settings: lax)
+        let r2 = run(
+            .debian(main: ["smtpd_tls_security_level": "", "smtpd_tls_cert_file": "", "smtpd_tls_auth_only": "no"]),
+            settings: lax)
         #expect(!r2.failed && r2.warnings == 1, "\(r2.lines)")
     }
 
@@ -392,9 +451,12 @@ struct DoctorCheckerTests {
     @Test func masterOverridesArePerService() {
         var env = FakeDoctorEnvironment.debian(
             main: ["smtpd_sasl_auth_enable": "no"],
-            master: "smtp inet n - y - - smtpd\nsubmission inet n - y - - smtpd -o smtpd_sasl_auth_enable=yes -o smtpd_sasl_path=/private/auth")
+            master:
+                "smtp inet n - y - - smtpd\nsubmission inet n - y - - smtpd -o smtpd_sasl_auth_enable=yes -o smtpd_sasl_path=/private/auth"
+        )
         env.postconf["-Px"] = DoctorProcessResult(
-            status: 0, output: "submission/inet/smtpd_sasl_auth_enable = yes\nsubmission/inet/smtpd_sasl_path = /private/auth\n",
+            status: 0,
+            output: "submission/inet/smtpd_sasl_auth_enable = yes\nsubmission/inet/smtpd_sasl_path = /private/auth\n",
             errorOutput: "")
         let r = run(env)
         #expect(r.lines.contains("ok: smtpd_sasl_auth_enable = yes for submission/inet (master.cf -o; main.cf: no)"))
@@ -406,8 +468,15 @@ struct DoctorCheckerTests {
         var env = FakeDoctorEnvironment.debian()
         env.files["/etc/systemd/system/saslgated.socket"] = "[Socket]\nListenStream=/run/saslgate/auth\n"
         let r = run(env)
-        #expect(r.lines.contains { $0.hasPrefix("warning: /etc/systemd/system/saslgated.socket has ListenStream=/run/saslgate/auth but listen") })
-        #expect(fails(r).contains { $0.contains("but saslgated listens on /run/saslgate/auth (ListenStream= of saslgated.socket)") })
+        #expect(
+            r.lines.contains {
+                $0.hasPrefix(
+                    "warning: /etc/systemd/system/saslgated.socket has ListenStream=/run/saslgate/auth but listen")
+            })
+        #expect(
+            fails(r).contains {
+                $0.contains("but saslgated listens on /run/saslgate/auth (ListenStream= of saslgated.socket)")
+            })
         #expect(r.mainCF.contains("smtpd_sasl_path = /run/saslgate/auth"))
     }
 
@@ -418,7 +487,12 @@ struct DoctorCheckerTests {
         var settings = Settings()
         settings.passdbs = [PassdbSpec(driver: "pam", argument: "smtp", line: 1)]
         let r = run(env, settings: settings)
-        #expect(r.lines.contains { $0.hasPrefix("warning: passdbs uses pam: but saslgated.service runs as saslgate without SupplementaryGroups=shadow") })
+        #expect(
+            r.lines.contains {
+                $0.hasPrefix(
+                    "warning: passdbs uses pam: but saslgated.service runs as saslgate without SupplementaryGroups=shadow"
+                )
+            })
     }
 
     @Test func postfixNotConfigured() {

@@ -36,6 +36,8 @@ passdbs = passwd-file:$sg/users
 default_realm = example.org
 failure_delay = 0
 cleartext_requires_tls = yes
+# No control socket: the default /run/saslgate/control may belong to a real daemon.
+control_socket =
 EOF
 start_daemon "$sg/saslgated.log" "$bin_dir/saslgated" -c "$sg/saslgated.conf"
 wait_for_socket "$sock" 20 "$DAEMON_PID" "$sg/saslgated.log"

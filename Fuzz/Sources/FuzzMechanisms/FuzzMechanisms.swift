@@ -4,7 +4,8 @@
 //
 // Input format (bytes):
 //   [0]    mechanism: 'P' PLAIN, 'L' LOGIN, 'C' CRAM-MD5, 'D' DIGEST-MD5, 'S' SCRAM-SHA-1,
-//          'T' SCRAM-SHA-256; any other byte picks one by value % 6.
+//          'T' SCRAM-SHA-256, 'A' ANONYMOUS; any other byte picks one of MechanismRegistry.all by
+//          value % count (so a mechanism added to the registry is fuzzed too).
 //   [1]    options (ASCII digits work): bit 0: the first message is the initial response (else the
 //          exchange starts without one); bits 1-2: the credential a lookup gets (0 cleartext
 //          password, 1 the mechanism's own stored form, 2 a stored form of another mechanism,
@@ -70,18 +71,23 @@ func scramCredential(_ hash: SCRAMHash, iterations: Int = 4096, salt: [UInt8]? =
 let cramContext = CRAMMD5.context(password: password)
 let digestHA1 = DigestMD5.ha1(user: userName, realm: realmName, password: password)
 
-let descriptors: [MechanismDescriptor] = [.plain, .login, .cramMD5, .digestMD5, .scramSHA1, .scramSHA256]
+/// Every mechanism the registry knows, so a newly registered one is fuzzed without a harness change.
+let descriptors: [MechanismDescriptor] = MechanismRegistry.all
 
-func descriptorIndex(_ byte: UInt8) -> Int {
-    switch byte {
-    case UInt8(ascii: "P"): 0
-    case UInt8(ascii: "L"): 1
-    case UInt8(ascii: "C"): 2
-    case UInt8(ascii: "D"): 3
-    case UInt8(ascii: "S"): 4
-    case UInt8(ascii: "T"): 5
-    default: Int(byte) % descriptors.count
-    }
+func descriptor(for byte: UInt8) -> MechanismDescriptor {
+    let name: String? =
+        switch byte {
+        case UInt8(ascii: "P"): "PLAIN"
+        case UInt8(ascii: "L"): "LOGIN"
+        case UInt8(ascii: "C"): "CRAM-MD5"
+        case UInt8(ascii: "D"): "DIGEST-MD5"
+        case UInt8(ascii: "S"): "SCRAM-SHA-1"
+        case UInt8(ascii: "T"): "SCRAM-SHA-256"
+        case UInt8(ascii: "A"): "ANONYMOUS"
+        default: nil
+        }
+    if let name, let found = MechanismRegistry.descriptor(named: name) { return found }
+    return descriptors[Int(byte) % descriptors.count]
 }
 
 func credential(for scheme: CredentialScheme, options: UInt8) -> Credential {
@@ -278,7 +284,7 @@ func checkIdentity(_ identity: MechanismIdentity, _ mechanism: String) {
 public func fuzzMechanisms(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     guard size >= 2, let data else { return 0 }
     let bytes = Array(UnsafeBufferPointer(start: data, count: size))
-    let descriptor = descriptors[descriptorIndex(bytes[0])]
+    let descriptor = descriptor(for: bytes[0])
     let options = bytes[1]
     var messages = bytes[2...].split(separator: 0x1E, maxSplits: 8, omittingEmptySubsequences: false)[...]
     if messages.count > 8 { messages = messages.prefix(8) }

@@ -11,7 +11,11 @@
 //     never split or end a protocol line); unescape(x) of arbitrary bytes never traps.
 //  5. DovecotBase64: decode(encode(x)) == x, encode's length is 4*ceil(n/3); decode(x) of arbitrary
 //     bytes never traps, and when it succeeds, decode(encode(decode(x))) == decode(x).
-//  6. A ServerMessage (FAIL) carrying the input as user, reason and field value encodes to exactly
+//  6. AuthCore's strict codecs (stored secrets, SASL attribute values): Base64.decode(encode(x)) == x
+//     (plain and canonical), a canonical decode re-encodes to exactly its input (one encoding per
+//     byte string), whatever the strict decoder accepts DovecotBase64 decodes to the same bytes, and
+//     Hex.decode(encode(x)) == x with encode all lower case; arbitrary input never traps.
+//  7. A ServerMessage (FAIL) carrying the input as user, reason and field value encodes to exactly
 //     one line (one LF, at the end) of five TAB-separated fields that unescape back to the values.
 // A violated property calls fatalError, which libFuzzer reports as a crash.
 
@@ -35,6 +39,7 @@ public func fuzzProtocol(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     checkParser(bytes)
     checkTabEscape(bytes)
     checkBase64(bytes)
+    checkCodecs(bytes)
     checkServerMessages(bytes)
     return 0
 }
@@ -121,6 +126,30 @@ private func checkBase64(_ bytes: [UInt8]) {
             fatalError("decode(encode(decode(x))) != decode(x)")
         }
         guard decoded.count <= bytes.count else { fatalError("decoding grew the data") }
+    }
+}
+
+private func checkCodecs(_ bytes: [UInt8]) {
+    let encoded = Base64.encode(bytes)
+    guard Base64.decode(encoded) == bytes, Base64.decode(encoded, canonical: true) == bytes else {
+        fatalError("Base64 round trip failed")
+    }
+    if let lenient = Base64.decode(bytes) {
+        guard DovecotBase64.decode(bytes) == lenient else { fatalError("Base64 and DovecotBase64 disagree") }
+        if let canonical = Base64.decode(bytes, canonical: true) {
+            guard canonical == lenient, Base64.encode(canonical) == bytes else {
+                fatalError("a canonical base64 decode does not re-encode to its input")
+            }
+        }
+    } else {
+        guard Base64.decode(bytes, canonical: true) == nil else { fatalError("canonical accepts what plain refuses") }
+    }
+    let hex = Hex.encode(bytes)
+    guard hex.count == bytes.count * 2, Hex.isLower(hex), Hex.decode(hex) == bytes else {
+        fatalError("Hex round trip failed")
+    }
+    if let decoded = Hex.decode(bytes) {
+        guard decoded.count * 2 == bytes.count else { fatalError("Hex.decode length is wrong") }
     }
 }
 
