@@ -395,9 +395,10 @@ public struct StoredPassword: Sendable, CustomStringConvertible {
                 defer { context.wipe() }
                 return .cramMD5Context(Secret(context))
             case (.plain, .digestMD5):
-                var ha1 = StoredPassword.digestMD5HA1(user: user, password: stored)
-                defer { ha1.wipe() }
-                return .digestMD5HA1(Secret(ha1))
+                // The cleartext, not an HA1 of the normalized name: the client's digest is built from the
+                // user name and realm exactly as it typed them (Dovecot accepts username="Test" and
+                // username="u@example.org",realm=""), so the mechanism must compute HA1 from those.
+                return .plaintext(Secret(stored))
             case (.plain, .scramSHA1), (.plain, .scramSHA256):
                 let hash: SCRAMHash = kind == .scramSHA1 ? .sha1 : .sha256
                 return SCRAMVerifier.derive(

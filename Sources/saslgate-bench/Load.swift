@@ -514,6 +514,12 @@ func runLoad(_ o: Options) throws(BenchError) {
         j.add("server_cpu_pct", serverCPU)
         j.add("server_cpu_us_per_auth", completed > 0 ? serverCPU / 100 * seconds * 1e6 / Double(completed) : 0)
     }
+    // Fairness: answers per connection inside the window (a server that serves some connections
+    // first and starves others shows a low min/max).
+    let perConn = workers.map(\.completedInWindow).sorted()
+    j.add("per_conn_min", perConn.first ?? 0)
+    j.add("per_conn_median", perConn.isEmpty ? 0 : perConn[perConn.count / 2])
+    j.add("per_conn_max", perConn.last ?? 0)
     j.add("loadavg", load)
 
     let human = """
@@ -521,6 +527,7 @@ func runLoad(_ o: Options) throws(BenchError) {
           \(fmt(rate, 0)) auths/s over \(fmt(seconds, 2)) s (\(completed) completed: \(okGood) OK as expected, \(failBad) FAIL as expected, \(errors) errors)
           latency us (good password -> OK): p50 \(fmt(pct(0.5), 1))  p99 \(fmt(pct(0.99), 1))  p99.9 \(fmt(pct(0.999), 1))  max \(fmt(all.last.map { Double($0) / 1000 } ?? 0, 1))  mean \(fmt(mean, 1))
           latency us (wrong password -> FAIL): p50 \(fmt(pct(0.5, fails), 1))  p99 \(fmt(pct(0.99, fails), 1))  max \(fmt(fails.last.map { Double($0) / 1000 } ?? 0, 1))
+          answers per connection in the window: min \(perConn.first ?? 0), median \(perConn.isEmpty ? 0 : perConn[perConn.count / 2]), max \(perConn.last ?? 0)
           bench CPU \(fmt(benchCPU, 1))% of one core\(serverCPU.map { ", server CPU \(fmt($0, 1))% (\(fmt($0 / 100 * seconds * 1e6 / Double(max(completed, 1)), 1)) us/auth)" } ?? ""); load average \(load)
         """ + (samples.isEmpty ? "" : "\n  errors, first ones:\n" + samples.map { "    " + $0 }.joined(separator: "\n"))
     emit(o, human: human, json: j)

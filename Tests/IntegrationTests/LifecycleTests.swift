@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 
 #if canImport(Glibc)
@@ -28,6 +29,47 @@ import Glibc
         old.send("AUTH\t2\tLOGIN\tservice=smtp\tsecured\tresp=\(b64("test"))\n")
         #expect(old.readLine() == "CONT\t2\tUGFzc3dvcmQ6")
         #expect(d.process.isRunning)
+    }
+
+    @Test func reloadUnderLoadFailsNoRequest() throws {
+        let d = try DaemonUnderTest()
+        defer { d.stop() }
+        let clients = 8
+        let perClient = 150
+        let wrong = Mutex(0)
+        let done = Mutex(0)
+        let group = DispatchGroup()
+        for n in 0..<clients {
+            group.enter()
+            DispatchQueue.global().async {
+                defer { group.leave() }
+                guard let c = try? d.connect() else {
+                    wrong.withLock { $0 += perClient }
+                    return
+                }
+                c.postfixHandshake()
+                for i in 1...perClient {
+                    let good = (i + n) % 4 != 0
+                    c.send("AUTH\t\(i)\tPLAIN\tservice=smtp\tsecured\trip=192.0.2.\(n + 1)\tno-penalty\tresp=\(b64("\0test\0\(good ? "testpass" : "nope")"))\n")
+                    let expected = good ? "OK\t\(i)\tuser=test@example.org" : "FAIL\t\(i)\tuser=test@example.org"
+                    if c.readLine(timeout: 10) != expected { wrong.withLock { $0 += 1 } }
+                    done.withLock { $0 += 1 }
+                }
+            }
+        }
+        // Reload ten times while the clients run.
+        var reloads = 0
+        while done.withLock({ $0 }) < clients * perClient && reloads < 10 {
+            d.signal(SIGHUP)
+            reloads += 1
+            usleep(100_000)
+        }
+        group.wait()
+        #expect(reloads >= 3, "the load finished before enough reloads happened")
+        #expect(wrong.withLock { $0 } == 0, "requests answered wrongly or not at all during reloads")
+        #expect(done.withLock { $0 } == clients * perClient)
+        #expect(d.waitForLog("reload done"))
+        #expect(!d.log.contains("reload rejected"))
     }
 
     @Test func sigtermAnswersInFlightRequestsThenExitsZero() throws {

@@ -19,7 +19,7 @@ func builtExecutable(_ name: String) -> String {
 }
 
 /// A `saslgated` started on a temporary directory with its own config, users file and socket.
-final class DaemonUnderTest {
+final class DaemonUnderTest: @unchecked Sendable {
     let dir: String
     let socketPath: String
     let usersPath: String
