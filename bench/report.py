@@ -130,6 +130,7 @@ def cmd_report(args):
     w(f"| date | {meta['start']} (took {int(meta['seconds']) // 60} min {int(meta['seconds']) % 60} s) |")
     w(f"| machine | {meta['nproc']} × {meta['cpu']}, {meta['mem']} |")
     w(f"| load average (1/5/15 min) | {meta['load_start']} at the start, {meta['load_end']} at the end; per case below |")
+    w(f"| other busy processes (top, 1 s) | at the start: {meta.get('busy_start') or 'none ≥ 5 %'}; at the end: {meta.get('busy_end') or 'none ≥ 5 %'} |")
     w(f"| kernel | {meta['kernel']} |")
     w(f"| Swift | {meta['swift']} |")
     w(f"| Dovecot | {meta['dovecot']} |")
@@ -155,7 +156,9 @@ def cmd_report(args):
             continue
         name = {"plain": "PLAIN {PLAIN}", "sha512": "PLAIN {SHA512-CRYPT}", "blf": "PLAIN {BLF-CRYPT}",
                 "login": "LOGIN {PLAIN}", "postfix": "PLAIN {PLAIN}, as Postfix: no `no-penalty`, new rip per request",
-                "oneshot": "PLAIN {PLAIN}, new connection per request (Exim)", "big": "PLAIN, 1M-user table"}
+                "oneshot": "PLAIN {PLAIN}, new connection per request (Exim), good passwords only",
+                "quiet": "PLAIN {PLAIN}, saslgated restarted with `log_level = warning` (no per-request log line)",
+                "big": "PLAIN, 1M-user table"}
         kind = case.split("-")[0]
         label = name.get(kind, case)
         ck = f"{probe['connections']} × {probe['pipeline']}" if kind != "oneshot" else f"{probe['connections']} threads"
