@@ -6,7 +6,7 @@
 --top N          the N functions with the most inclusive samples (a function counts once per stack)
 --callees REGEX  for the first frame matching REGEX (searching from the leaf up): its inclusive share and
                  the shares of the functions it calls directly
---bucket N=RE    attribute each sample to the first bucket (in the order given) whose RE matches any
+--bucket N=RE    (N must not contain "=") attribute each sample to the first bucket (in the order given) whose RE matches any
                  frame of its stack; prints the shares (what the time goes to)
 """
 import collections

@@ -469,7 +469,7 @@ public final class AuthClientSession {
         ]
         if let passdb = request.passdb { metadata["passdb"] = "\(passdb)" }
         if let authcid = request.authcid { metadata["authcid"] = "\(sanitizeForLog(authcid))" }
-        if let reason { metadata["reason"] = "\(reason)" }
+        if let reason { metadata["reason"] = "\(sanitizeForLog(reason, limit: 200))" }
         if let delay, delay > 0 { metadata["delay_ms"] = "\(Int((delay * 1000).rounded()))" }
         service.metrics?.requestFinished(
             result: result, mechanism: request.descriptor.name, passdb: request.passdb, seconds: io.now() - request.started)

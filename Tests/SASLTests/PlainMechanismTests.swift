@@ -111,3 +111,18 @@ private func bytes(_ s: String) -> [UInt8] { Array(s.utf8) }
         #expect(MechanismDescriptor.login.flags.words == ["plaintext"])
     }
 }
+
+@Suite struct AnonymousMechanismTests {
+    @Test(arguments: [("", true), ("trace@example.org", true), (String(repeating: "é", count: 255), true),
+                      (String(repeating: "a", count: 256), false)])
+    func traceBounds(trace: String, ok: Bool) {
+        var m = AnonymousMechanism()
+        let step = m.step(.start(initialResponse: Array(trace.utf8)))
+        if case .success = step { #expect(ok) } else { #expect(!ok) }
+    }
+
+    @Test func invalidUTF8Fails() {
+        var m = AnonymousMechanism()
+        guard case .failure = m.step(.start(initialResponse: [0xFF, 0xFE])) else { Issue.record("expected failure"); return }
+    }
+}

@@ -2,8 +2,8 @@
 /// configured anonymous user. Never offered unless the configuration lists it and names the user:
 /// behind Postfix's `permit_sasl_authenticated` an advertised ANONYMOUS is an open relay.
 public struct AnonymousMechanism: SASLMechanism {
-    /// RFC 4505 §2: trace information is at most 255 characters.
-    public static let maxTraceLength = 255 * 4
+    /// RFC 4505 §2: trace information is at most 255 characters (UTF-8: at most 4 bytes each).
+    public static let maxTraceCharacters = 255
 
     private enum State { case initial, awaitingTrace, done }
     private var state = State.initial
@@ -28,7 +28,9 @@ public struct AnonymousMechanism: SASLMechanism {
 
     private mutating func finish(_ trace: [UInt8]) -> MechanismStep {
         state = .done
-        guard trace.count <= Self.maxTraceLength, String(validating: trace, as: UTF8.self) != nil else {
+        guard trace.count <= Self.maxTraceCharacters * 4, let text = String(validating: trace, as: UTF8.self),
+            text.unicodeScalars.count <= Self.maxTraceCharacters
+        else {
             return .failure(.malformed("ANONYMOUS trace longer than 255 characters or not UTF-8"))
         }
         return .success(finalData: nil)
