@@ -14,6 +14,11 @@ import re
 import sys
 
 
+SKIP = (r"^(start_thread|clone3|__clone|entry_SYSCALL|do_syscall_64)|ThreadOpsPosix\.run|setupThreadAndEventLoop|"
+        r"runTheLoop|SelectableEventLoop\.run\(|withAutoReleasePool|@guaranteed NIOThread|_dispatch_worker_thread|"
+        r"swift::runJobInEstablishedExecutorContext|swift_job_run")
+
+
 def stacks(path):
     cur = []
     for line in open(path, errors="replace"):
@@ -76,8 +81,15 @@ def main():
             for f in set(st):
                 inc[f] += 1
         print(f"\ntop {top} functions by inclusive samples:")
-        for f, c in inc.most_common(top):
+        shown = 0
+        for f, c in inc.most_common():
+            # Frames without a symbol and the threads' common entry frames say nothing.
+            if f.startswith(("?", "[unknown]")) or re.search(SKIP, f):
+                continue
             print(f"  {100.0 * c / total:5.1f}%  {short(f)}")
+            shown += 1
+            if shown >= top:
+                break
     for rx in callees:
         r = re.compile(rx)
         incl = 0

@@ -127,7 +127,8 @@ def cmd_report(args):
 
     w("## The run\n")
     w("| | |\n|---|---|")
-    w(f"| date | {meta['start']} (took {int(meta['seconds']) // 60} min {int(meta['seconds']) % 60} s) |")
+    secs, bsecs = int(meta["seconds"]), int(meta.get("build_seconds", 0))
+    w(f"| date | {meta['start']}; the run took {secs // 60} min {secs % 60} s, of which building {bsecs // 60} min {bsecs % 60} s |")
     w(f"| machine | {meta['nproc']} × {meta['cpu']}, {meta['mem']} |")
     w(f"| load average (1/5/15 min) | {meta['load_start']} at the start, {meta['load_end']} at the end; per case below |")
     w(f"| other busy processes (top, 1 s) | at the start: {meta.get('busy_start') or 'none ≥ 5 %'}; at the end: {meta.get('busy_end') or 'none ≥ 5 %'} |")
@@ -172,6 +173,26 @@ def cmd_report(args):
           f"| {f0(sg.get('bench_cpu_pct'))} / {f0(dc.get('bench_cpu_pct'))} % "
           f"| {sg.get('errors', '–')} / {dc.get('errors', '–')} | {sg.get('loadavg', '')} |")
     w("")
+
+    # --- fairness
+    fair = []
+    for case in order:
+        d = R[case]
+        sg, dc = d.get("sg", {}), d.get("dc", {})
+        if (sg or dc).get("mode") == "load" and int((sg or dc).get("connections", 1)) >= 8 and "per_conn_min" in (sg or dc):
+            fair.append((case, sg, dc))
+    if fair:
+        w("Fairness: answers per connection inside the window, min / median / max over the connections (a server "
+          "that keeps serving a few connections and starves the others shows a low minimum; its latency "
+          "percentiles then look better than its service is, because the starved requests were mostly sent before "
+          "the window).\n")
+        w("| case | conns × K | saslgated min / median / max | Dovecot min / median / max |")
+        w("|---|---|--:|--:|")
+        for case, sg, dc in fair:
+            w(f"| {case} | {(sg or dc)['connections']} × {(sg or dc)['pipeline']} "
+              f"| {sg.get('per_conn_min', '–')} / {sg.get('per_conn_median', '–')} / {sg.get('per_conn_max', '–')} "
+              f"| {dc.get('per_conn_min', '–')} / {dc.get('per_conn_median', '–')} / {dc.get('per_conn_max', '–')} |")
+        w("")
 
     # --- memory and startup
     w("## Startup and memory\n")
