@@ -3,18 +3,7 @@ import Testing
 
 /// `saslgate stats` and `saslgate penalty` against the running daemon's control socket.
 @Suite(.serialized) struct ControlSocketTests {
-    func saslgate(_ args: [String]) throws -> (code: Int32, out: String) {
-        let p = Process()
-        let pipe = Pipe()
-        p.executableURL = URL(fileURLWithPath: builtExecutable("saslgate"))
-        p.arguments = args
-        p.standardOutput = pipe
-        p.standardError = pipe
-        try p.run()
-        let out = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
-        return (p.terminationStatus, out)
-    }
+    func saslgate(_ args: [String]) throws -> (code: Int32, out: String) { try runBuilt("saslgate", args) }
 
     @Test func statsAndPenalties() throws {
         let d = try DaemonUnderTest(extraConfig: "penalty_block_after = 3")

@@ -286,44 +286,21 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try "listen = \(dir)/s\npassdbs = passwd-file:\(dir)/users\nfailure_delay = 30\nbogus = 1\n".write(toFile: dir + "/c.conf", atomically: true, encoding: .utf8)
         try "u@x:{PLAIN}p\nu@x:{PLAIN}q\n".write(toFile: dir + "/users", atomically: true, encoding: .utf8)
-        let p = Process()
-        let pipe = Pipe()
-        p.executableURL = URL(fileURLWithPath: builtExecutable("saslgated"))
-        p.arguments = ["-c", dir + "/c.conf", "--check"]
-        p.standardError = pipe
-        p.standardOutput = pipe
-        try p.run()
-        let out = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
-        #expect(p.terminationStatus == 78)
-        #expect(out.contains("c.conf:3: failure_delay"))
-        #expect(out.contains("c.conf:4: unknown parameter 'bogus'"))
+        let check = { try runBuilt("saslgated", ["-c", dir + "/c.conf", "--check"]) }
+        let first = try check()
+        #expect(first.code == 78)
+        #expect(first.out.contains("c.conf:3: failure_delay"))
+        #expect(first.out.contains("c.conf:4: unknown parameter 'bogus'"))
 
         try "listen = \(dir)/s\npassdbs = passwd-file:\(dir)/users\n".write(toFile: dir + "/c.conf", atomically: true, encoding: .utf8)
         // A world-readable user table is refused with the fix.
         chmod(dir + "/users", 0o644)
-        let r = Process()
-        let pipe3 = Pipe()
-        r.executableURL = p.executableURL
-        r.arguments = ["-c", dir + "/c.conf", "--check"]
-        r.standardError = pipe3
-        r.standardOutput = pipe3
-        try r.run()
-        let out3 = String(decoding: pipe3.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        r.waitUntilExit()
-        #expect(r.terminationStatus == 78)
-        #expect(out3.contains("readable by everyone; fix with: chmod o-r"))
+        let readable = try check()
+        #expect(readable.code == 78)
+        #expect(readable.out.contains("readable by everyone; fix with: chmod o-r"))
         chmod(dir + "/users", 0o640)
-        let q = Process()
-        let pipe2 = Pipe()
-        q.executableURL = p.executableURL
-        q.arguments = ["-c", dir + "/c.conf", "--check"]
-        q.standardError = pipe2
-        q.standardOutput = pipe2
-        try q.run()
-        let out2 = String(decoding: pipe2.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        q.waitUntilExit()
-        #expect(q.terminationStatus == 78)
+        let (code2, out2) = try check()
+        #expect(code2 == 78)
         #expect(out2.contains("users:2"), "duplicate user must be reported with file:line: \(out2)")
     }
 }

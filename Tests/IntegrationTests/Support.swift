@@ -123,6 +123,20 @@ final class DaemonUnderTest: @unchecked Sendable {
     deinit { stop() }
 }
 
+/// Runs a built executable (`saslgated`, `saslgate`) to completion: exit status and stdout+stderr.
+func runBuilt(_ name: String, _ arguments: [String]) throws -> (code: Int32, out: String) {
+    let p = Process()
+    let pipe = Pipe()
+    p.executableURL = URL(fileURLWithPath: builtExecutable(name))
+    p.arguments = arguments
+    p.standardOutput = pipe
+    p.standardError = pipe
+    try p.run()
+    let out = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    p.waitUntilExit()
+    return (p.terminationStatus, out)
+}
+
 struct TestFailure: Error, CustomStringConvertible {
     var description: String
     init(_ d: String) { description = d }
