@@ -131,6 +131,6 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .testTarget(name: "IntegrationTests", dependencies: ["AuthProtocol", "AuthCore", "SASL"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["AuthProtocol", "AuthCore", "SASL", "AuthServer", "AuthEngine"]),
     ]
 )

@@ -159,7 +159,9 @@ def cmd_report(args):
                 "login": "LOGIN {PLAIN}", "postfix": "PLAIN {PLAIN}, as Postfix: no `no-penalty`, new rip per request",
                 "oneshot": "PLAIN {PLAIN}, new connection per request (Exim), good passwords only",
                 "quiet": "PLAIN {PLAIN}, saslgated restarted with `log_level = warning` (no per-request log line)",
-                "big": "PLAIN, 1M-user table"}
+                "big": "PLAIN, 1M-user table",
+                "cacheoff": "PLAIN {SHA512-CRYPT}, 1,000 active users, **no** auth cache",
+                "cacheon": "PLAIN {SHA512-CRYPT}, 1,000 active users, auth cache **on** (both servers)"}
         kind = case.split("-")[0]
         label = name.get(kind, case)
         ck = f"{probe['connections']} × {probe['pipeline']}" if kind != "oneshot" else f"{probe['connections']} threads"
@@ -289,6 +291,14 @@ def cmd_report(args):
     if sg and dc:
         r = num(sg.get("auths_per_s")) / max(num(dc.get("auths_per_s")) or 1, 1)
         w(f"| ≥ 1.7× on {{SHA512-CRYPT}}, 64 × 16 | {r:.2f}× ({f0(sg.get('auths_per_s'))} vs {f0(dc.get('auths_per_s'))} auths/s; server CPU {f0(sg.get('server_cpu_pct'))} % vs {f0(dc.get('server_cpu_pct'))} %) | {verdict(r >= 1.7)} |")
+    sg0, dc0 = tp("cacheoff-c64-k16")
+    sg1, dc1 = tp("cacheon-c64-k16")
+    if sg0 and sg1 and dc0 and dc1:
+        g = num(sg1.get("auths_per_s")) / max(num(sg0.get("auths_per_s")) or 1, 1)
+        h = num(dc1.get("auths_per_s")) / max(num(dc0.get("auths_per_s")) or 1, 1)
+        r = num(sg1.get("auths_per_s")) / max(num(dc1.get("auths_per_s")) or 1, 1)
+        w(f"| auth cache measured with and without ({{SHA512-CRYPT}}, 1,000 users, 64 × 16) | saslgated {f0(sg0.get('auths_per_s'))} → {f0(sg1.get('auths_per_s'))} auths/s ({g:.1f}×); "
+          f"Dovecot {f0(dc0.get('auths_per_s'))} → {f0(dc1.get('auths_per_s'))} ({h:.1f}×); with the cache saslgated/Dovecot = {r:.2f}× | measured |")
     d = R.get("idle-10000")
     if d:
         sg, dc = d.get("sg", {}), d.get("dc", {})
@@ -309,6 +319,11 @@ def cmd_report(args):
     w("Servers (`$TABLE` = the generated passwd-file; both read the same file):\n")
     w("```\n# saslgated -c saslgated.conf\n" + open(os.path.join(work, "saslgated.conf.shown")).read().rstrip() + "\n```\n")
     w("```\n# dovecot -F -c dovecot.conf\n" + open(os.path.join(work, "dovecot.conf.shown")).read().rstrip() + "\n```\n")
+    for f, title in (("saslgated-cache.conf.shown", "saslgated, auth cache cases"), ("dovecot-cache.conf.shown", "Dovecot, auth cache cases")):
+        path = os.path.join(work, f)
+        if os.path.exists(path):
+            extra = [l for l in open(path).read().splitlines() if "cache" in l]
+            w(f"```\n# {title}: the configuration above plus\n" + "\n".join(extra) + "\n```\n")
     w("Load (the same lines for both servers; `$SOCK` is the server's socket, `--server-pid` and `--json` are added "
       "by the script; startup: `saslgate-bench --probe --since $EPOCHREALTIME_BEFORE_EXEC`):\n")
     seen = []

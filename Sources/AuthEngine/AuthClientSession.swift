@@ -248,7 +248,14 @@ public final class AuthClientSession {
             guard let passdbRequest = prepare(request, identity) else { return }
             request.state = .busy
             let chain = service.chain
-            io.runDetached({ await chain.verifyPlain(passdbRequest, password: password) }) { [weak self] result, passdb in
+            if let (result, passdb) = chain.verifyPlainNow(passdbRequest, password: password) {
+                // Answered without hashing or blocking ({PLAIN} entries, a cache hit): no task, no hop,
+                // and the reply leaves with the others of this read.
+                if result == .passwordMismatch { request.failedPassword = password }
+                verified(request, result, passdb)
+                return
+            }
+            io.runDetached({ await chain.verifyPlain(passdbRequest, password: password, cacheChecked: true) }) { [weak self] result, passdb in
                 if result == .passwordMismatch { request.failedPassword = password }
                 self?.verified(request, result, passdb)
             }
@@ -453,28 +460,25 @@ public final class AuthClientSession {
     // MARK: - Logging
 
     /// One line per finished request: what an admin and fail2ban grep for. Never a password or payload.
+    /// Built only when its level is enabled; the metrics are counted either way.
     private func log(_ request: Request, result: String, reason: String?, delay: Double? = nil) {
-        let c = request.command
-        let ms = Int(((io.now() - request.started) * 1000).rounded())
-        var metadata: Logger.Metadata = [
-            "result": "\(result)",
-            "user": "\(request.user.map { sanitizeForLog($0) } ?? "")",
-            "mech": "\(request.descriptor.name)",
-            "service": "\(sanitizeForLog(c.service, limit: 32))",
-            "rip": "\(sanitizeForLog(c.remoteIP ?? "", limit: 64))",
-            "lip": "\(sanitizeForLog(c.localIP ?? "", limit: 64))",
-            "secured": "\(c.secured ? "yes" : "no")",
-            "id": "\(request.id)",
-            "duration_ms": "\(ms)",
-        ]
-        if let passdb = request.passdb { metadata["passdb"] = "\(passdb)" }
-        if let authcid = request.authcid { metadata["authcid"] = "\(sanitizeForLog(authcid))" }
-        if let reason { metadata["reason"] = "\(sanitizeForLog(reason, limit: 200))" }
-        if let delay, delay > 0 { metadata["delay_ms"] = "\(Int((delay * 1000).rounded()))" }
+        let seconds = io.now() - request.started
         service.metrics?.requestFinished(
-            result: result, mechanism: request.descriptor.name, passdb: request.passdb, seconds: io.now() - request.started)
+            result: result, mechanism: request.descriptor.name, passdb: request.passdb, seconds: seconds)
         let level: Logger.Level = result == "ok" ? .info : .notice
-        logger.log(level: level, "auth \(result)", metadata: metadata)
+        let sink = service.requestLog
+        guard sink.isEnabled(level) else { return }
+        let c = request.command
+        let record = AuthLogRecord(
+            result: result, user: request.user.map { sanitizeForLog($0) } ?? "",
+            authcid: request.authcid.map { sanitizeForLog($0) }, mechanism: request.descriptor.name,
+            service: sanitizeForLog(c.service, limit: 32), remoteIP: sanitizeForLog(c.remoteIP ?? "", limit: 64),
+            localIP: sanitizeForLog(c.localIP ?? "", limit: 64), secured: c.secured, passdb: request.passdb,
+            reason: reason.map { sanitizeForLog($0, limit: 200) },
+            delayMS: delay.flatMap { $0 > 0 ? Int(($0 * 1000).rounded()) : nil },
+            durationMS: Int((seconds * 1000).rounded()), conn: cuid, cpid: handshake == .ready ? clientPID : nil,
+            id: request.id)
+        sink.write(record, level: level)
     }
 
     private static func describe(_ message: ClientMessage) -> String {

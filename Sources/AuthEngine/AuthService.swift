@@ -21,6 +21,8 @@ public final class AuthService: Sendable {
     public let penalty: PenaltyTable
     /// Where finished requests are counted (the daemon's Prometheus registry); nil in tests.
     public let metrics: (any AuthMetrics)?
+    /// Where the one line per finished request goes (by default through `logger`).
+    public let requestLog: any AuthRequestLog
     let byName: [String: MechanismDescriptor]
     let mechLines: [UInt8]
 
@@ -31,10 +33,11 @@ public final class AuthService: Sendable {
     /// `penalty`: the table of the previous generation on reload (its policy is updated), or nil.
     public init(
         settings: Settings, chain: PassdbChain, hostname: String, logger: Logger, penalty: PenaltyTable? = nil,
-        metrics: (any AuthMetrics)? = nil
+        metrics: (any AuthMetrics)? = nil, requestLog: (any AuthRequestLog)? = nil
     ) throws(ConfigErrors) {
         self.settings = settings
         self.metrics = metrics
+        self.requestLog = requestLog ?? LoggerRequestLog(logger)
         var chain = chain
         if settings.authCacheSize > 0 {
             chain.cache = AuthCache(

@@ -35,18 +35,48 @@ public struct PassdbChain: Sendable {
         self.entries = passdbs.map { Entry($0) }
     }
 
-    /// The verdict and the passdb that gave it (nil when none knew the user).
-    public func verifyPlain(_ request: PassdbRequest, password: Secret) async -> (PassdbResult, String?) {
+    /// The verdict and the passdb that gave it (nil when none knew the user). `cacheChecked`: the caller
+    /// has just missed the cache with `verifyPlainNow`; do not look (and count a miss) again.
+    public func verifyPlain(_ request: PassdbRequest, password: Secret, cacheChecked: Bool = false) async -> (PassdbResult, String?) {
         guard let cache, let generations = cacheGenerations() else {
             return await verifyUncached(request, password: password)
         }
-        if let hit = cache.lookup(user: request.user, password: password, generations: generations) { return hit }
-        let (result, passdb) = await verifyUncached(request, password: password)
-        // Only store when no passdb changed while we asked: the answer belongs to these generations.
-        if cacheGenerations() == generations {
-            cache.store(user: request.user, password: password, generations: generations, result: result, passdb: passdb)
+        if !cacheChecked, let hit = cache.lookup(user: request.user, password: password, generations: generations) {
+            return hit
         }
-        return (result, passdb)
+        let answer = await verifyUncached(request, password: password)
+        remember(answer, request, password, generations)
+        return answer
+    }
+
+    /// The verdict at once when no passdb on the way needs to hash or block (a cache hit, `{PLAIN}`
+    /// entries): the common case of a busy MTA costs no task and no thread hop. nil: use `verifyPlain`.
+    /// Same rules and the same cache as `verifyPlain`.
+    public func verifyPlainNow(_ request: PassdbRequest, password: Secret) -> (PassdbResult, String?)? {
+        let generations = cache == nil ? nil : cacheGenerations()
+        if let cache, let generations,
+            let hit = cache.lookup(user: request.user, password: password, generations: generations) {
+            return hit
+        }
+        var fold = Fold()
+        for entry in entries where entry.passdb.capabilities.verifyPlain {
+            guard let result = entry.passdb.verifyPlainNow(request, password: password) else { return nil }
+            if let answer = fold.add(result, from: entry) { return remembered(answer, request, password, generations) }
+        }
+        return remembered(fold.answer, request, password, generations)
+    }
+
+    private func remembered(
+        _ answer: (PassdbResult, String?), _ request: PassdbRequest, _ password: Secret, _ generations: [UInt64]?
+    ) -> (PassdbResult, String?) {
+        if let generations { remember(answer, request, password, generations) }
+        return answer
+    }
+
+    /// Stores an answer, but only when no passdb changed while we asked: it belongs to these generations.
+    private func remember(_ answer: (PassdbResult, String?), _ request: PassdbRequest, _ password: Secret, _ generations: [UInt64]) {
+        guard let cache, cacheGenerations() == generations else { return }
+        cache.store(user: request.user, password: password, generations: generations, result: answer.0, passdb: answer.1)
     }
 
     /// The generation of every passdb that can verify plaintext, or nil if one cannot say (PAM).
@@ -60,24 +90,37 @@ public struct PassdbChain: Sendable {
     }
 
     private func verifyUncached(_ request: PassdbRequest, password: Secret) async -> (PassdbResult, String?) {
-        var final: (PassdbResult, String?) = (.userUnknown, nil)
-        var internalFail: (PassdbResult, String?)?
+        var fold = Fold()
         for entry in entries where entry.passdb.capabilities.verifyPlain {
             let result = await entry.passdb.verifyPlain(request, password: password)
+            if let answer = fold.add(result, from: entry) { return answer }
+        }
+        return fold.answer
+    }
+
+    /// Dovecot's chain rules for plaintext checks, one passdb's answer at a time.
+    private struct Fold {
+        var final: (PassdbResult, String?) = (.userUnknown, nil)
+        var internalFail: (PassdbResult, String?)?
+
+        /// The chain's answer if this passdb's result ends the walk; nil: ask the next passdb.
+        mutating func add(_ result: PassdbResult, from entry: Entry) -> (PassdbResult, String?)? {
             switch result {
             case .ok:
                 return (result, entry.passdb.name)
             case .userUnknown:
-                continue
+                return nil
             case .internalFailure:
                 internalFail = internalFail ?? (result, entry.passdb.name)
-                if entry.resultInternalFail == .return { return (result, entry.passdb.name) }
+                return entry.resultInternalFail == .return ? (result, entry.passdb.name) : nil
             default:
                 final = (result, entry.passdb.name)
-                if entry.resultFailure == .return { return internalFail ?? final }
+                return entry.resultFailure == .return ? (internalFail ?? final) : nil
             }
         }
-        return internalFail ?? final
+
+        /// The answer once every passdb was asked.
+        var answer: (PassdbResult, String?) { internalFail ?? final }
     }
 
     /// Credentials are fetched, not verified here: the first passdb that has the user and a secret of

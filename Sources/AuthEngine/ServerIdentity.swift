@@ -1,3 +1,4 @@
+import AuthCore
 public import AuthProtocol
 
 /// Per-process values of the greeting: SPID, the CUID counter and the cookie source.
@@ -18,11 +19,7 @@ public struct ServerIdentity: Sendable {
         out.append(contentsOf: service.mechLines)
         ServerMessage.spid(pid).encode(into: &out)
         ServerMessage.cuid(cuid).encode(into: &out)
-        let cookie = randomBytes(16).map { b in
-            let hex = Array("0123456789abcdef".utf8)
-            return String(decoding: [hex[Int(b >> 4)], hex[Int(b & 0x0F)]], as: UTF8.self)
-        }.joined()
-        ServerMessage.cookie(cookie).encode(into: &out)
+        ServerMessage.cookie(Hex.encodeString(randomBytes(16))).encode(into: &out)
         ServerMessage.done.encode(into: &out)
         return out
     }

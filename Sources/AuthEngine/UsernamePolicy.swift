@@ -44,61 +44,94 @@ public struct UsernamePolicy: Sendable {
 
     func isAllowed(_ scalar: Unicode.Scalar) -> Bool {
         if let allowedCharacters { return allowedCharacters.contains(scalar) }
-        if scalar.value < 0x21 || scalar.value == 0x7F { return false }
-        return !":/\"'\\".unicodeScalars.contains(scalar)
+        return scalar.value > 0x7F || Self.isAllowedASCII(UInt8(scalar.value))
+    }
+
+    /// The default rule for one ASCII byte: printable, and not space, `:`, `/`, quotes or backslash.
+    static func isAllowedASCII(_ b: UInt8) -> Bool {
+        switch b {
+        case 0x00...0x20, 0x7F, 0x3A, 0x2F, 0x22, 0x27, 0x5C: false
+        default: true
+        }
+    }
+
+    /// Every character allowed. Without `username_chars` this is a byte scan (the bytes of a non-ASCII
+    /// character are all >= 0x80 and such characters are allowed).
+    func allAllowed(_ text: String) -> Bool {
+        if allowedCharacters == nil {
+            return text.utf8.allSatisfy { $0 > 0x7F || Self.isAllowedASCII($0) }
+        }
+        return text.unicodeScalars.allSatisfy(isAllowed)
+    }
+
+    /// `lowercased()` only when there is something to lower (it allocates).
+    static func lowered(_ text: String) -> String {
+        text.utf8.contains(where: { $0 >= 0x41 && ($0 <= 0x5A || $0 > 0x7F) }) ? text.lowercased() : text
     }
 
     public func normalize(_ login: String, realm explicitRealm: String? = nil) -> Result<String, Rejection> {
-        var steps: [String] = []
+        var steps: [String]? = nil
         return normalize(login, realm: explicitRealm, steps: &steps)
     }
 
     public func explain(_ login: String, realm explicitRealm: String? = nil) -> (Result<String, Rejection>, Explanation) {
-        var steps: [String] = []
+        var steps: [String]? = []
         let result = normalize(login, realm: explicitRealm, steps: &steps)
-        return (result, Explanation(steps: steps))
+        return (result, Explanation(steps: steps ?? []))
     }
 
-    private func normalize(_ login: String, realm explicitRealm: String?, steps: inout [String]) -> Result<String, Rejection> {
-        steps.append("login as sent: \(login.debugDescription)")
+    /// `steps` nil: no explanation wanted (the hot path builds none of its text).
+    private func normalize(_ login: String, realm explicitRealm: String?, steps: inout [String]?) -> Result<String, Rejection> {
+        func note(_ text: @autoclosure () -> String) {
+            if steps != nil { steps!.append(text()) }
+        }
+        note("login as sent: \(login.debugDescription)")
         guard !login.isEmpty else { return .failure(.empty) }
         guard login.utf8.count <= Self.maxLength else { return .failure(.tooLong) }
-        guard login.unicodeScalars.allSatisfy(isAllowed) else {
-            steps.append("refused: a character is not allowed (username_chars)")
+        guard allAllowed(login) else {
+            note("refused: a character is not allowed (username_chars)")
             return .failure(.disallowedCharacter)
         }
         var name = login
-        if lowercase, name != name.lowercased() {
-            name = name.lowercased()
-            steps.append("lower-cased (username_lowercase = yes): \(name)")
+        if lowercase {
+            let lowered = Self.lowered(name)
+            if lowered != name {
+                name = lowered
+                note("lower-cased (username_lowercase = yes): \(name)")
+            }
         }
         var local = name
         var realm: String?
-        if let at = name.lastIndex(of: "@") {
+        var realmFromName = false
+        if let at = name.utf8.lastIndex(of: UInt8(ascii: "@")) {
             local = String(name[..<at])
-            realm = String(name[name.index(after: at)...])
+            realm = String(name[name.utf8.index(after: at)...])
+            realmFromName = true
             guard !local.isEmpty, let r = realm, !r.isEmpty else { return .failure(.disallowedCharacter) }
         } else if let explicitRealm, !explicitRealm.isEmpty {
-            guard explicitRealm.unicodeScalars.allSatisfy(isAllowed) else { return .failure(.disallowedCharacter) }
+            guard allAllowed(explicitRealm) else { return .failure(.disallowedCharacter) }
             realm = explicitRealm
-            steps.append("realm from the mechanism: \(explicitRealm)")
+            note("realm from the mechanism: \(explicitRealm)")
         } else if let defaultRealm {
             realm = defaultRealm
-            steps.append("no realm given: default_realm \(defaultRealm) appended")
+            note("no realm given: default_realm \(defaultRealm) appended")
         }
-        guard let realm = realm?.lowercased() else {
+        let rawRealm = realm
+        guard let realm = realm.map(Self.lowered) else {
             if !realms.isEmpty {
-                steps.append("refused: no realm, and realms restricts which are accepted")
+                note("refused: no realm, and realms restricts which are accepted")
                 return .failure(.missingRealm)
             }
-            steps.append("normalized: \(local)")
+            note("normalized: \(local)")
             return .success(local)
         }
         if !realms.isEmpty && !realms.contains(realm) {
-            steps.append("refused: realm \(realm) is not in realms (\(realms.sorted().joined(separator: " ")))")
+            note("refused: realm \(realm) is not in realms (\(realms.sorted().joined(separator: " ")))")
             return .failure(.realmNotAccepted(realm))
         }
-        steps.append("normalized: \(local)@\(realm)")
+        note("normalized: \(local)@\(realm)")
+        // The name already was `local@realm` in lower case: hand it back as it is (no new string).
+        if realmFromName && realm == rawRealm { return .success(name) }
         return .success(local + "@" + realm)
     }
 }

@@ -1,7 +1,7 @@
 /// Parses one client line (without its LF; a trailing CR is removed) into a `ClientMessage`.
 /// Pure: no state, no I/O. The handshake order is enforced by the caller.
 public enum ClientMessageParser {
-    private static let tab = UInt8(ascii: "\t")
+    static let tab = UInt8(ascii: "\t")
 
     public static func parse(_ bytes: [UInt8]) throws(ProtocolViolation) -> ClientMessage {
         try parse(bytes[...])
@@ -47,45 +47,46 @@ public enum ClientMessageParser {
     }
 
     private static func parseAuth(_ rest: ArraySlice<UInt8>) throws(ProtocolViolation) -> AuthCommand {
-        let fields = split(rest)
-        guard fields.count >= 2 else { throw .brokenAuth("no mechanism") }
-        guard fields.count <= ProtocolLimits.maxAuthFields else { throw .brokenAuth("too many parameters") }
-        guard let id = parseUInt32(fields[0]), id != 0 else { throw .brokenAuth("bad id") }
-        let mechField = fields[1]
+        // Walks the TAB-separated fields in place (no array of fields): id, mechanism, parameters.
+        var fields = FieldIterator(rest)
+        let idField = fields.next()!
+        guard let mechField = fields.next() else { throw .brokenAuth("no mechanism") }
+        guard let id = parseUInt32(idField), id != 0 else { throw .brokenAuth("bad id") }
         guard !mechField.isEmpty, mechField.count <= ProtocolLimits.maxMechanismNameLength else {
             throw .brokenAuth("bad mechanism name")
         }
-        var command = AuthCommand(id: id, mechanism: String(decoding: TabEscape.unescape(mechField), as: UTF8.self), service: "")
+        var command = AuthCommand(id: id, mechanism: String(decoding: unescaped(mechField), as: UTF8.self), service: "")
         var service: String?
-        var index = 2
-        while index < fields.count {
-            let field = TabEscape.unescape(fields[index])
-            index += 1
+        var count = 2
+        while let rawField = fields.next() {
+            count += 1
+            guard count <= ProtocolLimits.maxAuthFields else { throw .brokenAuth("too many parameters") }
+            let field = unescaped(rawField)
             let name: ArraySlice<UInt8>
-            let value: [UInt8]
+            let value: ArraySlice<UInt8>
             if let eq = field.firstIndex(of: UInt8(ascii: "=")) {
                 name = field[..<eq]
-                value = Array(field[(eq + 1)...])
+                value = field[(eq + 1)...]
             } else {
                 name = field[...]
                 value = []
             }
-            switch String(decoding: name, as: UTF8.self) {
-            case "resp":
-                guard index == fields.count else { throw .parametersAfterResp }
-                command.rawInitialResponse = value
-            case "service", "protocol": service = String(decoding: value, as: UTF8.self)
-            case "lip": command.localIP = nonEmptyString(value)
-            case "rip": command.remoteIP = nonEmptyString(value)
-            case "lport": command.localPort = nonEmptyString(value)
-            case "rport": command.remotePort = nonEmptyString(value)
-            case "session": command.session = nonEmptyString(value)
-            case "secured": command.secured = true
-            case "valid-client-cert": command.validClientCert = true
-            case "no-penalty": command.noPenalty = true
-            case "final-resp-ok": command.finalResponseOK = true
-            case "debug": command.debug = true
-            default: break  // unknown parameters are ignored (§2.1)
+            switch Parameter(name) {
+            case .resp:
+                guard fields.atEnd else { throw .parametersAfterResp }
+                command.rawInitialResponse = Array(value)
+            case .service: service = String(decoding: value, as: UTF8.self)
+            case .lip: command.localIP = nonEmptyString(value)
+            case .rip: command.remoteIP = nonEmptyString(value)
+            case .lport: command.localPort = nonEmptyString(value)
+            case .rport: command.remotePort = nonEmptyString(value)
+            case .session: command.session = nonEmptyString(value)
+            case .secured: command.secured = true
+            case .validClientCert: command.validClientCert = true
+            case .noPenalty: command.noPenalty = true
+            case .finalRespOK: command.finalResponseOK = true
+            case .debug: command.debug = true
+            case .unknown: break  // unknown parameters are ignored (§2.1)
             }
         }
         guard let service else { throw .missingService }
@@ -93,13 +94,70 @@ public enum ClientMessageParser {
         return command
     }
 
-    private static func nonEmptyString(_ bytes: [UInt8]) -> String? {
+    /// The field with its 0x01 escapes undone; the field itself (no copy) when it has none.
+    private static func unescaped(_ field: ArraySlice<UInt8>) -> ArraySlice<UInt8> {
+        field.contains(0x01) ? TabEscape.unescape(field)[...] : field
+    }
+
+    private static func nonEmptyString(_ bytes: ArraySlice<UInt8>) -> String? {
         bytes.isEmpty ? nil : String(decoding: bytes, as: UTF8.self)
     }
 
     /// Splits at raw TABs (an escaped TAB never splits).
     private static func split(_ bytes: ArraySlice<UInt8>) -> [ArraySlice<UInt8>] {
         bytes.split(separator: tab, omittingEmptySubsequences: false)
+    }
+
+    /// The AUTH parameters the server acts on, recognised from their bytes (no string is made for the
+    /// name).
+    enum Parameter {
+        case resp, service, lip, rip, lport, rport, session, secured, validClientCert, noPenalty, finalRespOK, debug
+        case unknown
+
+        static let table: [(name: [UInt8], parameter: Parameter)] = [
+            (Array("resp".utf8), .resp), (Array("service".utf8), .service), (Array("protocol".utf8), .service),
+            (Array("lip".utf8), .lip), (Array("rip".utf8), .rip), (Array("lport".utf8), .lport),
+            (Array("rport".utf8), .rport), (Array("session".utf8), .session), (Array("secured".utf8), .secured),
+            (Array("valid-client-cert".utf8), .validClientCert), (Array("no-penalty".utf8), .noPenalty),
+            (Array("final-resp-ok".utf8), .finalRespOK), (Array("debug".utf8), .debug),
+        ]
+
+        init(_ name: ArraySlice<UInt8>) {
+            for entry in Self.table where entry.name.count == name.count && entry.name.elementsEqual(name) {
+                self = entry.parameter
+                return
+            }
+            self = .unknown
+        }
+    }
+
+    /// The fields of a line between raw TABs, in order, empty ones included (as `split` with
+    /// `omittingEmptySubsequences: false`).
+    struct FieldIterator {
+        let bytes: ArraySlice<UInt8>
+        var position: Int
+        var done = false
+
+        init(_ bytes: ArraySlice<UInt8>) {
+            self.bytes = bytes
+            self.position = bytes.startIndex
+        }
+
+        /// No field left.
+        var atEnd: Bool { done }
+
+        mutating func next() -> ArraySlice<UInt8>? {
+            guard !done else { return nil }
+            let start = position
+            var i = start
+            while i < bytes.endIndex && bytes[i] != ClientMessageParser.tab { i += 1 }
+            if i == bytes.endIndex {
+                done = true
+            } else {
+                position = i + 1
+            }
+            return bytes[start..<i]
+        }
     }
 
     static func parseID(_ bytes: ArraySlice<UInt8>) -> UInt32? { parseUInt32(bytes) }

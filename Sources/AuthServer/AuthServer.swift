@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import AuthConfig
+import AuthCore
 import AuthEngine
 import Logging
 import NIOCore
@@ -41,10 +42,7 @@ final class AuthServer: Service, CustomStringConvertible {
         self.box = box
         self.group = group
         self.logger = logger
-        self.identity = ServerIdentity(pid: Int(getpid()), randomBytes: { n in
-            var rng = SystemRandomNumberGenerator()
-            return (0..<n).map { _ in UInt8.random(in: 0...255, using: &rng) }
-        })
+        self.identity = ServerIdentity(pid: Int(getpid()), randomBytes: { n in SecureRandom.bytes(n) })
     }
 
     func run() async throws {
@@ -103,6 +101,9 @@ final class AuthServer: Service, CustomStringConvertible {
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .childChannelOption(.writeBufferWaterMark, value: .init(low: 16 * 1024, high: 64 * 1024))
+            // Start each connection with a small receive buffer (NIO's default is 2 KB, kept by every
+            // idle connection); it grows for clients that pipeline many requests.
+            .childChannelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 256, maximum: 65536))
             .childChannelInitializer { channel in
                 let open = counters.connections.wrappingAdd(1, ordering: .relaxed).newValue
                 if open > maxConnections {

@@ -20,7 +20,9 @@ final class ConnectionHandler: ChannelInboundHandler, ConnectionIO {
     private var session: AuthClientSession?
     private var context: ChannelHandlerContext?
     private var inRead = false
-    private var needsFlush = false
+    /// Replies not yet handed to the channel (see `send`).
+    private var outgoing: ByteBuffer?
+    private var flushScheduled = false
     private var handshakeTimer: Scheduled<Void>?
     /// Owed replies last reported to the server-wide counter.
     private var reportedOwed = 0
@@ -131,6 +133,7 @@ final class ConnectionHandler: ChannelInboundHandler, ConnectionIO {
 
     func channelInactive(context: ChannelHandlerContext) {
         handshakeTimer?.cancel()
+        outgoing = nil
         session?.connectionClosed()
         session = nil
         reportOwed()
@@ -158,19 +161,29 @@ final class ConnectionHandler: ChannelInboundHandler, ConnectionIO {
 
     // MARK: ConnectionIO
 
+    /// Replies are gathered in one buffer and written once: at the end of a read (`channelReadComplete`)
+    /// or, for replies made outside a read (hashing done, failure delay over), once per event-loop tick.
+    /// One `write(2)` then carries every reply that became ready together.
     func send(_ bytes: [UInt8]) {
         guard let context, session != nil else { return }
-        var buffer = context.channel.allocator.buffer(capacity: bytes.count)
-        buffer.writeBytes(bytes)
-        context.write(wrapOutboundOut(buffer), promise: nil)
-        needsFlush = true
-        if !inRead { flushIfNeeded() }
+        if outgoing == nil {
+            outgoing = context.channel.allocator.buffer(capacity: Swift.max(bytes.count, 512))
+        }
+        outgoing!.writeBytes(bytes)
+        if !inRead && !flushScheduled {
+            flushScheduled = true
+            let me = NIOLoopBound(self, eventLoop: context.eventLoop)
+            context.eventLoop.execute {
+                me.value.flushScheduled = false
+                me.value.flushIfNeeded()
+            }
+        }
     }
 
     private func flushIfNeeded() {
-        guard needsFlush, let context else { return }
-        needsFlush = false
-        context.flush()
+        guard let context, let buffer = outgoing else { return }
+        outgoing = nil
+        context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
     }
 
     func runDetached<T: Sendable>(_ work: @escaping @Sendable () async -> T, completion: @escaping (T) -> Void) {

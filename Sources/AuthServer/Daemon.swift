@@ -40,14 +40,14 @@ public enum Daemon {
 
     static func build(
         configPath: String, executor: any BlockingExecutor, logger: Logger, penalty: PenaltyTable? = nil,
-        metrics: (any AuthMetrics)? = nil
+        metrics: (any AuthMetrics)? = nil, requestLog: (any AuthRequestLog)? = nil
     ) throws(ConfigErrors) -> Built {
         let settings = try Settings.load(path: configPath)
         try checkFiles(settings, configPath: configPath)
         let chain = try PassdbFactory.make(settings.passdbs, settings: settings, executor: executor, logger: logger)
         let service = try AuthService(
             settings: settings, chain: chain, hostname: hostname(settings), logger: logger, penalty: penalty,
-            metrics: metrics)
+            metrics: metrics, requestLog: requestLog)
         return Built(settings: settings, service: service)
     }
 
@@ -118,6 +118,8 @@ public enum Daemon {
         // A PAM module writing to a pipe whose reader is gone must not kill the daemon.
         signal(SIGPIPE, SIG_IGN)
         let logger = Logger(label: "saslgated")
+        // The one line per request, in the handler's format but without going through a dictionary.
+        let requestLog = StderrRequestLog(label: "saslgated", level: level)
 
         let cores = System.coreCount
         let preSettings = (try? Settings.load(path: configPath)) ?? Settings()
@@ -130,7 +132,7 @@ public enum Daemon {
         let metrics = DaemonMetrics(counters: counters, penaltyEntries: { penaltyProbe.count() })
         let built: Built
         do {
-            built = try build(configPath: configPath, executor: executor, logger: logger, metrics: metrics)
+            built = try build(configPath: configPath, executor: executor, logger: logger, metrics: metrics, requestLog: requestLog)
         } catch {
             for e in error.errors { logger.error("configuration error: \(e)") }
             try? await pool.shutdownGracefully()
@@ -150,7 +152,8 @@ public enum Daemon {
         let control = built.settings.controlSocket.map { ControlServer(path: $0, metrics: metrics, box: box, logger: logger) }
         let server = AuthServer(
             settings: built.settings, box: box, group: group, logger: logger, counters: counters, control: control)
-        let reloader = ReloadService(configPath: configPath, box: box, executor: executor, logger: logger, metrics: metrics)
+        let reloader = ReloadService(
+            configPath: configPath, box: box, executor: executor, logger: logger, metrics: metrics, requestLog: requestLog)
         var lifecycleLogger = logger
         lifecycleLogger.logLevel = max(.info, logger.logLevel)
         let serviceGroup = ServiceGroup(
@@ -207,6 +210,7 @@ struct ReloadService: Service, CustomStringConvertible {
     let executor: any BlockingExecutor
     let logger: Logger
     let metrics: DaemonMetrics
+    let requestLog: any AuthRequestLog
 
     func run() async throws {
         let signals = await UnixSignalsSequence(trapping: .sighup)
@@ -217,7 +221,7 @@ struct ReloadService: Service, CustomStringConvertible {
             do {
                 let built = try Daemon.build(
                     configPath: configPath, executor: executor, logger: logger, penalty: box.service.penalty,
-                    metrics: metrics)
+                    metrics: metrics, requestLog: requestLog)
                 if built.settings.listen != box.service.settings.listen {
                     logger.warning("reload: 'listen' changed; the new path takes effect only after a restart")
                 }

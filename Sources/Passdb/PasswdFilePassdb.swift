@@ -104,6 +104,18 @@ public final class PasswdFilePassdb: PasswordDatabase {
         } else {
             outcome = stored.verify(password, user: user)
         }
+        return verdict(outcome, request)
+    }
+
+    /// Cheap schemes are checked right here; hashed ones are left to `verifyPlain` (nil).
+    public func verifyPlainNow(_ request: PassdbRequest, password: Secret) -> PassdbResult? {
+        let table = currentTable()
+        guard let stored = table.password(forKey: table.key(for: request)) else { return .userUnknown }
+        guard !stored.scheme.isExpensive else { return nil }
+        return verdict(stored.verify(password, user: request.user), request)
+    }
+
+    private func verdict(_ outcome: PasswordVerification, _ request: PassdbRequest) -> PassdbResult {
         switch outcome {
         case .match: return .ok
         case .mismatch: return .passwordMismatch

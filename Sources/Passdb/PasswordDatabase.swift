@@ -94,6 +94,12 @@ public protocol PasswordDatabase: Sendable {
     var capabilities: PassdbCapabilities { get }
 
     func verifyPlain(_ request: PassdbRequest, password: Secret) async -> PassdbResult
+
+    /// The same verdict as `verifyPlain`, answered at once on the calling thread when that costs no more
+    /// than a lookup and a cheap comparison (`{PLAIN}`, `{CRAM-MD5}`, `{DIGEST-MD5}` entries), so the
+    /// common case needs no task and no thread hop. nil: the check would hash or block (crypt family,
+    /// PAM, SQLite): call `verifyPlain`. Must never block or hash.
+    func verifyPlainNow(_ request: PassdbRequest, password: Secret) -> PassdbResult?
     func lookupCredentials(_ request: PassdbRequest, scheme: CredentialScheme) async -> CredentialLookup
 
     /// Identifies the data version answering now, unique in the process: it changes whenever the
@@ -104,6 +110,7 @@ public protocol PasswordDatabase: Sendable {
 
 extension PasswordDatabase {
     public var cacheGeneration: UInt64? { nil }
+    public func verifyPlainNow(_ request: PassdbRequest, password: Secret) -> PassdbResult? { nil }
 }
 
 /// Process-wide source of data generations for `PasswordDatabase.cacheGeneration`.

@@ -516,8 +516,5 @@ extension PasswordScheme {
     }
 }
 
-/// Cryptographically secure random bytes (getrandom via the standard library).
-func randomBytes(_ count: Int) -> [UInt8] {
-    var rng = SystemRandomNumberGenerator()
-    return (0..<count).map { _ in UInt8.random(in: 0...255, using: &rng) }
-}
+/// Cryptographically secure random bytes.
+func randomBytes(_ count: Int) -> [UInt8] { SecureRandom.bytes(count) }

@@ -351,11 +351,8 @@ enum Codec {
     }
 }
 
-/// Cryptographically secure random bytes (getrandom through the standard library).
-func randomBytes(_ count: Int) -> [UInt8] {
-    var rng = SystemRandomNumberGenerator()
-    return (0..<count).map { _ in UInt8.random(in: 0...255, using: &rng) }
-}
+/// Cryptographically secure random bytes.
+func randomBytes(_ count: Int) -> [UInt8] { SecureRandom.bytes(count) }
 
 #if canImport(Glibc)
 import Glibc

@@ -115,10 +115,7 @@ public struct MechanismContext: Sendable {
         self.now = now
     }
 
-    public static let systemRandomBytes: @Sendable (Int) -> [UInt8] = { n in
-        var rng = SystemRandomNumberGenerator()
-        return (0..<n).map { _ in UInt8.random(in: 0...255, using: &rng) }
-    }
+    public static let systemRandomBytes: @Sendable (Int) -> [UInt8] = { n in SecureRandom.bytes(n) }
 
     public static let systemNow: @Sendable () -> Int = {
         var ts = timespec()

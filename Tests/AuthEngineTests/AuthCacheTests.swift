@@ -89,3 +89,92 @@ final class CountingPassdb: PasswordDatabase, Sendable {
         #expect(!String(reflecting: cache).contains("hunter2"))
     }
 }
+
+/// A passdb that can answer at once (as passwd-file does for {PLAIN}) unless told it would block.
+final class InstantPassdb: PasswordDatabase, Sendable {
+    let name: String
+    let driver = "instant"
+    let capabilities = PassdbCapabilities(verifyPlain: true)
+    let users: [String: String]
+    let forced: [String: PassdbResult]
+    let blocks: Bool
+    let calls = Atomic<Int>(0)
+
+    init(_ name: String, users: [String: String], forced: [String: PassdbResult] = [:], blocks: Bool = false) {
+        self.name = name
+        self.users = users
+        self.forced = forced
+        self.blocks = blocks
+    }
+
+    var cacheGeneration: UInt64? { 1 }
+
+    func answer(_ request: PassdbRequest, _ password: Secret) -> PassdbResult {
+        calls.wrappingAdd(1, ordering: .relaxed)
+        if let f = forced[request.user] { return f }
+        guard let stored = users[request.user] else { return .userUnknown }
+        return password.constantTimeEquals(Array(stored.utf8)) ? .ok : .passwordMismatch
+    }
+
+    func verifyPlain(_ request: PassdbRequest, password: Secret) async -> PassdbResult { answer(request, password) }
+
+    func verifyPlainNow(_ request: PassdbRequest, password: Secret) -> PassdbResult? {
+        blocks ? nil : answer(request, password)
+    }
+
+    func lookupCredentials(_ request: PassdbRequest, scheme: CredentialScheme) async -> CredentialLookup { .userUnknown }
+}
+
+@Suite struct SynchronousChainTests {
+    func req(_ user: String) -> PassdbRequest { PassdbRequest(user: user, mechanism: "PLAIN", service: "smtp") }
+
+    /// Every chain rule gives the same verdict and the same answering passdb on both paths.
+    @Test func sameVerdictAsTheAsyncPath() async {
+        let first = InstantPassdb("first", users: ["a": "1", "both": "1"], forced: ["dis": .userDisabled(reason: nil), "int": .internalFailure("x")])
+        let second = InstantPassdb("second", users: ["b": "2", "both": "2", "dis": "3", "int": "4"])
+        for failure in [PassdbSpec.ChainAction.continue, .return] {
+            for onInternal in [PassdbSpec.ChainAction.continue, .return] {
+                let chain = PassdbChain([
+                    PassdbChain.Entry(first, resultFailure: failure, resultInternalFail: onInternal), PassdbChain.Entry(second),
+                ])
+                for (user, pw) in [("a", "1"), ("a", "2"), ("b", "2"), ("b", "1"), ("both", "1"), ("both", "2"), ("both", "9"),
+                                   ("dis", "3"), ("int", "4"), ("int", "5"), ("nobody", "1")] {
+                    let now = chain.verifyPlainNow(req(user), password: Secret(pw))
+                    let later = await chain.verifyPlain(req(user), password: Secret(pw))
+                    #expect(now?.0 == later.0 && now?.1 == later.1, "\(user)/\(pw) with \(failure)/\(onInternal)")
+                }
+            }
+        }
+    }
+
+    /// One passdb on the way that would block (hashing, PAM) sends the whole check to the async path.
+    @Test func aBlockingPassdbGivesNoSynchronousAnswer() async {
+        let first = InstantPassdb("first", users: ["a": "1"])
+        let slow = InstantPassdb("slow", users: ["b": "2"], blocks: true)
+        let chain = PassdbChain([first, slow])
+        #expect(chain.verifyPlainNow(req("a"), password: Secret("1"))?.0 == .ok)
+        #expect(chain.verifyPlainNow(req("b"), password: Secret("2")) == nil)
+        #expect(await chain.verifyPlain(req("b"), password: Secret("2")).0 == .ok)
+    }
+
+    /// Cache hits are answered synchronously even for a passdb that blocks; a miss that falls back to
+    /// the async path is counted once.
+    @Test func cacheHitsAreSynchronous() async {
+        let slow = InstantPassdb("slow", users: ["b": "2"], blocks: true)
+        var chain = PassdbChain([slow])
+        chain.cache = AuthCache(maxEntries: 10, ttl: 3600, negativeTTL: 3600)
+        #expect(chain.verifyPlainNow(req("b"), password: Secret("2")) == nil)
+        #expect(await chain.verifyPlain(req("b"), password: Secret("2"), cacheChecked: true).0 == .ok)
+        #expect(chain.cache?.hitsAndMisses.misses == 1)
+        #expect(chain.verifyPlainNow(req("b"), password: Secret("2"))?.0 == .ok)
+        #expect(chain.cache?.hitsAndMisses.hits == 1)
+        #expect(slow.calls.load(ordering: .relaxed) == 1)
+        // Answers computed synchronously are cached too.
+        let fast = InstantPassdb("fast", users: ["a": "1"])
+        var chain2 = PassdbChain([fast])
+        chain2.cache = AuthCache(maxEntries: 10, ttl: 3600, negativeTTL: 3600)
+        for _ in 0..<3 { #expect(chain2.verifyPlainNow(req("a"), password: Secret("1"))?.0 == .ok) }
+        for _ in 0..<3 { #expect(chain2.verifyPlainNow(req("a"), password: Secret("x"))?.0 == .passwordMismatch) }
+        #expect(fast.calls.load(ordering: .relaxed) == 2)
+    }
+}

@@ -45,6 +45,22 @@ private let b64testpass = "dGVzdHBhc3M="
         #expect(s.pendingRequestCount == 0)
     }
 
+    /// A passdb that answers without hashing ({PLAIN} entries) answers inside the read: the OK is out
+    /// before `handle` returns, with no detached work, and a wrong password still waits out the delay.
+    @Test func cheapChecksAnswerWithinTheRead() async throws {
+        let io = FakeIO()
+        let db = InstantPassdb("instant", users: ["test@example.org": "testpass"])
+        let s = makeSession(try makeService(passdbs: [db]), io: io)
+        try s.handshake()
+        try s.feed("AUTH\t1\tPLAIN\tservice=smtp\tsecured\tresp=\(plainGood)")
+        #expect(io.take() == ["OK\t1\tuser=test@example.org"])
+        #expect(s.pendingRequestCount == 0)
+        try s.feed("AUTH\t2\tPLAIN\tservice=smtp\tsecured\tresp=\(plainBad)")
+        #expect(io.take() == [])
+        await io.advance(by: 3)
+        #expect(io.take() == ["FAIL\t2\tuser=test@example.org"])
+    }
+
     @Test func plainWithoutInitialResponse() async throws {
         let io = FakeIO()
         let s = makeSession(try makeService(), io: io)

@@ -68,6 +68,27 @@ struct PasswdFilePassdbTests {
         }
     }
 
+    /// The synchronous answer exists exactly for the schemes that need no hashing, and it is the same
+    /// answer `verifyPlain` gives.
+    @Test func verifyPlainNowAnswersCheapSchemesOnly() async throws {
+        let dir = TempDir()
+        let executor = CountingExecutor()
+        let db = try makePassdb(dir, executor: executor)
+        let cases: [(String, String)] = [
+            ("plain@example.com", "pencil"), ("plain@EXAMPLE.COM", "pencil"), ("plain@example.com", "pencil "),
+            ("cram", "pencil"), ("cram", "pen"), ("nobody@example.com", "x"), ("Plain@example.com", "pencil"),
+        ]
+        for (user, password) in cases {
+            let now = db.verifyPlainNow(request(user), password: Secret(password))
+            #expect(now != nil, "\(user) is answerable without hashing")
+            #expect(now == (await db.verifyPlain(request(user), password: Secret(password))), "\(user)/\(password)")
+        }
+        for user in ["crypt", "yes", "ssha", "locked"] {
+            #expect(db.verifyPlainNow(request(user), password: Secret("pencil")) == nil, "\(user) needs hashing")
+        }
+        #expect(executor.runs == 0)
+    }
+
     @Test func expensiveSchemesGoThroughTheExecutor() async throws {
         let dir = TempDir()
         let executor = CountingExecutor()
