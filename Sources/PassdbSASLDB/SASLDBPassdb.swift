@@ -54,6 +54,9 @@ public final class SASLDBPassdb: PasswordDatabase {
         var checkScheduled = false
         /// The last problem the check logged, so it is not logged every second.
         var lastProblem: String?
+        /// `cacheGeneration`: its value and the (file generation, data version) it stands for.
+        var cacheGeneration = PassdbGeneration.next()
+        var cacheGenerationFor: (generation: Int, dataVersion: Int64)?
     }
 
     /// Opens the store at `path` read-only and reads which kinds of secret it holds.
@@ -94,6 +97,21 @@ public final class SASLDBPassdb: PasswordDatabase {
         for w in status.warnings { logger.warning("\(w)", metadata: ["passdb": "\(name)"]) }
         logger.debug(
             "sasldb store opened", metadata: ["passdb": "\(name)", "secrets": "\(properties.map(\.rawValue).sorted())"])
+    }
+
+    /// Changes whenever the periodic check (at most `checkInterval` old, started by lookups) saw a
+    /// commit to the store (`PRAGMA data_version`: `saslgate user passwd`, `import`) or a replaced file,
+    /// so the auth cache drops results of the old data; the same delay as a passwd-file reload. Never
+    /// touches SQLite on the caller's thread.
+    public var cacheGeneration: UInt64? {
+        scheduleCheckIfDue()
+        return state.withLock { s in
+            let now = (generation: s.generation, dataVersion: s.dataVersion)
+            if let seen = s.cacheGenerationFor, seen == now { return s.cacheGeneration }
+            if s.cacheGenerationFor != nil { s.cacheGeneration = PassdbGeneration.next() }
+            s.cacheGenerationFor = now
+            return s.cacheGeneration
+        }
     }
 
     /// Kinds of secret present in the store now (as of the last check).

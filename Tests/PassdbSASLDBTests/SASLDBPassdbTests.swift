@@ -191,6 +191,27 @@ struct SASLDBPassdbTests {
         #expect(db.capabilities.credentials.isEmpty)
     }
 
+    /// The auth cache may keep results while the generation stays; any commit (a changed password, a
+    /// deleted user) seen by the check gives a new one, and so does a replaced file.
+    @Test func cacheGenerationFollowsCommits() async throws {
+        let dir = TempDir()
+        let path = dir.file("gen.db")
+        let editor = SASLDBEditor(path: path)
+        try editor.add(Fixtures.user("a@example.org"), password: Secret("pw"), policy: Fixtures.fastPolicy)
+        let db = try Fixtures.passdb(path, checkInterval: .seconds(3600))
+        let first = try #require(db.cacheGeneration)
+        #expect(db.cacheGeneration == first)
+        db.refresh()
+        #expect(db.cacheGeneration == first, "nothing committed: same generation")
+        try editor.setPassword(Fixtures.user("a@example.org"), password: Secret("new"), policy: Fixtures.fastPolicy)
+        db.refresh()
+        let second = try #require(db.cacheGeneration)
+        #expect(second != first)
+        try editor.delete(Fixtures.user("a@example.org"))
+        db.refresh()
+        #expect(db.cacheGeneration != second)
+    }
+
     @Test func replacedFileIsReopened() async throws {
         let dir = TempDir()
         let path = dir.file("live.db")
