@@ -1,6 +1,6 @@
 import AuthConfig
 import AuthCore
-import AuthEngine
+@testable import AuthEngine
 import AuthProtocol
 import Logging
 import Synchronization
@@ -24,6 +24,34 @@ private func policy(_ configure: (inout Settings) -> Void = { _ in }) -> Penalty
 }
 
 @Suite struct PenaltyTableTests {
+    /// A flood of failures from ever new addresses keeps the table bounded; what goes are the entries
+    /// that failed least recently, and the most recent offenders are still counted.
+    @Test func boundedUnderAFloodOfAddresses() {
+        let clock = ManualClock()
+        let t = PenaltyTable(policy: policy { $0.penaltyMaxEntries = 1000 }, clock: clock.read)
+        for i in 0..<5000 {
+            clock.advance(0.001)
+            _ = t.recordFailure(ip: "10.0.\(i / 256).\(i % 256)", user: nil, password: nil)
+            #expect(t.count <= 1000)
+        }
+        #expect(t.count >= 900)
+        let rows = t.list().filter { $0.kind == "ip" }
+        #expect(rows.contains { $0.key == "10.0.19.135" }, "the newest address (i = 4999) is kept")
+        #expect(!rows.contains { $0.key == "10.0.0.0" }, "the oldest address is gone")
+    }
+
+    @Test func selectionFindsTheRank() {
+        var rng = SystemRandomNumberGenerator()
+        for n in [1, 2, 3, 10, 257, 5000] {
+            let values = (0..<n).map { _ in Double(Int.random(in: 0..<(n / 2 + 1), using: &rng)) }
+            let sorted = values.sorted()
+            for rank in Set([0, n / 10, n / 2, n - 1]) {
+                var work = values
+                #expect(PenaltyTable.select(&work, rank: rank) == sorted[rank], "n \(n) rank \(rank)")
+            }
+        }
+    }
+
     @Test func delaysEscalateToTheCap() {
         let t = PenaltyTable(policy: policy())
         let delays = (1...4).map { t.recordFailure(ip: "192.0.2.1", user: "u@x", password: Secret("p\($0)")) }
