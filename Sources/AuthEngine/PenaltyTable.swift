@@ -178,24 +178,30 @@ public final class PenaltyTable: Sendable {
         return min(policy.baseDelay * factor, max(policy.maxDelay, policy.baseDelay))
     }
 
-    /// Drops expired entries; if still full, the tenth that failed least recently.
+    /// Drops expired entries; if still full, the tenth that failed least recently. Runs under the lock
+    /// every maxEntries/10 new keys (an attack from many addresses), so it stays linear and removes in
+    /// place: the victims are found by selection, not by sorting the table, and the table is not rebuilt
+    /// (100,000 entries: a few milliseconds instead of tens).
     private func evict(_ s: inout State, now: Double) {
         let policy = s.policy
-        s.entries = s.entries.filter { _, e in
-            now - e.lastFailure <= policy.window || (e.blockedUntil ?? 0) > now
+        var expired: [Key] = []
+        var times: [Double] = []
+        times.reserveCapacity(s.entries.count)
+        for (key, e) in s.entries {
+            if now - e.lastFailure <= policy.window || (e.blockedUntil ?? 0) > now {
+                times.append(e.lastFailure)
+            } else {
+                expired.append(key)
+            }
         }
+        for key in expired { s.entries.removeValue(forKey: key) }
         guard s.entries.count >= policy.maxEntries else { return }
-        // The tenth that failed least recently, found by selection rather than by sorting the table: this
-        // runs under the lock every maxEntries/10 new keys (an attack from many addresses), so it must
-        // stay linear (100,000 entries: about a millisecond instead of tens of milliseconds).
-        var times = s.entries.values.map(\.lastFailure)
-        let cutoff = Self.select(&times, rank: max(1, policy.maxEntries / 10) - 1)
-        var budget = max(1, policy.maxEntries / 10)
-        s.entries = s.entries.filter { _, e in
-            guard budget > 0, e.lastFailure <= cutoff else { return true }
-            budget -= 1
-            return false
-        }
+        let wanted = max(1, policy.maxEntries / 10)
+        let cutoff = Self.select(&times, rank: wanted - 1)
+        var victims: [Key] = []
+        victims.reserveCapacity(wanted)
+        for (key, e) in s.entries where e.lastFailure <= cutoff && victims.count < wanted { victims.append(key) }
+        for key in victims { s.entries.removeValue(forKey: key) }
     }
 
     /// The value of rank `rank` (0-based) in ascending order, by quickselect (average linear time);
