@@ -233,24 +233,26 @@ struct PAMTimeoutTests {
         #expect(await eventually(30) { db.statistics.stuck < 2 })
         #expect(ContinuousClock.now - t0 >= .seconds(14))
         #expect(await db.verifyPlain(request("alice"), password: Secret("x")) == .ok)
-        #expect(await eventually(8) { db.statistics.stuck == 0 })
+        // The second hung call (started a few seconds after the first) returns 15 s after its start.
+        #expect(await eventually(25) { db.statistics.stuck == 0 })
         #expect(db.statistics.threads <= 1)
     }
 
     @Test func fullQueueIsRefusedAtOnce() async throws {
         let dir = try PAMConfDir()
         defer { dir.remove() }
-        try hangService(dir, seconds: 4)
+        // Far-apart timings (an 8 s call, a 20 s timeout, "at once" < 4 s) so a loaded machine cannot blur them.
+        try hangService(dir, seconds: 8)
         let db = try makePassdb(
-            dir, service: "hang", options: PAMOptions(maxConcurrency: 1, maxQueue: 1, maxStuck: 1, timeout: .seconds(9)))
+            dir, service: "hang", options: PAMOptions(maxConcurrency: 1, maxQueue: 1, maxStuck: 1, timeout: .seconds(20)))
         async let slow = db.verifyPlain(request("hang-a"), password: Secret("x"))
-        #expect(await eventually { let s = db.statistics; return s.threads == 1 && s.idle == 0 && s.queued == 0 })
+        #expect(await eventually(15) { let s = db.statistics; return s.threads == 1 && s.idle == 0 && s.queued == 0 })
         async let queued = db.verifyPlain(request("alice"), password: Secret("x"))
-        #expect(await eventually { db.statistics.queued == 1 })
+        #expect(await eventually(15) { db.statistics.queued == 1 })
         let (busy, seconds) = await timed { await db.verifyPlain(request("bob"), password: Secret("x")) }
         #expect(busy == .internalFailure("PAM busy"))
-        #expect(seconds < 2)  // refused at once; queued it would wait for the 4 s call
-        // The slow call finishes in time (4 s < 9 s) and the queued one runs after it.
+        #expect(seconds < 4)  // refused at once; queued it would wait for the 8 s call
+        // The slow call finishes in time (8 s < 20 s) and the queued one runs after it.
         #expect(await slow == .ok)
         #expect(await queued == .ok)
         let stats = db.statistics
@@ -264,7 +266,7 @@ struct PAMTimeoutTests {
         let db = try makePassdb(
             dir, service: "hang", options: PAMOptions(maxConcurrency: 1, maxQueue: 8, maxStuck: 0, timeout: .seconds(1)))
         async let a = db.verifyPlain(request("hang-a"), password: Secret("x"))
-        #expect(await eventually { db.statistics.threads == 1 && db.statistics.queued == 0 })
+        #expect(await eventually(15) { db.statistics.threads == 1 && db.statistics.queued == 0 })
         // Waits in the queue behind the hung call; its deadline counts from the request, queueing included.
         let (b, seconds) = await timed { await db.verifyPlain(request("alice"), password: Secret("x")) }
         #expect(b == .internalFailure("PAM timed out"))
@@ -281,7 +283,7 @@ struct PAMTimeoutTests {
         try hangService(dir, seconds: 8)
         let db = try makePassdb(dir, service: "hang", options: PAMOptions(maxConcurrency: 1, timeout: .seconds(9)))
         let task = Task { await db.verifyPlain(request("hang-c"), password: Secret("x")) }
-        #expect(await eventually { let s = db.statistics; return s.threads == 1 && s.idle == 0 && s.queued == 0 })
+        #expect(await eventually(15) { let s = db.statistics; return s.threads == 1 && s.idle == 0 && s.queued == 0 })
         task.cancel()
         let (r, seconds) = await timed { await task.value }
         #expect(r == .internalFailure("PAM check cancelled"))
@@ -297,7 +299,7 @@ struct PAMTimeoutTests {
         try hangService(dir, seconds: 10)
         let db = try makePassdb(dir, service: "hang", options: PAMOptions(maxConcurrency: 1, timeout: .seconds(2)))
         let task = Task { await db.verifyPlain(request("hang-d"), password: Secret("x")) }
-        #expect(await eventually { let s = db.statistics; return s.threads == 1 && s.idle == 0 && s.queued == 0 })
+        #expect(await eventually(15) { let s = db.statistics; return s.threads == 1 && s.idle == 0 && s.queued == 0 })
         task.cancel()
         #expect(await task.value == .internalFailure("PAM check cancelled"))
         #expect(db.statistics.stuck == 0)
