@@ -102,7 +102,8 @@ let package = Package(
         ),
         .executableTarget(name: "saslgate", dependencies: ["AdminCommands"]),
         // Load generator for any Dovecot-protocol auth socket (bench/compare). No dependencies.
-        .executableTarget(name: "saslgate-bench", dependencies: []),
+        .systemLibrary(name: "CEpoll", path: "Sources/CEpoll"),
+        .executableTarget(name: "saslgate-bench", dependencies: ["CEpoll"]),
 
         .testTarget(name: "AuthProtocolTests", dependencies: ["AuthProtocol"]),
         .testTarget(name: "SASLTests", dependencies: ["SASL", "AuthCore"]),

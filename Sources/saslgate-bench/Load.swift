@@ -16,7 +16,9 @@ struct LoadPlan: @unchecked Sendable {
     var authFlags: [UInt8]  // "\tsecured\tno-penalty"
 }
 
-/// One connection's closed loop (or, with --oneshot, one thread's loop of connections).
+/// One connection's closed loop (or, with --oneshot, one thread's loop of connections). With
+/// --engine threads, `run` is the loop on a thread of its own; with --engine epoll, an `EventLoop`
+/// (EventLoop.swift) does the I/O and calls `issue` and `handle` the same way `runPersistent` does.
 final class LoadWorker: @unchecked Sendable {
     struct Slot {
         var id: UInt32 = 0
@@ -288,7 +290,9 @@ final class LoadWorker: @unchecked Sendable {
         }
     }
 
-    private func connectAndGreet() -> (Int32, LineReader)? {
+    /// Connects and completes the handshake (blocking, with the --timeout receive timeout). On failure
+    /// the error is counted and nil returned.
+    func connectAndGreet() -> (Int32, LineReader)? {
         let fd: Int32
         do {
             fd = try connectUnix(plan.options.socket)
@@ -421,7 +425,18 @@ func runLoad(_ o: Options) throws(BenchError) {
     let plan = LoadPlan(options: o, users: users, start: start, end: end, quota: quota,
                         authPrefixAfterID: prefix, authFlags: flags)
     let workers = (0..<o.connections).map { LoadWorker(index: $0, plan: plan) }
-    let threads = workers.map { w in spawnThread { w.run() } }
+    // --engine threads (and --oneshot): a thread per worker. --engine epoll: T event loops, worker i
+    // on loop i mod T.
+    let threads: [pthread_t]
+    if o.engine == .threads {
+        threads = workers.map { w in spawnThread { w.run() } }
+    } else {
+        let loops = min(o.threads, workers.count)
+        threads = (0..<loops).map { t in
+            let mine = stride(from: t, to: workers.count, by: loops).map { workers[$0] }
+            return spawnThread { EventLoop(workers: mine).run() }
+        }
+    }
 
     // Window bookkeeping from the main thread: our CPU and the server's, at the window's edges.
     let now = monoNow()
@@ -492,6 +507,9 @@ func runLoad(_ o: Options) throws(BenchError) {
     j.add("mech", o.mech)
     j.add("connections", o.connections)
     j.add("pipeline", o.pipeline)
+    j.add("engine", o.engine.rawValue)
+    j.add("threads", threads.count)
+    if o.engine == .epoll && o.coalesceUs > 0 { j.add("coalesce_us", o.coalesceUs) }
     j.add("users", users.count)
     j.add("bad_share", o.badShare)
     j.add("window_s", seconds)
@@ -523,7 +541,7 @@ func runLoad(_ o: Options) throws(BenchError) {
     j.add("loadavg", load)
 
     let human = """
-        \(o.label.isEmpty ? "" : "[\(o.label)] ")\(o.oneshot ? "oneshot " : "")\(o.mech) conns=\(o.connections) pipeline=\(o.pipeline) users=\(users.count) bad=\(o.badShare)
+        \(o.label.isEmpty ? "" : "[\(o.label)] ")\(o.oneshot ? "oneshot " : "")\(o.mech) conns=\(o.connections) pipeline=\(o.pipeline) engine=\(o.engine.rawValue)\(o.engine == .epoll && o.coalesceUs > 0 ? " coalesce=\(fmt(o.coalesceUs, 0))us" : "") threads=\(threads.count) users=\(users.count) bad=\(o.badShare)
           \(fmt(rate, 0)) auths/s over \(fmt(seconds, 2)) s (\(completed) completed: \(okGood) OK as expected, \(failBad) FAIL as expected, \(errors) errors)
           latency us (good password -> OK): p50 \(fmt(pct(0.5), 1))  p99 \(fmt(pct(0.99), 1))  p99.9 \(fmt(pct(0.999), 1))  max \(fmt(all.last.map { Double($0) / 1000 } ?? 0, 1))  mean \(fmt(mean, 1))
           latency us (wrong password -> FAIL): p50 \(fmt(pct(0.5, fails), 1))  p99 \(fmt(pct(0.99, fails), 1))  max \(fmt(fails.last.map { Double($0) / 1000 } ?? 0, 1))

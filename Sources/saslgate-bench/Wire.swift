@@ -107,8 +107,10 @@ func writeAll(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
     bytes.withUnsafeBytes { writeAll(fd, $0) }
 }
 
-/// Buffered line reader over a blocking fd. `nextLine` hands out a view of one line without the LF
-/// (and without a CR before it); the view is valid until the next call.
+/// Buffered line reader over an fd. `nextLine` (blocking fds) hands out a view of one line without
+/// the LF (and without a CR before it); the view is valid until the next call. The event loop
+/// (EventLoop.swift) uses the two halves separately on a non-blocking fd: `fill` (one read) and
+/// `bufferedLine` (the next complete line already in the buffer, if any).
 final class LineReader {
     let fd: Int32
     private var buffer: UnsafeMutablePointer<UInt8>
@@ -125,46 +127,66 @@ final class LineReader {
     deinit { buffer.deallocate() }
 
     enum ReadResult { case line(UnsafeBufferPointer<UInt8>), eof, timeout, error(Int32) }
+    enum FillResult { case data, eof, wouldBlock, error(Int32) }
 
     /// True when a complete line is already buffered (no read needed).
     var hasBufferedLine: Bool {
         end > start && memchr(buffer + start, 0x0A, end - start) != nil
     }
 
-    func nextLine() -> ReadResult {
+    /// The next complete line in the buffer (consumed), or nil when a read is needed first.
+    func bufferedLine() -> UnsafeBufferPointer<UInt8>? {
+        guard end > start, let p = memchr(buffer + start, 0x0A, end - start) else { return nil }
+        let lf = p.assumingMemoryBound(to: UInt8.self) - buffer
+        var lineEnd = lf
+        if lineEnd > start && buffer[lineEnd - 1] == 0x0D { lineEnd -= 1 }
+        let line = UnsafeBufferPointer(start: buffer + start, count: lineEnd - start)
+        start = lf + 1
+        return line
+    }
+
+    /// One read(2) into the free end of the buffer (compacted first, grown if a single line fills it).
+    /// Invalidates views handed out before.
+    func fill() -> FillResult {
+        if start > 0 {
+            if end > start { memmove(buffer, buffer + start, end - start) }
+            end -= start
+            start = 0
+        }
+        if end == capacity {
+            let bigger = UnsafeMutablePointer<UInt8>.allocate(capacity: capacity * 2)
+            bigger.update(from: buffer, count: end)
+            buffer.deallocate()
+            buffer = bigger
+            capacity *= 2
+        }
         while true {
-            if end > start, let p = memchr(buffer + start, 0x0A, end - start) {
-                let lf = p.assumingMemoryBound(to: UInt8.self) - buffer
-                var lineEnd = lf
-                if lineEnd > start && buffer[lineEnd - 1] == 0x0D { lineEnd -= 1 }
-                let line = UnsafeBufferPointer(start: buffer + start, count: lineEnd - start)
-                start = lf + 1
-                return .line(line)
-            }
-            // Compact, grow if a single line fills the buffer.
-            if start > 0 {
-                if end > start { memmove(buffer, buffer + start, end - start) }
-                end -= start
-                start = 0
-            }
-            if end == capacity {
-                let bigger = UnsafeMutablePointer<UInt8>.allocate(capacity: capacity * 2)
-                bigger.update(from: buffer, count: end)
-                buffer.deallocate()
-                buffer = bigger
-                capacity *= 2
-            }
             let n = read(fd, buffer + end, capacity - end)
             if n > 0 {
                 end += n
+                return .data
             } else if n == 0 {
                 return .eof
             } else if errno == EINTR {
                 continue
             } else if errno == EAGAIN || errno == EWOULDBLOCK {
-                return .timeout
+                return .wouldBlock
             } else {
                 return .error(errno)
+            }
+        }
+    }
+
+    /// The next line, reading as needed. On a blocking fd with SO_RCVTIMEO, `.timeout` means no data
+    /// arrived in time.
+    func nextLine() -> ReadResult {
+        while true {
+            if let line = bufferedLine() { return .line(line) }
+            switch fill() {
+            case .data: continue
+            case .eof: return .eof
+            case .wouldBlock: return .timeout
+            case .error(let e): return .error(e)
             }
         }
     }
