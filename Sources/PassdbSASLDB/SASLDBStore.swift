@@ -169,10 +169,19 @@ enum SASLDBStore {
         let app: Int64
         let version: Int64
         let tables: Int64
-        do {
-            app = try c.integer("PRAGMA application_id")
-            version = try c.integer("PRAGMA user_version")
-            tables = try c.integer("SELECT count(*) FROM sqlite_master")
+        // One statement, so one snapshot: read separately, another command creating the schema at the same
+        // moment could commit between the reads (tables already there, application_id not yet).
+        do throws(SQLiteError) {
+            let s = try c.statement(
+                "SELECT (SELECT application_id FROM pragma_application_id), (SELECT user_version FROM pragma_user_version), "
+                    + "(SELECT count(*) FROM sqlite_master)")
+            defer { s.reset() }
+            guard try s.step() else {
+                throw SQLiteError(operation: "read the schema ids", code: SQLITE_ERROR, message: "no result")
+            }
+            app = s.int64(0)
+            version = s.int64(1)
+            tables = s.int64(2)
         } catch {
             throw .from(error, path: path)
         }

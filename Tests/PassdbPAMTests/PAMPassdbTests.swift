@@ -241,18 +241,19 @@ struct PAMTimeoutTests {
     @Test func fullQueueIsRefusedAtOnce() async throws {
         let dir = try PAMConfDir()
         defer { dir.remove() }
-        // Far-apart timings (an 8 s call, a 20 s timeout, "at once" < 4 s) so a loaded machine cannot blur them.
-        try hangService(dir, seconds: 8)
+        // Far-apart timings (a 6 s call, the longest allowed timeout 9 s, "at once" < 3 s) so a loaded machine
+        // cannot blur them.
+        try hangService(dir, seconds: 6)
         let db = try makePassdb(
-            dir, service: "hang", options: PAMOptions(maxConcurrency: 1, maxQueue: 1, maxStuck: 1, timeout: .seconds(20)))
+            dir, service: "hang", options: PAMOptions(maxConcurrency: 1, maxQueue: 1, maxStuck: 1, timeout: .seconds(9)))
         async let slow = db.verifyPlain(request("hang-a"), password: Secret("x"))
         #expect(await eventually(15) { let s = db.statistics; return s.threads == 1 && s.idle == 0 && s.queued == 0 })
         async let queued = db.verifyPlain(request("alice"), password: Secret("x"))
         #expect(await eventually(15) { db.statistics.queued == 1 })
         let (busy, seconds) = await timed { await db.verifyPlain(request("bob"), password: Secret("x")) }
         #expect(busy == .internalFailure("PAM busy"))
-        #expect(seconds < 4)  // refused at once; queued it would wait for the 8 s call
-        // The slow call finishes in time (8 s < 20 s) and the queued one runs after it.
+        #expect(seconds < 3)  // refused at once; queued it would wait for the 6 s call
+        // The slow call finishes in time (6 s < 9 s) and the queued one runs after it.
         #expect(await slow == .ok)
         #expect(await queued == .ok)
         let stats = db.statistics
