@@ -130,7 +130,12 @@ public enum Hex {
 /// Overwrites a buffer that held password-equivalent bytes, then empties it.
 public func wipe(_ bytes: inout [UInt8]) {
     bytes.withUnsafeMutableBytes { raw in
-        if let base = raw.baseAddress { explicit_bzero(base, raw.count) }
+        if let base = raw.baseAddress { explicitZero(base, raw.count) }
     }
     bytes.removeAll()
+}
+
+/// `explicit_bzero`: zeroes memory in a way the optimizer may not remove.
+public func explicitZero(_ pointer: UnsafeMutableRawPointer, _ count: Int) {
+    explicit_bzero(pointer, count)
 }

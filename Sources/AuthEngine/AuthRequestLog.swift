@@ -46,43 +46,54 @@ public struct AuthLogRecord: Sendable {
     /// The message part of the line: `auth ok`, `auth failed`, ...
     public var message: String { result == "ok" ? "auth ok" : "auth " + result }
 
-    /// The fields in their fixed order (fail2ban filters rely on it): `result user authcid mech service
-    /// rip lip secured passdb reason delay_ms duration_ms conn cpid id`; absent optional fields are left out.
-    public func forEachField(_ body: (String, String) -> Void) {
-        body("result", result)
-        body("user", user)
-        if let authcid { body("authcid", authcid) }
-        body("mech", mechanism)
-        body("service", service)
-        body("rip", remoteIP)
-        body("lip", localIP)
-        body("secured", secured ? "yes" : "no")
-        if let passdb { body("passdb", passdb) }
-        if let reason { body("reason", reason) }
-        if let delayMS { body("delay_ms", String(delayMS)) }
-        body("duration_ms", String(durationMS))
-        body("conn", String(conn))
-        if let cpid { body("cpid", String(cpid)) }
-        body("id", String(id))
+    /// The keys of the line in their fixed order (fail2ban filters rely on it); the optional ones
+    /// (`authcid`, `passdb`, `reason`, `delay_ms`, `cpid`) are left out when absent. Other formatters that
+    /// order metadata (`SaslgateLogHandler`) use this list too.
+    public static let keyOrder = [
+        "result", "user", "authcid", "mech", "service", "rip", "lip", "secured", "passdb", "reason", "delay_ms",
+        "duration_ms", "conn", "cpid", "id",
+    ]
+
+    /// One field's value: text, or a number (written without making a string).
+    public enum Value {
+        case text(String)
+        case number(UInt64)
+
+        public var string: String {
+            switch self {
+            case .text(let s): s
+            case .number(let n): String(n)
+            }
+        }
     }
 
-    /// Appends ` key=value` for every field, in the order of `forEachField`, quoted as `appendField` does.
+    /// The present fields, in `keyOrder`.
+    public func forEachField(_ body: (String, Value) -> Void) {
+        body("result", .text(result))
+        body("user", .text(user))
+        if let authcid { body("authcid", .text(authcid)) }
+        body("mech", .text(mechanism))
+        body("service", .text(service))
+        body("rip", .text(remoteIP))
+        body("lip", .text(localIP))
+        body("secured", .text(secured ? "yes" : "no"))
+        if let passdb { body("passdb", .text(passdb)) }
+        if let reason { body("reason", .text(reason)) }
+        if let delayMS { body("delay_ms", .number(UInt64(max(0, delayMS)))) }
+        body("duration_ms", .number(UInt64(max(0, durationMS))))
+        body("conn", .number(conn))
+        if let cpid { body("cpid", .number(UInt64(cpid))) }
+        body("id", .number(UInt64(id)))
+    }
+
+    /// Appends ` key=value` for every field, quoted as `appendField` does.
     public func appendFields(to line: inout [UInt8]) {
-        Self.appendField("result", result, to: &line)
-        Self.appendField("user", user, to: &line)
-        if let authcid { Self.appendField("authcid", authcid, to: &line) }
-        Self.appendField("mech", mechanism, to: &line)
-        Self.appendField("service", service, to: &line)
-        Self.appendField("rip", remoteIP, to: &line)
-        Self.appendField("lip", localIP, to: &line)
-        Self.appendField("secured", secured ? "yes" : "no", to: &line)
-        if let passdb { Self.appendField("passdb", passdb, to: &line) }
-        if let reason { Self.appendField("reason", reason, to: &line) }
-        if let delayMS { Self.appendNumber("delay_ms", UInt64(max(0, delayMS)), to: &line) }
-        Self.appendNumber("duration_ms", UInt64(max(0, durationMS)), to: &line)
-        Self.appendNumber("conn", conn, to: &line)
-        if let cpid { Self.appendNumber("cpid", UInt64(cpid), to: &line) }
-        Self.appendNumber("id", UInt64(id), to: &line)
+        forEachField { key, value in
+            switch value {
+            case .text(let s): Self.appendField(key, s, to: &line)
+            case .number(let n): Self.appendNumber(key, n, to: &line)
+            }
+        }
     }
 
     /// ` key=value`: a value with a space, `"`, a backslash or `=` is double-quoted, with `"` and backslash
@@ -138,7 +149,7 @@ public struct AuthLogRecord: Sendable {
     /// The same fields as swift-log metadata.
     public var metadata: Logger.Metadata {
         var out = Logger.Metadata(minimumCapacity: 16)
-        forEachField { key, value in out[key] = .string(value) }
+        forEachField { key, value in out[key] = .string(value.string) }
         return out
     }
 }

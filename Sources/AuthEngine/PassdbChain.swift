@@ -8,7 +8,10 @@ public import Passdb
 /// later passdb accepts the password the answer is a temporary failure, never a plain "wrong password".
 public struct PassdbChain: Sendable {
     public struct Entry: Sendable {
-        public var passdb: any PasswordDatabase
+        public let passdb: any PasswordDatabase
+        /// `passdb.capabilities.verifyPlain`, read once: asking a passdb for its capabilities may take a
+        /// lock and copy its credential kinds, and the chain walks the entries on every request.
+        public let verifiesPlain: Bool
         public var resultFailure: PassdbSpec.ChainAction
         public var resultInternalFail: PassdbSpec.ChainAction
 
@@ -17,6 +20,7 @@ public struct PassdbChain: Sendable {
             resultInternalFail: PassdbSpec.ChainAction = .continue
         ) {
             self.passdb = passdb
+            self.verifiesPlain = passdb.capabilities.verifyPlain
             self.resultFailure = resultFailure
             self.resultInternalFail = resultInternalFail
         }
@@ -59,7 +63,7 @@ public struct PassdbChain: Sendable {
             return hit
         }
         var fold = Fold()
-        for entry in entries where entry.passdb.capabilities.verifyPlain {
+        for entry in entries where entry.verifiesPlain {
             guard let result = entry.passdb.verifyPlainNow(request, password: password) else { return nil }
             if let answer = fold.add(result, from: entry) { return remembered(answer, request, password, generations) }
         }
@@ -82,7 +86,7 @@ public struct PassdbChain: Sendable {
     /// The generation of every passdb that can verify plaintext, or nil if one cannot say (PAM).
     func cacheGenerations() -> [UInt64]? {
         var out: [UInt64] = []
-        for entry in entries where entry.passdb.capabilities.verifyPlain {
+        for entry in entries where entry.verifiesPlain {
             guard let g = entry.passdb.cacheGeneration else { return nil }
             out.append(g)
         }
@@ -91,7 +95,7 @@ public struct PassdbChain: Sendable {
 
     private func verifyUncached(_ request: PassdbRequest, password: Secret) async -> (PassdbResult, String?) {
         var fold = Fold()
-        for entry in entries where entry.passdb.capabilities.verifyPlain {
+        for entry in entries where entry.verifiesPlain {
             let result = await entry.passdb.verifyPlain(request, password: password)
             if let answer = fold.add(result, from: entry) { return answer }
         }

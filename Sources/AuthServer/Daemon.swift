@@ -119,7 +119,7 @@ public enum Daemon {
         signal(SIGPIPE, SIG_IGN)
         let logger = Logger(label: "saslgated")
         // The one line per request, in the handler's format but without going through a dictionary.
-        let requestLog = StderrRequestLog(label: "saslgated", level: level)
+        let requestLog = StderrRequestLog(level: level, lineFormat: LogLineFormat(label: "saslgated"))
 
         let cores = System.coreCount
         let preSettings = (try? Settings.load(path: configPath)) ?? Settings()

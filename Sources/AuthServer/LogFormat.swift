@@ -13,21 +13,19 @@ import Synchronization
 public struct SaslgateLogHandler: LogHandler {
     public var logLevel: Logger.Level
     public var metadata: Logger.Metadata = [:]
-    private let format: LogLineFormat
+    private let lineFormat: LogLineFormat
 
-    /// Keys that lead, in this order (the order of `AuthLogRecord.forEachField`); others follow
-    /// alphabetically.
-    static let keyOrder = ["result", "user", "authcid", "mech", "service", "rip", "lip", "secured", "passdb", "reason", "delay_ms",
-                           "duration_ms", "conn", "cpid", "id"]
+    /// Keys that lead, in this order (those of the per-request line); others follow alphabetically.
+    static let keyOrder = AuthLogRecord.keyOrder
     static let orderedKeys = Set(keyOrder)
 
     public init(label: String, level: Logger.Level) {
-        self.init(label: label, level: level, format: LogLineFormat(label: label))
+        self.init(level: level, lineFormat: LogLineFormat(label: label))
     }
 
-    init(label: String, level: Logger.Level, format: LogLineFormat) {
+    init(level: Logger.Level, lineFormat: LogLineFormat) {
         self.logLevel = level
-        self.format = format
+        self.lineFormat = lineFormat
     }
 
     public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
@@ -44,7 +42,7 @@ public struct SaslgateLogHandler: LogHandler {
 
     /// The line without its LF.
     func format(_ level: Logger.Level, message: String, metadata eventMetadata: Logger.Metadata?) -> [UInt8] {
-        var line = format.begin(level, message: message)
+        var line = lineFormat.begin(level, message: message)
         let extra = eventMetadata ?? [:]
         for key in Self.keyOrder {
             if let value = extra[key] ?? metadata[key] { LogLineFormat.append(key, value, to: &line) }
@@ -68,7 +66,7 @@ public struct SaslgateLogHandler: LogHandler {
 /// only a crash in that window can lose it.
 struct StderrRequestLog: AuthRequestLog {
     let level: Logger.Level
-    let format: LogLineFormat
+    let lineFormat: LogLineFormat
     private let batches = ThreadSpecificVariable<LineBatch>()
     /// A batch larger than this is written at once.
     static let maxBatch = 32 * 1024
@@ -78,16 +76,16 @@ struct StderrRequestLog: AuthRequestLog {
         var flushQueued = false
     }
 
-    init(label: String, level: Logger.Level, format: LogLineFormat? = nil) {
+    init(level: Logger.Level, lineFormat: LogLineFormat) {
         self.level = level
-        self.format = format ?? LogLineFormat(label: label)
+        self.lineFormat = lineFormat
     }
 
     func isEnabled(_ level: Logger.Level) -> Bool { self.level <= level }
 
     /// The line without its LF.
     func format(_ record: AuthLogRecord, level: Logger.Level) -> [UInt8] {
-        var line = format.begin(level, message: record.message)
+        var line = lineFormat.begin(level, message: record.message)
         record.appendFields(to: &line)
         return line
     }
@@ -155,15 +153,12 @@ struct LogLineFormat: Sendable {
         return line
     }
 
+    /// ` key=value`, with the quoting rule of `AuthLogRecord.appendField`.
     static func append(_ key: String, _ value: Logger.MetadataValue, to line: inout [UInt8]) {
         switch value {
-        case .string(let s): append(key, s, to: &line)
-        default: append(key, value.description, to: &line)
+        case .string(let s): AuthLogRecord.appendField(key, s, to: &line)
+        default: AuthLogRecord.appendField(key, value.description, to: &line)
         }
-    }
-
-    static func append(_ key: String, _ value: String, to line: inout [UInt8]) {
-        AuthLogRecord.appendField(key, value, to: &line)
     }
 
     /// Ends the line and writes it.

@@ -1,3 +1,4 @@
+import AuthCore
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)

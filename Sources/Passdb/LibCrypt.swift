@@ -1,3 +1,4 @@
+import AuthCore
 internal import CCrypt
 
 #if canImport(Glibc)

@@ -46,7 +46,3 @@ extension Array where Element == UInt8 {
     }
 }
 
-/// `explicit_bzero`, which the optimizer may not remove.
-func explicitZero(_ pointer: UnsafeMutableRawPointer, _ count: Int) {
-    explicit_bzero(pointer, count)
-}

@@ -402,7 +402,7 @@ public struct StoredPassword: Sendable, CustomStringConvertible {
             case (.plain, .scramSHA1), (.plain, .scramSHA256):
                 let hash: SCRAMHash = kind == .scramSHA1 ? .sha1 : .sha256
                 return SCRAMVerifier.derive(
-                    password: stored, hash: hash, salt: randomBytes(SCRAMVerifier.defaultSaltLength),
+                    password: stored, hash: hash, salt: SecureRandom.bytes(SCRAMVerifier.defaultSaltLength),
                     iterations: SCRAMVerifier.defaultIterations
                 ).credential
             case (.cramMD5, .cramMD5):
@@ -466,7 +466,7 @@ extension PasswordScheme {
         case .scramSHA1, .scramSHA256:
             return SCRAMVerifier.derive(
                 password: pw, hash: self == .scramSHA1 ? .sha1 : .sha256,
-                salt: randomBytes(SCRAMVerifier.defaultSaltLength),
+                salt: SecureRandom.bytes(SCRAMVerifier.defaultSaltLength),
                 iterations: SCRAMVerifier.defaultIterations
             ).encoded
         }
@@ -506,7 +506,7 @@ extension PasswordScheme {
     }
 
     private func saltedHash<H: HashFunction>(_: H.Type, _ pw: UnsafeBufferPointer<UInt8>) -> String {
-        let salt = randomBytes(16)
+        let salt = SecureRandom.bytes(16)
         var hasher = H()
         hasher.update(bufferPointer: UnsafeRawBufferPointer(pw))
         hasher.update(data: salt)
@@ -516,5 +516,3 @@ extension PasswordScheme {
     }
 }
 
-/// Cryptographically secure random bytes.
-func randomBytes(_ count: Int) -> [UInt8] { SecureRandom.bytes(count) }

@@ -195,7 +195,7 @@ enum SASLDBSecrets {
                 let credential: Credential
                 do {
                     credential = try SCRAM.makeCredential(
-                        hash: hash, password: password, salt: randomBytes(SCRAM.saltLength), iterations: policy.scramIterations)
+                        hash: hash, password: password, salt: SecureRandom.bytes(SCRAM.saltLength), iterations: policy.scramIterations)
                 } catch {
                     throw .derivationFailed("the SCRAM-\(hash.rawValue) secret (\(error))")
                 }
@@ -351,13 +351,3 @@ enum Codec {
     }
 }
 
-/// Cryptographically secure random bytes.
-func randomBytes(_ count: Int) -> [UInt8] { SecureRandom.bytes(count) }
-
-#if canImport(Glibc)
-import Glibc
-func explicitZero(_ p: UnsafeMutableRawPointer, _ n: Int) { explicit_bzero(p, n) }
-#elseif canImport(Darwin)
-import Darwin
-func explicitZero(_ p: UnsafeMutableRawPointer, _ n: Int) { memset_s(p, n, 0, n) }
-#endif

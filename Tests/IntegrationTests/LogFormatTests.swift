@@ -23,8 +23,8 @@ import Testing
     @Test(arguments: [false, true])
     func bothFormattersAgree(journald: Bool) {
         let format = LogLineFormat(label: "saslgated", journald: journald)
-        let fast = StderrRequestLog(label: "saslgated", level: .info, format: format)
-        let handler = SaslgateLogHandler(label: "saslgated", level: .info, format: format)
+        let fast = StderrRequestLog(level: .info, lineFormat: format)
+        let handler = SaslgateLogHandler(level: .info, lineFormat: format)
         for record in Self.records {
             for level in [Logger.Level.info, .notice] {
                 var a = fast.format(record, level: level)
@@ -41,7 +41,7 @@ import Testing
 
     @Test func layoutAndQuoting() {
         let format = LogLineFormat(label: "saslgated", journald: true)
-        let fast = StderrRequestLog(label: "saslgated", level: .info, format: format)
+        let fast = StderrRequestLog(level: .info, lineFormat: format)
         let line = String(decoding: fast.format(Self.records[1], level: .notice), as: UTF8.self)
         let expected = #"<5>saslgated[PID]: notice: auth failed result=failed user="bob \"the\" = \\builder" "#
             + #"authcid=admin@example.org mech=LOGIN service="" rip="" lip=::1 secured=no reason="password mismatch" "#

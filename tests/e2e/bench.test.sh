@@ -36,34 +36,7 @@ start_daemon "$dir/saslgated.log" "$sgbin" -c "$dir/saslgated.conf"
 sg_pid=$DAEMON_PID
 wait_for_socket "$dir/sg.sock" 20 "$sg_pid" "$dir/saslgated.log"
 
-mkdir -p "$dir/base" "$dir/state"
-cat >"$dir/dovecot.conf" <<EOF
-base_dir = $dir/base
-state_dir = $dir/state
-instance_name = saslgate-e2e-bench
-protocols = none
-ssl = no
-log_path = $dir/dovecot.log
-auth_mechanisms = plain login
-auth_failure_delay = 0
-disable_plaintext_auth = no
-default_internal_user = root
-default_login_user = root
-passdb {
-  driver = passwd-file
-  args = $dir/table
-}
-userdb {
-  driver = static
-  args = uid=65534 gid=65534 home=/nonexistent
-}
-service auth {
-  user = root
-  unix_listener $dir/dc.sock {
-    mode = 0666
-  }
-}
-EOF
+write_dovecot_auth_conf "$dir" "$dir/table" "$dir/dc.sock" saslgate-e2e-bench
 start_daemon "$dir/dovecot.stderr" dovecot -F -c "$dir/dovecot.conf"
 dc_pid=$DAEMON_PID
 E2E_LOGS+=("$dir/dovecot.log")

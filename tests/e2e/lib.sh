@@ -438,6 +438,51 @@ write_users_file() {
 }
 
 # ---------------------------------------------------------------------------------------------
+# Dovecot 2.3 as a reference: its auth service only
+
+# write_dovecot_auth_conf DIR PASSWD_FILE SOCKET NAME [SETTING...] : DIR/dovecot.conf for a private
+# Dovecot that runs nothing but its auth service (as root, so a passwd-file in the temp dir is
+# readable), listening on SOCKET (mode 0666), passwd-file passdb, no failure delay; each SETTING
+# ("key = value") is added at the top level. Also creates DIR/base and DIR/state.
+write_dovecot_auth_conf() {
+    local dir=$1 table=$2 sock=$3 name=$4
+    shift 4
+    mkdir -p "$dir/base" "$dir/state"
+    {
+        cat <<EOF
+base_dir = $dir/base
+state_dir = $dir/state
+instance_name = $name
+protocols = none
+ssl = no
+log_path = $dir/dovecot.log
+auth_mechanisms = plain login
+auth_failure_delay = 0
+disable_plaintext_auth = no
+default_internal_user = root
+default_login_user = root
+EOF
+        [ $# -eq 0 ] || printf '%s\n' "$@"
+        cat <<EOF
+passdb {
+  driver = passwd-file
+  args = $table
+}
+userdb {
+  driver = static
+  args = uid=65534 gid=65534 home=/nonexistent
+}
+service auth {
+  user = root
+  unix_listener $sock {
+    mode = 0666
+  }
+}
+EOF
+    } >"$dir/dovecot.conf"
+}
+
+# ---------------------------------------------------------------------------------------------
 # Cleanup
 
 # e2e_on_exit FUNC : run FUNC at exit, after Postfix and the daemons are stopped and before the temp

@@ -12,39 +12,9 @@ command -v dovecot >/dev/null || e2e_die "dovecot is not installed (run scripts/
 dc=$(e2e_mkdir dovecot)
 sock=$dc/auth-client
 write_users_file "$dc/users"
-mkdir -p "$dc/base" "$dc/state"
-
-# Only the auth service matters; it runs as root so the passwd-file in the temp dir is readable.
 # auth_debug logs each request line (resp= hidden), which lets us see Postfix's `secured` flag.
-cat >"$dc/dovecot.conf" <<EOF
-base_dir = $dc/base
-state_dir = $dc/state
-instance_name = saslgate-e2e-reference
-protocols = none
-ssl = no
-log_path = $dc/dovecot.log
-auth_debug = yes
-auth_mechanisms = plain login
-auth_failure_delay = 0
-auth_default_realm = example.org
-disable_plaintext_auth = no
-default_internal_user = root
-default_login_user = root
-passdb {
-  driver = passwd-file
-  args = $dc/users
-}
-userdb {
-  driver = static
-  args = uid=65534 gid=65534 home=/nonexistent
-}
-service auth {
-  user = root
-  unix_listener $sock {
-    mode = 0666
-  }
-}
-EOF
+write_dovecot_auth_conf "$dc" "$dc/users" "$sock" saslgate-e2e-reference \
+    "auth_debug = yes" "auth_default_realm = example.org"
 
 start_daemon "$dc/stderr.log" dovecot -F -c "$dc/dovecot.conf"
 dovecot_pid=$DAEMON_PID
