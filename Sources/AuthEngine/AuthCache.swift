@@ -13,7 +13,7 @@ import Synchronization
 /// valid only for the exact data generation of every passdb in the chain: a reloaded table or a
 /// changed password takes effect at once. A chain with a passdb that cannot tell its generation (PAM)
 /// is never cached. Successes live `ttl`, failures (wrong password, unknown user) `negativeTTL`; at most
-/// `maxEntries` entries, the least recently used going first.
+/// `maxEntries` entries, the least recently used going first (in constant time: no stall when full).
 public final class AuthCache: Sendable {
     struct Key: Hashable {
         var user: String
@@ -25,22 +25,22 @@ public final class AuthCache: Sendable {
         var passdb: String?
         var generations: [UInt64]
         var expires: Double
-        var lastUse: Double
     }
 
     public let maxEntries: Int
     public let ttl: Double
     public let negativeTTL: Double
     private let key = SymmetricKey(size: .bits256)
-    private let entries = Mutex<[Key: Entry]>([:])
+    private let entries: Mutex<LRUTable<Key, Entry>>
     private let clock: @Sendable () -> Double
     private let stats = Mutex<(hits: Int, misses: Int)>((0, 0))
 
     public init(maxEntries: Int, ttl: Double, negativeTTL: Double, clock: @escaping @Sendable () -> Double = PenaltyTable.monotonicNow) {
-        self.maxEntries = maxEntries
+        self.maxEntries = max(1, maxEntries)
         self.ttl = ttl
         self.negativeTTL = negativeTTL
         self.clock = clock
+        self.entries = Mutex(LRUTable())
     }
 
     func makeKey(user: String, password: Secret) -> Key {
@@ -50,23 +50,33 @@ public final class AuthCache: Sendable {
         return Key(user: user, fingerprint: Array(mac.finalize()).prefix(16).map { $0 })
     }
 
-    public func lookup(user: String, password: Secret, generations: [UInt64]) -> (PassdbResult, String?)? {
+    /// The cached answer for these data generations, or nil. `countMiss: false` for a look that may be
+    /// repeated on the slow path (so a miss is counted once per request).
+    public func lookup(user: String, password: Secret, generations: [UInt64], countMiss: Bool = true) -> (PassdbResult, String?)? {
         let k = makeKey(user: user, password: password)
         let now = clock()
         let hit = entries.withLock { e -> (PassdbResult, String?)? in
-            guard var entry = e[k] else { return nil }
+            guard let entry = e.touch(k) else { return nil }
             guard entry.expires > now, entry.generations == generations else {
-                e[k] = nil
+                e.remove(k)
                 return nil
             }
-            entry.lastUse = now
-            e[k] = entry
             return (entry.result, entry.passdb)
         }
-        stats.withLock { s in if hit == nil { s.misses += 1 } else { s.hits += 1 } }
+        if hit != nil || countMiss {
+            stats.withLock { s in if hit == nil { s.misses += 1 } else { s.hits += 1 } }
+        }
         return hit
     }
 
+    /// Counts a miss whose look was made with `countMiss: false`.
+    public func countMiss() {
+        stats.withLock { $0.misses += 1 }
+    }
+
+    /// Remembers a verdict. Only definite answers are kept: a temporary failure (an outage) neither
+    /// enters the cache nor removes what is there, so entries keep serving while a database is down.
+    /// When full, the least recently used entry makes room, in constant time.
     public func store(user: String, password: Secret, generations: [UInt64], result: PassdbResult, passdb: String?) {
         let lifetime: Double
         switch result {
@@ -77,20 +87,88 @@ public final class AuthCache: Sendable {
         guard lifetime > 0 else { return }
         let k = makeKey(user: user, password: password)
         let now = clock()
+        let entry = Entry(result: result, passdb: passdb, generations: generations, expires: now + lifetime)
         entries.withLock { e in
-            if e[k] == nil && e.count >= maxEntries {
-                // Drop the expired ones, then the least recently used tenth.
-                e = e.filter { $0.value.expires > now }
-                if e.count >= maxEntries {
-                    for (old, _) in e.sorted(by: { $0.value.lastUse < $1.value.lastUse }).prefix(max(1, maxEntries / 10)) {
-                        e[old] = nil
-                    }
-                }
-            }
-            e[k] = Entry(result: result, passdb: passdb, generations: generations, expires: now + lifetime, lastUse: now)
+            e.insert(k, entry)
+            while e.count > maxEntries { e.removeLeastRecent() }
         }
     }
 
     public var count: Int { entries.withLock { $0.count } }
     public var hitsAndMisses: (hits: Int, misses: Int) { stats.withLock { $0 } }
+}
+
+/// A dictionary that remembers the order of use: `touch` and `insert` make an entry the most recent,
+/// `removeLeastRecent` drops the oldest. Every operation is O(1): the entries sit in one array of slots
+/// linked into a list by index (freed slots are reused), the dictionary maps a key to its slot.
+struct LRUTable<Key: Hashable, Value> {
+    private struct Slot {
+        var key: Key
+        var value: Value
+        var newer: Int  // -1: none
+        var older: Int
+    }
+
+    private var slots: [Slot] = []
+    private var free: [Int] = []
+    private var index: [Key: Int] = [:]
+    private var newest = -1
+    private var oldest = -1
+
+    var count: Int { index.count }
+
+    /// The value, now the most recently used; nil when absent.
+    mutating func touch(_ key: Key) -> Value? {
+        guard let i = index[key] else { return nil }
+        unlink(i)
+        linkAsNewest(i)
+        return slots[i].value
+    }
+
+    mutating func insert(_ key: Key, _ value: Value) {
+        if let i = index[key] {
+            slots[i].value = value
+            unlink(i)
+            linkAsNewest(i)
+            return
+        }
+        let slot = Slot(key: key, value: value, newer: -1, older: -1)
+        let i: Int
+        if let reused = free.popLast() {
+            slots[reused] = slot
+            i = reused
+        } else {
+            slots.append(slot)
+            i = slots.count - 1
+        }
+        index[key] = i
+        linkAsNewest(i)
+    }
+
+    mutating func remove(_ key: Key) {
+        guard let i = index.removeValue(forKey: key) else { return }
+        unlink(i)
+        free.append(i)
+    }
+
+    mutating func removeLeastRecent() {
+        guard oldest >= 0 else { return }
+        remove(slots[oldest].key)
+    }
+
+    private mutating func unlink(_ i: Int) {
+        let (newer, older) = (slots[i].newer, slots[i].older)
+        if newer >= 0 { slots[newer].older = older } else { newest = older }
+        if older >= 0 { slots[older].newer = newer } else { oldest = newer }
+        slots[i].newer = -1
+        slots[i].older = -1
+    }
+
+    private mutating func linkAsNewest(_ i: Int) {
+        slots[i].older = newest
+        slots[i].newer = -1
+        if newest >= 0 { slots[newest].newer = i }
+        newest = i
+        if oldest < 0 { oldest = i }
+    }
 }

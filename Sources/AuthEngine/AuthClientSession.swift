@@ -40,6 +40,9 @@ public final class AuthClientSession {
         let started: Double
         /// Normalized user once known; the name as sent before that.
         var user: String?
+        /// The user name the penalty table counts: set only once the username policy accepted the
+        /// name, so a refused (raw, client-chosen) name is counted under the remote IP alone.
+        var penaltyUser: String?
         /// The authentication identity when an authz rule lets it act as `user`.
         var authcid: String?
         /// The authorization identity to return once the authcid's password is verified.
@@ -255,7 +258,7 @@ public final class AuthClientSession {
                 verified(request, result, passdb)
                 return
             }
-            io.runDetached({ await chain.verifyPlain(passdbRequest, password: password, cacheChecked: true) }) { [weak self] result, passdb in
+            io.runDetached({ await chain.verifyPlain(passdbRequest, password: password) }) { [weak self] result, passdb in
                 if result == .passwordMismatch { request.failedPassword = password }
                 self?.verified(request, result, passdb)
             }
@@ -294,6 +297,7 @@ public final class AuthClientSession {
             return nil
         }
         request.user = user
+        request.penaltyUser = user
         if !request.command.noPenalty && service.penalty.isBlocked(ip: request.command.remoteIP, user: user) {
             finishNow(request, .fail(id: request.id, user: user, code: nil, reason: Reason.coolDown, fields: []),
                       result: "failed", reason: "blocked: too many failures for this user from this IP (penalty_cooldown)")
@@ -363,7 +367,7 @@ public final class AuthClientSession {
         var fields: [(String, String?)] = []
         if request.command.debug, let passdb = request.passdb { fields.append(("passdb", passdb)) }
         if let finalData { fields.append(("resp", DovecotBase64.encode(finalData))) }
-        if !request.command.noPenalty, let user = request.user {
+        if !request.command.noPenalty, let user = request.penaltyUser {
             service.penalty.recordSuccess(ip: request.command.remoteIP, user: user)
         }
         if let target = request.pendingAuthzid {
@@ -389,7 +393,7 @@ public final class AuthClientSession {
         var delay = service.settings.failureDelay
         if delayed && !request.command.noPenalty {
             // An authentication failure: count it; the delay escalates with repeated failures.
-            delay = service.penalty.recordFailure(ip: request.command.remoteIP, user: request.user, password: request.failedPassword)
+            delay = service.penalty.recordFailure(ip: request.command.remoteIP, user: request.penaltyUser, password: request.failedPassword)
         }
         request.failedPassword = nil
         log(request, result: "failed", reason: reason, delay: delayed ? delay : nil)

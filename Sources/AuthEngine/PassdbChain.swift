@@ -39,13 +39,15 @@ public struct PassdbChain: Sendable {
         self.entries = passdbs.map { Entry($0) }
     }
 
-    /// The verdict and the passdb that gave it (nil when none knew the user). `cacheChecked`: the caller
-    /// has just missed the cache with `verifyPlainNow`; do not look (and count a miss) again.
-    public func verifyPlain(_ request: PassdbRequest, password: Secret, cacheChecked: Bool = false) async -> (PassdbResult, String?) {
+    /// The verdict and the passdb that gave it (nil when none knew the user). Every passdb's data is
+    /// brought up to date first (`ensureFresh`), so neither a passdb nor the cache answers from data older
+    /// than its check interval.
+    public func verifyPlain(_ request: PassdbRequest, password: Secret) async -> (PassdbResult, String?) {
+        for entry in entries where entry.verifiesPlain { await entry.passdb.ensureFresh() }
         guard let cache, let generations = cacheGenerations() else {
             return await verifyUncached(request, password: password)
         }
-        if !cacheChecked, let hit = cache.lookup(user: request.user, password: password, generations: generations) {
+        if let hit = cache.lookup(user: request.user, password: password, generations: generations) {
             return hit
         }
         let answer = await verifyUncached(request, password: password)
@@ -53,13 +55,16 @@ public struct PassdbChain: Sendable {
         return answer
     }
 
-    /// The verdict at once when no passdb on the way needs to hash or block (a cache hit, `{PLAIN}`
-    /// entries): the common case of a busy MTA costs no task and no thread hop. nil: use `verifyPlain`.
-    /// Same rules and the same cache as `verifyPlain`.
+    /// The verdict at once when no passdb on the way needs to hash, block or check its data for changes
+    /// (a cache hit, `{PLAIN}` entries): the common case of a busy MTA costs no task and no thread hop.
+    /// nil: use `verifyPlain`. Same rules and the same cache as `verifyPlain`.
     public func verifyPlainNow(_ request: PassdbRequest, password: Secret) -> (PassdbResult, String?)? {
+        for entry in entries where entry.verifiesPlain {
+            guard entry.passdb.isFresh else { return nil }
+        }
         let generations = cache == nil ? nil : cacheGenerations()
         if let cache, let generations,
-            let hit = cache.lookup(user: request.user, password: password, generations: generations) {
+            let hit = cache.lookup(user: request.user, password: password, generations: generations, countMiss: false) {
             return hit
         }
         var fold = Fold()
@@ -73,7 +78,10 @@ public struct PassdbChain: Sendable {
     private func remembered(
         _ answer: (PassdbResult, String?), _ request: PassdbRequest, _ password: Secret, _ generations: [UInt64]?
     ) -> (PassdbResult, String?) {
-        if let generations { remember(answer, request, password, generations) }
+        if let generations {
+            cache?.countMiss()
+            remember(answer, request, password, generations)
+        }
         return answer
     }
 
@@ -133,6 +141,7 @@ public struct PassdbChain: Sendable {
         var fallback: (CredentialLookup, String?) = (.userUnknown, nil)
         var internalFail: (CredentialLookup, String?)?
         for entry in entries where entry.passdb.capabilities.credentials.contains(scheme) {
+            await entry.passdb.ensureFresh()
             let result = await entry.passdb.lookupCredentials(request, scheme: scheme)
             switch result {
             case .found: return (result, entry.passdb.name)

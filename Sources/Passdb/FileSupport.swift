@@ -79,6 +79,9 @@ public struct FileIdentity: Sendable, Equatable, CustomStringConvertible {
     public var modificationNanoseconds: Int
     public var changeSeconds: Int
     public var changeNanoseconds: Int
+    /// This version was read while it changed or right after: an equal identity seen later does not
+    /// prove the contents equal (see `PasswdFile.readFile`). Not part of equality.
+    public var unsettled = false
 
     init(_ st: stat) {
         device = UInt64(st.st_dev)
@@ -88,6 +91,21 @@ public struct FileIdentity: Sendable, Equatable, CustomStringConvertible {
         modificationNanoseconds = Int(st.st_mtim.tv_nsec)
         changeSeconds = Int(st.st_ctim.tv_sec)
         changeNanoseconds = Int(st.st_ctim.tv_nsec)
+    }
+
+    public static func == (a: FileIdentity, b: FileIdentity) -> Bool {
+        a.device == b.device && a.inode == b.inode && a.size == b.size
+            && a.modificationSeconds == b.modificationSeconds && a.modificationNanoseconds == b.modificationNanoseconds
+            && a.changeSeconds == b.changeSeconds && a.changeNanoseconds == b.changeNanoseconds
+    }
+
+    /// True when the file's last change (ctime) is less than `seconds` before now on the wall clock (or
+    /// in the future: a clock step).
+    func changedWithin(seconds: Int) -> Bool {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        let age = (Int(now.tv_sec) - changeSeconds) * 1_000_000_000 + (Int(now.tv_nsec) - changeNanoseconds)
+        return age < seconds * 1_000_000_000
     }
 
     /// `stat(2)` of a path; nil when it cannot be read (the error is in `errno`).

@@ -142,7 +142,16 @@ public final class PasswdFile: Sendable {
             throw .unreadable(path: path, reason: error.description)
         }
         guard buffer.count <= maxFileSize else { throw .unreadable(path: path, reason: "larger than 4 GiB") }
-        return (buffer, FileIdentity(st))
+        var identity = FileIdentity(st)
+        // The file changed while it was read (an in-place edit): what was read may be half old, half new.
+        // Keep the identity seen before the read and mark it, so the next check reads the file again.
+        var after = stat()
+        if fstat(fd, &after) != 0 || FileIdentity(after) != identity { identity.unsettled = true }
+        // Timestamps have the kernel's coarse granularity: a second write within the same tick as the
+        // one we read after would leave size, mtime and ctime as they are. A file read within a second
+        // of its last change is therefore read again at the next check (once it has been quiet).
+        if identity.changedWithin(seconds: 1) { identity.unsettled = true }
+        return (buffer, identity)
     }
 
     private static func make(

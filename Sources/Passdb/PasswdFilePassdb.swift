@@ -11,11 +11,13 @@ import Darwin
 /// The `passwd-file` passdb: a Dovecot-compatible flat user table (see `PasswdFile`), loaded at init
 /// and reloaded when the file changes.
 ///
-/// Reloading: on a lookup, at most once per `checkInterval`, the file is `stat`ed; when its inode, size,
-/// modification or change time differ from the loaded version it is parsed again on a background thread
-/// while lookups keep using the old table. A new version that does not parse is logged (with every
-/// `file:line`) and the last good table stays in service; that broken version is not retried until the
-/// file changes again. A missing file also keeps the last good table.
+/// Freshness (see `FreshnessGate`): a request never gets an answer from a table older than
+/// `checkInterval`. When the last check is older, the request waits while the file is `stat`ed on a
+/// background thread and, when its inode, size, modification or change time differ from the loaded
+/// version (or the loaded version was read so soon after a change that a same-tick rewrite could hide),
+/// parsed again; concurrent requests share that check. A new version that does not parse is logged
+/// (with every `file:line`) and the last good table stays in service; that broken version is not retried
+/// until the file changes again. A missing file also keeps the last good table.
 ///
 /// Expensive verification (crypt family, SSHA, SCRAM) runs on the `BlockingExecutor`; `{PLAIN}`,
 /// `{CRAM-MD5}` and `{DIGEST-MD5}` are checked inline.
@@ -30,8 +32,8 @@ public final class PasswdFilePassdb: PasswordDatabase {
 
     private let executor: any BlockingExecutor
     private let logger: Logger
-    private let checkInterval: Duration
     private let state: Mutex<State>
+    private let freshness: FreshnessGate
 
     /// What a `stat` saw: a missing file or one version of it.
     enum Observed: Equatable, Sendable {
@@ -45,8 +47,6 @@ public final class PasswdFilePassdb: PasswordDatabase {
         }
         /// Changes with every table put in service (see `cacheGeneration`).
         var generation = PassdbGeneration.next()
-        var lastCheck: ContinuousClock.Instant
-        var reloading = false
         /// The version whose load failed; not retried until the file changes again.
         var failed: Observed?
     }
@@ -57,33 +57,34 @@ public final class PasswdFilePassdb: PasswordDatabase {
     ///   - defaultRealm: realm for bare user names in the file and in requests; nil keeps bare names bare.
     ///   - executor: runs expensive hashing (the daemon passes one backed by a thread pool).
     ///   - logger: reloads, reload failures and load warnings go here.
-    ///   - checkInterval: how often a lookup may `stat` the file (default one second).
+    ///   - checkInterval: the longest a change to the file may go unnoticed (default one second).
     public init(
         path: String, defaultRealm: String? = nil, executor: any BlockingExecutor, logger: Logger,
         checkInterval: Duration = .seconds(1)
     ) throws(PasswdFileError) {
+        let loadStart = ContinuousClock.now
         let table = try PasswdFile.load(path: path, defaultRealm: defaultRealm)
         self.path = path
         self.defaultRealm = table.defaultRealm
         self.name = "\(PasswdFilePassdb.driverName):\(path)"
         self.executor = executor
         self.logger = logger
-        self.checkInterval = checkInterval
-        self.state = Mutex(State(table: table, lastCheck: .now))
+        self.state = Mutex(State(table: table))
+        self.freshness = FreshnessGate(interval: checkInterval, checkedAt: loadStart)
         logWarnings(table)
         logger.debug(
             "passwd-file loaded", metadata: ["passdb": "\(name)", "users": "\(table.count)"]
         )
     }
 
-    /// The table in service now.
+    /// The table in service now (as last checked; see `isFresh`).
     public var table: PasswdFile { state.withLock { $0.table } }
 
-    /// The loaded table's generation; reading it also runs the periodic check for a changed file.
-    public var cacheGeneration: UInt64? {
-        _ = currentTable()
-        return state.withLock { $0.generation }
-    }
+    /// The loaded table's generation. Callers that cache by it call `ensureFresh` first.
+    public var cacheGeneration: UInt64? { state.withLock { $0.generation } }
+
+    public var isFresh: Bool { freshness.isFresh }
+    public func ensureFresh() async { await freshness.ensureFresh { self.checkForChange() } }
 
     /// Number of users in the table in service.
     public var userCount: Int { table.count }
@@ -95,7 +96,8 @@ public final class PasswdFilePassdb: PasswordDatabase {
     // MARK: PasswordDatabase
 
     public func verifyPlain(_ request: PassdbRequest, password: Secret) async -> PassdbResult {
-        let table = currentTable()
+        await ensureFresh()
+        let table = self.table
         guard let stored = table.password(forKey: table.key(for: request)) else { return .userUnknown }
         let user = request.user
         let outcome: PasswordVerification
@@ -109,7 +111,8 @@ public final class PasswdFilePassdb: PasswordDatabase {
 
     /// Cheap schemes are checked right here; hashed ones are left to `verifyPlain` (nil).
     public func verifyPlainNow(_ request: PassdbRequest, password: Secret) -> PassdbResult? {
-        let table = currentTable()
+        guard isFresh else { return nil }
+        let table = self.table
         guard let stored = table.password(forKey: table.key(for: request)) else { return .userUnknown }
         guard !stored.scheme.isExpensive else { return nil }
         return verdict(stored.verify(password, user: request.user), request)
@@ -129,7 +132,8 @@ public final class PasswdFilePassdb: PasswordDatabase {
     }
 
     public func lookupCredentials(_ request: PassdbRequest, scheme: CredentialScheme) async -> CredentialLookup {
-        let table = currentTable()
+        await ensureFresh()
+        let table = self.table
         guard let stored = table.password(forKey: table.key(for: request)) else { return .userUnknown }
         guard stored.credentialSchemes.contains(scheme) else {
             return .schemeNotAvailable(
@@ -148,40 +152,26 @@ public final class PasswdFilePassdb: PasswordDatabase {
 
     // MARK: reloading
 
-    /// The table to use for one lookup; starts a background reload check at most once per interval.
-    private func currentTable() -> PasswdFile {
-        let now = ContinuousClock.now
-        let (table, due) = state.withLock { s -> (PasswdFile, Bool) in
-            guard !s.reloading, now - s.lastCheck >= checkInterval else { return (s.table, false) }
-            s.lastCheck = now
-            return (s.table, true)
-        }
-        if due { checkForChange() }
-        return table
-    }
-
-    /// `stat`s the file and, when it changed, reloads it on a background thread.
+    /// The freshness check (on a background thread): `stat`s the file and reloads it when it changed.
     func checkForChange() {
         let observed = observe()
-        let start = state.withLock { s -> Bool in
-            guard !s.reloading, s.failed != observed else { return false }
-            if case .file(let identity) = observed, identity == s.table.identity { return false }
-            s.reloading = true
-            return true
+        let unchanged = state.withLock { s -> Bool in
+            if s.failed == observed { return true }
+            guard case .file(let identity) = observed, identity == s.table.identity else { return false }
+            return !(s.table.identity?.unsettled ?? true)
         }
-        guard start else { return }
-        runOnBackgroundThread { [self] in
-            _ = self.reloadNow(observed: observed)
-        }
+        if unchanged { return }
+        _ = reloadNow(observed: observed)
     }
 
     /// Reads the file again now, on the calling thread (for a SIGHUP handler, the CLI and tests). On
     /// failure the previous table stays in service. Returns the new user count or the error.
     @discardableResult
     public func reload() -> Result<Int, PasswdFileError> {
-        let observed = observe()
-        state.withLock { $0.reloading = true }
-        return reloadNow(observed: observed)
+        let start = ContinuousClock.now
+        let result = reloadNow(observed: observe())
+        freshness.recordCheck(startedAt: start)
+        return result
     }
 
     private func observe() -> Observed {
@@ -195,8 +185,6 @@ public final class PasswdFilePassdb: PasswordDatabase {
                 let n = s.table.count
                 s.table = table
                 s.failed = nil
-                s.reloading = false
-                s.lastCheck = .now
                 return n
             }
             logger.info(
@@ -208,8 +196,6 @@ public final class PasswdFilePassdb: PasswordDatabase {
         } catch {
             let serving = state.withLock { s -> Int in
                 s.failed = observed
-                s.reloading = false
-                s.lastCheck = .now
                 return s.table.count
             }
             logger.error(
@@ -224,29 +210,5 @@ public final class PasswdFilePassdb: PasswordDatabase {
         for w in table.warnings.prefix(PasswdFile.maxReportedProblems) {
             logger.warning("\(w)", metadata: ["passdb": "\(name)"])
         }
-    }
-}
-
-/// Runs `body` on a new detached POSIX thread (reloads must not occupy an event loop or the executor's
-/// hashing threads). Falls back to the calling thread if no thread can be made.
-func runOnBackgroundThread(_ body: @escaping @Sendable () -> Void) {
-    final class Box {
-        let body: @Sendable () -> Void
-        init(_ body: @escaping @Sendable () -> Void) { self.body = body }
-    }
-    let context = Unmanaged.passRetained(Box(body)).toOpaque()
-    var thread = pthread_t()
-    let rc = pthread_create(
-        &thread, nil,
-        { raw in
-            let box = Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue()
-            box.body()
-            return nil
-        }, context
-    )
-    if rc == 0 {
-        pthread_detach(thread)
-    } else {
-        Unmanaged<Box>.fromOpaque(context).takeRetainedValue().body()
     }
 }

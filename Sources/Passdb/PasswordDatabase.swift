@@ -106,10 +106,22 @@ public protocol PasswordDatabase: Sendable {
     /// data may have changed (a reloaded table). nil: results must not be cached (PAM: a password can
     /// change behind our back). Reading it may check whether the data changed.
     var cacheGeneration: UInt64? { get }
+
+    /// False when the data in service may be older than the passdb's check interval (see
+    /// `FreshnessGate`): a synchronous path must then not answer from it (nor from a cache keyed by its
+    /// `cacheGeneration`) but call `ensureFresh` first. Cheap.
+    var isFresh: Bool { get }
+    /// Returns once the data in service is current within the check interval; waits for a check (off the
+    /// calling thread) when one is due. Every answer, and every `cacheGeneration` read for a cache
+    /// lookup, comes after it.
+    func ensureFresh() async
 }
 
 extension PasswordDatabase {
     public var cacheGeneration: UInt64? { nil }
+    /// Passdbs that ask their source on every lookup (PAM) are always fresh.
+    public var isFresh: Bool { true }
+    public func ensureFresh() async {}
     public func verifyPlainNow(_ request: PassdbRequest, password: Secret) -> PassdbResult? { nil }
 }
 

@@ -20,9 +20,11 @@ import Darwin
 /// - `lookupCredentials` hands out the stored secret of the kind asked for; when cleartext is stored it
 ///   serves every kind (and is preferred for DIGEST-MD5, whose digest uses the client's own spelling of
 ///   the user and realm). Otherwise `.schemeNotAvailable`.
-/// - `capabilities.credentials` lists the kinds present anywhere in the store. At most once per
-///   `checkInterval` a lookup starts a background check: `PRAGMA data_version` (did anything commit?)
-///   and the file's inode (was the file replaced? then the connections are reopened).
+/// - `capabilities.credentials` lists the kinds present anywhere in the store.
+/// - Freshness (see `FreshnessGate`): a lookup never runs against a file older than `checkInterval`:
+///   when the last check is older, it waits for one on a background thread: `PRAGMA data_version` (did
+///   anything commit? then the auth cache generation changes) and the file's inode (was the file
+///   replaced? then the connections are reopened).
 ///
 /// Reads use a small pool of read-only connections; WAL mode lets them run while the CLI writes.
 public final class SASLDBPassdb: PasswordDatabase {
@@ -36,7 +38,7 @@ public final class SASLDBPassdb: PasswordDatabase {
 
     private let executor: any BlockingExecutor
     private let logger: Logger
-    private let checkInterval: Duration
+    private let freshness: FreshnessGate
     private let busyTimeoutMilliseconds: Int32
     private let state: Mutex<State>
     /// The connection that watches `PRAGMA data_version`; its lock also serializes the checks.
@@ -50,8 +52,6 @@ public final class SASLDBPassdb: PasswordDatabase {
         var inode: UInt64
         var properties: Set<SASLDBProperty>
         var dataVersion: Int64
-        var lastCheck: ContinuousClock.Instant
-        var checkScheduled = false
         /// The last problem the check logged, so it is not logged every second.
         var lastProblem: String?
         /// `cacheGeneration`: its value and the (file generation, data version) it stands for.
@@ -68,12 +68,13 @@ public final class SASLDBPassdb: PasswordDatabase {
     /// - Parameters:
     ///   - executor: runs the lookups and the hashing (the daemon's bounded thread pool).
     ///   - logger: warnings about the file, reopenings, changes of the credential kinds.
-    ///   - checkInterval: how often a lookup may check the file for changes (default one second).
+    ///   - checkInterval: the longest a change to the store may go unnoticed (default one second).
     ///   - busyTimeout: how long a read may wait for a lock (only WAL recovery takes one).
     public init(
         path: String, executor: any BlockingExecutor, logger: Logger, checkInterval: Duration = .seconds(1),
         busyTimeout: Duration = .seconds(5)
     ) throws(SASLDBError) {
+        let openStart = ContinuousClock.now
         let status = try SASLDBStore.checkFile(path: path)
         let busy = Int32(clamping: busyTimeout.components.seconds * 1000 + busyTimeout.components.attoseconds / 1_000_000_000_000_000)
         let c = try SASLDBStore.openReader(path: path, busyTimeoutMilliseconds: busy)
@@ -89,23 +90,21 @@ public final class SASLDBPassdb: PasswordDatabase {
         self.name = "\(SASLDBPassdb.driverName):\(path)"
         self.executor = executor
         self.logger = logger
-        self.checkInterval = checkInterval
+        self.freshness = FreshnessGate(interval: checkInterval, checkedAt: openStart)
         self.busyTimeoutMilliseconds = busy
         self.watcher = Mutex(c)
         self.state = Mutex(
-            State(device: status.device, inode: status.inode, properties: properties, dataVersion: version, lastCheck: .now))
+            State(device: status.device, inode: status.inode, properties: properties, dataVersion: version))
         for w in status.warnings { logger.warning("\(w)", metadata: ["passdb": "\(name)"]) }
         logger.debug(
             "sasldb store opened", metadata: ["passdb": "\(name)", "secrets": "\(properties.map(\.rawValue).sorted())"])
     }
 
-    /// Changes whenever the periodic check (at most `checkInterval` old, started by lookups) saw a
-    /// commit to the store (`PRAGMA data_version`: `saslgate user passwd`, `import`) or a replaced file,
-    /// so the auth cache drops results of the old data; the same delay as a passwd-file reload. Never
-    /// touches SQLite on the caller's thread.
+    /// Changes whenever a check saw a commit to the store (`PRAGMA data_version`: `saslgate user
+    /// passwd`, `import`) or a replaced file, so the auth cache drops results of the old data. Callers
+    /// that cache by it call `ensureFresh` first. Never touches SQLite on the caller's thread.
     public var cacheGeneration: UInt64? {
-        scheduleCheckIfDue()
-        return state.withLock { s in
+        state.withLock { s in
             let now = (generation: s.generation, dataVersion: s.dataVersion)
             if let seen = s.cacheGenerationFor, seen == now { return s.cacheGeneration }
             if s.cacheGenerationFor != nil { s.cacheGeneration = PassdbGeneration.next() }
@@ -117,8 +116,11 @@ public final class SASLDBPassdb: PasswordDatabase {
     /// Kinds of secret present in the store now (as of the last check).
     public var storedProperties: Set<SASLDBProperty> { state.withLock { $0.properties } }
 
+    public var isFresh: Bool { freshness.isFresh }
+    public func ensureFresh() async { await freshness.ensureFresh { self.refreshNow() } }
+
     public var capabilities: PassdbCapabilities {
-        scheduleCheckIfDue()
+        freshness.refreshInBackground { self.refreshNow() }
         return PassdbCapabilities(verifyPlain: true, credentials: SASLDBPassdb.credentialSchemes(storedProperties))
     }
 
@@ -129,7 +131,7 @@ public final class SASLDBPassdb: PasswordDatabase {
     // MARK: PasswordDatabase
 
     public func verifyPlain(_ request: PassdbRequest, password: Secret) async -> PassdbResult {
-        scheduleCheckIfDue()
+        await ensureFresh()
         guard let user = try? SASLDBUser(request: request) else { return .userUnknown }
         let outcome = await executor.run { self.verifyBlocking(user, password: password) }
         switch outcome {
@@ -154,7 +156,7 @@ public final class SASLDBPassdb: PasswordDatabase {
     }
 
     public func lookupCredentials(_ request: PassdbRequest, scheme: CredentialScheme) async -> CredentialLookup {
-        scheduleCheckIfDue()
+        await ensureFresh()
         guard let user = try? SASLDBUser(request: request) else { return .userUnknown }
         let fetched = await executor.run { self.fetch(user) }
         let rows: [(SASLDBProperty?, Secret)]
@@ -251,27 +253,18 @@ public final class SASLDBPassdb: PasswordDatabase {
 
     // MARK: watching the file
 
-    private func scheduleCheckIfDue() {
-        let now = ContinuousClock.now
-        let due = state.withLock { s -> Bool in
-            guard !s.checkScheduled, now - s.lastCheck >= checkInterval else { return false }
-            s.checkScheduled = true
-            s.lastCheck = now
-            return true
-        }
-        guard due else { return }
-        Task { [self] in
-            await executor.run { self.refresh() }
-        }
-    }
-
     /// Checks the file now, on the calling thread: reopens the connections when the file was replaced
     /// and re-reads the kinds of secret when anything was committed. Returns the kinds in service. For
-    /// a SIGHUP handler, the CLI and tests; lookups schedule it themselves.
+    /// a SIGHUP handler, the CLI and tests; lookups wait for their own checks (`ensureFresh`).
     @discardableResult
     public func refresh() -> Set<SASLDBProperty> {
+        let start = ContinuousClock.now
+        defer { freshness.recordCheck(startedAt: start) }
+        return refreshNow()
+    }
+
+    private func refreshNow() -> Set<SASLDBProperty> {
         watcher.withLock { watcher -> Set<SASLDBProperty> in
-            defer { state.withLock { $0.checkScheduled = false } }
             let (device, inode) = state.withLock { ($0.device, $0.inode) }
             var reopened = false
             do throws(SASLDBError) {

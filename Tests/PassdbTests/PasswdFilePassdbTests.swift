@@ -1,5 +1,6 @@
 import AuthCore
 import Logging
+import Synchronization
 import Testing
 
 @testable import Passdb
@@ -73,7 +74,8 @@ struct PasswdFilePassdbTests {
     @Test func verifyPlainNowAnswersCheapSchemesOnly() async throws {
         let dir = TempDir()
         let executor = CountingExecutor()
-        let db = try makePassdb(dir, executor: executor)
+        // A long check interval: the synchronous answer is only given from a table checked recently.
+        let db = try makePassdb(dir, executor: executor, interval: .seconds(3600))
         let cases: [(String, String)] = [
             ("plain@example.com", "pencil"), ("plain@EXAMPLE.COM", "pencil"), ("plain@example.com", "pencil "),
             ("cram", "pencil"), ("cram", "pen"), ("nobody@example.com", "x"), ("Plain@example.com", "pencil"),
@@ -267,5 +269,107 @@ struct PasswdFilePassdbTests {
                 }
             }
         }
+    }
+}
+
+/// The freshness promise at the passdb level: a change on disk is in force for the first request that
+/// starts more than the check interval after it, however quiet the passdb was.
+@Suite struct PasswdFileFreshnessTests {
+    func request(_ user: String) -> PassdbRequest { PassdbRequest(user: user, mechanism: "PLAIN", service: "smtp") }
+
+    @Test func theFirstRequestAfterAQuietSpellSeesTheChange() async throws {
+        let dir = TempDir()
+        let path = dir.write("users", "a:{PLAIN}1\nb:{PLAIN}2\n")
+        let db = try PasswdFilePassdb(
+            path: path, defaultRealm: nil, executor: InlineExecutor(), logger: CapturedLogs().logger(),
+            checkInterval: .milliseconds(200))
+        #expect(db.verifyPlainNow(request("a"), password: Secret("1")) == .ok)
+        dir.write("users.new", "b:{PLAIN}2\n")
+        rename(dir.file("users.new"), path)
+        try await Task.sleep(for: .milliseconds(300))
+        // Due for a check: no synchronous answer from the old table...
+        #expect(db.verifyPlainNow(request("a"), password: Secret("1")) == nil)
+        // ...and the first asynchronous one waits for the check.
+        #expect(await db.verifyPlain(request("a"), password: Secret("1")) == .userUnknown)
+        #expect(db.verifyPlainNow(request("a"), password: Secret("1")) == .userUnknown)
+        #expect(db.verifyPlainNow(request("b"), password: Secret("2")) == .ok)
+    }
+
+    @Test func credentialLookupsWaitForTheCheckToo() async throws {
+        let dir = TempDir()
+        let path = dir.write("users", "a:{PLAIN}1\n")
+        let db = try PasswdFilePassdb(
+            path: path, defaultRealm: nil, executor: InlineExecutor(), logger: CapturedLogs().logger(),
+            checkInterval: .milliseconds(200))
+        dir.write("users.new", "z:{PLAIN}9\n")
+        rename(dir.file("users.new"), path)
+        try await Task.sleep(for: .milliseconds(300))
+        guard case .userUnknown = await db.lookupCredentials(request("a"), scheme: .cramMD5) else {
+            Issue.record("a user removed from the file must be unknown to the first lookup after the interval")
+            return
+        }
+    }
+}
+
+@Suite struct FreshnessGateTests {
+    final class Counter: Sendable {
+        let n = Mutex(0)
+        func bump() { n.withLock { $0 += 1 } }
+        var value: Int { n.withLock { $0 } }
+    }
+
+    @Test func freshDataNeedsNoCheck() async {
+        let gate = FreshnessGate(interval: .seconds(3600), checkedAt: .now)
+        let checks = Counter()
+        #expect(gate.isFresh)
+        await gate.ensureFresh { checks.bump() }
+        #expect(checks.value == 0)
+    }
+
+    /// Requests arriving together when a check is due share one check and all wait for it.
+    @Test func concurrentRequestsShareOneCheck() async {
+        let gate = FreshnessGate(interval: .milliseconds(100), checkedAt: .now - .seconds(1))
+        let checks = Counter()
+        let done = Counter()
+        #expect(!gate.isFresh)
+        await withTaskGroup(of: Void.self) { group in
+            for _ in 0..<50 {
+                group.addTask {
+                    await gate.ensureFresh {
+                        usleep(20_000)
+                        checks.bump()
+                    }
+                    // Nobody returns before the check finished.
+                    #expect(checks.value == 1)
+                    done.bump()
+                }
+            }
+        }
+        #expect(done.value == 50)
+        #expect(checks.value == 1)
+        #expect(gate.isFresh)
+    }
+
+    /// A check slower than the interval still satisfies the request that started it (no endless loop).
+    @Test func aSlowCheckStillEnds() async {
+        let gate = FreshnessGate(interval: .milliseconds(10), checkedAt: .now - .seconds(1))
+        let checks = Counter()
+        await gate.ensureFresh {
+            usleep(100_000)
+            checks.bump()
+        }
+        #expect(checks.value == 1)
+    }
+
+    /// A check that began before a request is not enough for it when it began more than the interval
+    /// earlier: the request runs its own.
+    @Test func anOldCheckIsNotEnough() async {
+        let gate = FreshnessGate(interval: .milliseconds(50), checkedAt: .now)
+        gate.recordCheck(startedAt: .now - .seconds(1))  // older than the current: ignored
+        #expect(gate.isFresh)
+        try? await Task.sleep(for: .milliseconds(80))
+        let checks = Counter()
+        await gate.ensureFresh { checks.bump() }
+        #expect(checks.value == 1)
     }
 }
