@@ -18,6 +18,8 @@ final class ServerCounters: Sendable {
     let owedReplies = Atomic<Int>(0)
     /// Unfinished requests on all connections (including those waiting for the client).
     let pendingRequests = Atomic<Int>(0)
+    /// What all connections hold in input, output and pending requests (see `ConnectionLimits`).
+    let bufferedBytes = Atomic<Int>(0)
 }
 
 /// Accepts client connections on the configured socket (or the one systemd passed) until graceful
@@ -100,10 +102,12 @@ final class AuthServer: Service, CustomStringConvertible {
         let allowlist = try PeerAllowlist(settings.clientAllowlist)
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
-            .childChannelOption(.writeBufferWaterMark, value: .init(low: 16 * 1024, high: 64 * 1024))
+            // Replies beyond 32 KiB that the client has not read make the channel unwritable: the
+            // connection handler then stops taking its input.
+            .childChannelOption(.writeBufferWaterMark, value: .init(low: 8 * 1024, high: 32 * 1024))
             // Start each connection with a small receive buffer (NIO's default is 2 KB, kept by every
-            // idle connection); it grows for clients that pipeline many requests.
-            .childChannelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 256, maximum: 65536))
+            // idle connection); it grows for clients that pipeline many requests, up to one line.
+            .childChannelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 256, maximum: 16384))
             .childChannelInitializer { channel in
                 let open = counters.connections.wrappingAdd(1, ordering: .relaxed).newValue
                 if open > maxConnections {
@@ -121,7 +125,6 @@ final class AuthServer: Service, CustomStringConvertible {
                         makeSession: { io in
                             AuthClientSession(io: io, cuid: cuid, peer: "", serviceProvider: { box.service })
                         })
-                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(LineFrameDecoder()))
                     try channel.pipeline.syncOperations.addHandler(handler)
                 }
             }

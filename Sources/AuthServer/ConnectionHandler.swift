@@ -4,8 +4,20 @@ import AuthProtocol
 import Logging
 import NIOCore
 
-/// One client connection: feeds framed lines to the engine's `AuthClientSession` and carries out its
-/// I/O on the channel's event loop.
+/// One client connection: frames its input into lines, feeds them to the engine's `AuthClientSession`
+/// and carries out its I/O on the channel's event loop.
+///
+/// Memory stays bounded whatever the client does (docs/SECURITY.md):
+/// - A client that does not read its replies is not read either: while the channel is not writable (its
+///   replies fill the write buffer), no further line is taken and reading stops; it resumes when the
+///   client catches up. Input that still arrives meanwhile (NIO drains a closing socket) is held only up
+///   to `ConnectionLimits.maxHeldInput`; past that the connection is closed.
+/// - Replies owed to a client (answers that complete while it is paused) are capped at
+///   `ConnectionLimits.maxPendingOutput`; past that the connection is closed.
+/// - All connections together share `ConnectionLimits.bufferBudget` for held input, pending output and
+///   pending requests: while the sum is over it, a connection that holds more than its fair share takes
+///   no new line until it drops below.
+/// - A connection that is closed decodes nothing more.
 final class ConnectionHandler: ChannelInboundHandler, ConnectionIO {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
@@ -19,6 +31,9 @@ final class ConnectionHandler: ChannelInboundHandler, ConnectionIO {
     private let onClose: () -> Void
     private var session: AuthClientSession?
     private var context: ChannelHandlerContext?
+    private var framer = LineFramer()
+    /// No further line is taken (the client does not read its replies, or memory is short).
+    private var paused = false
     private var inRead = false
     /// Replies not yet handed to the channel (see `send`).
     private var outgoing: ByteBuffer?
@@ -27,6 +42,8 @@ final class ConnectionHandler: ChannelInboundHandler, ConnectionIO {
     /// Owed replies last reported to the server-wide counter.
     private var reportedOwed = 0
     private var reportedPending = 0
+    /// This connection's share of `ServerCounters.bufferedBytes` last reported.
+    private var reportedBuffered = 0
 
     init(identity: ServerIdentity, logger: Logger, counters: ServerCounters, handshakeTimeout: Double,
          allowlist: PeerAllowlist, onClose: @escaping () -> Void,
@@ -78,10 +95,7 @@ final class ConnectionHandler: ChannelInboundHandler, ConnectionIO {
 
     private func handshakeTimedOut() {
         guard let session, !session.isHandshakeComplete, let context else { return }
-        logger.warning("client did not complete the handshake (VERSION, CPID) in time; closing")
-        session.connectionClosed()
-        self.session = nil
-        context.close(promise: nil)
+        close(context, "client did not complete the handshake (VERSION, CPID) in time")
     }
 
     /// Keeps the server-wide count of owed replies current (graceful shutdown waits for it).
@@ -99,20 +113,105 @@ final class ConnectionHandler: ChannelInboundHandler, ConnectionIO {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        guard let session else { return }
-        let buffer = unwrapInboundIn(data)
+        guard session != nil else { return }  // closed or refused: nothing is decoded
+        framer.append(unwrapInboundIn(data))
+        if paused && framer.heldBytes > ConnectionLimits.maxHeldInput {
+            close(context, "client keeps sending without reading its replies (\(framer.heldBytes) bytes held)")
+            return
+        }
+        takeLines(context: context)
+    }
+
+    /// Hands the held complete lines to the engine while the client reads its replies and memory allows.
+    private func takeLines(context: ChannelHandlerContext) {
         inRead = true
         defer { inRead = false }
-        do {
-            try session.handle(line: buffer.readableBytesView.withContiguousStorageIfAvailable { ArraySlice($0) } ?? ArraySlice(buffer.readableBytesView))
-            if session.isHandshakeComplete, let timer = handshakeTimer {
-                timer.cancel()
-                handshakeTimer = nil
+        while let session, !paused {
+            let line: ByteBuffer
+            do {
+                guard let next = try framer.nextLine() else { break }
+                line = next
+            } catch {
+                violation(error, context: context)
+                return
             }
-        } catch {
-            violation(error, context: context)
+            do {
+                try session.handle(line: line.readableBytesView.withContiguousStorageIfAvailable { ArraySlice($0) } ?? ArraySlice(line.readableBytesView))
+                if session.isHandshakeComplete, let timer = handshakeTimer {
+                    timer.cancel()
+                    handshakeTimer = nil
+                }
+            } catch {
+                violation(error, context: context)
+                return
+            }
+            // Let the channel see what piled up, so its writability tells whether the client reads.
+            if let out = outgoing, out.readableBytes >= ConnectionLimits.flushChunk { flushIfNeeded() }
+            if shouldPause(context) { pause(context) }
         }
         reportOwed()
+        reportBuffered()
+    }
+
+    /// True when no further line should be taken now.
+    private func shouldPause(_ context: ChannelHandlerContext) -> Bool {
+        if !context.channel.isWritable { return true }
+        // Cheap common case: far below the budget (what this read added is reported when it ends).
+        let reported = counters.bufferedBytes.load(ordering: .relaxed)
+        if reported < ConnectionLimits.bufferBudget / 2 { return false }
+        let total = reported - reportedBuffered + bufferedBytes
+        guard total > ConnectionLimits.bufferBudget else { return false }
+        let open = Swift.max(1, counters.connections.load(ordering: .relaxed))
+        return bufferedBytes > Swift.max(ConnectionLimits.minimumFairShare, ConnectionLimits.bufferBudget / open)
+    }
+
+    private func pause(_ context: ChannelHandlerContext) {
+        paused = true
+        context.channel.setOption(ChannelOptions.autoRead, value: false).whenComplete { _ in }
+        if context.channel.isWritable {
+            // Paused for memory, not by the client: look again soon.
+            let me = NIOLoopBound(self, eventLoop: context.eventLoop)
+            context.eventLoop.scheduleTask(in: ConnectionLimits.budgetRetry) { me.value.resume() }
+        }
+    }
+
+    /// Takes lines again once the client reads (writable) and memory allows; reading follows.
+    private func resume() {
+        guard paused, let context, session != nil else { return }
+        paused = false
+        takeLines(context: context)
+        flushIfNeeded()
+        if !paused {
+            context.channel.setOption(ChannelOptions.autoRead, value: true).whenComplete { _ in }
+            context.read()
+        }
+    }
+
+    /// Bytes this connection holds: input not yet taken, replies not yet written to the socket, and an
+    /// estimate for each unfinished request.
+    private var bufferedBytes: Int {
+        let queued = (try? context?.channel.syncOptions?.getOption(.bufferedWritableBytes)) ?? 0
+        return framer.heldBytes + (outgoing?.readableBytes ?? 0) + queued
+            + (session?.pendingRequestCount ?? 0) * ConnectionLimits.requestCost
+    }
+
+    private func reportBuffered() {
+        let now = session == nil ? 0 : bufferedBytes
+        if now != reportedBuffered {
+            counters.bufferedBytes.wrappingAdd(now - reportedBuffered, ordering: .relaxed)
+            reportedBuffered = now
+        }
+    }
+
+    private func close(_ context: ChannelHandlerContext, _ why: String) {
+        logger.warning("closing connection: \(why)")
+        session?.connectionClosed()
+        session = nil
+        framer.discard()
+        outgoing = nil
+        reportOwed()
+        reportBuffered()
+        context.close(promise: nil)
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -120,32 +219,28 @@ final class ConnectionHandler: ChannelInboundHandler, ConnectionIO {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        if let violation = error as? ProtocolViolation {
-            self.violation(violation, context: context)
-        } else if let decoderError = error as? ByteToMessageDecoderError,
-            case .dataReceivedInErrorState = decoderError {
-            // Already reported and closing.
-        } else {
-            logger.info("client connection error: \(error)", metadata: sessionMetadata)
-            context.close(promise: nil)
-        }
+        logger.info("client connection error: \(error)", metadata: sessionMetadata)
+        framer.discard()
+        context.close(promise: nil)
     }
 
     func channelInactive(context: ChannelHandlerContext) {
         handshakeTimer?.cancel()
         outgoing = nil
+        framer.discard()
         session?.connectionClosed()
         session = nil
         reportOwed()
+        reportBuffered()
         self.context = nil
         onClose()
         context.fireChannelInactive()
     }
 
-    /// Stop reading while the client does not read our replies (bounded output buffer).
+    /// The client caught up with its replies: take lines and read again.
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        context.channel.setOption(ChannelOptions.autoRead, value: context.channel.isWritable).whenComplete { _ in }
-        if context.channel.isWritable { context.read() }
+        if context.channel.isWritable { resume() }
+        reportBuffered()
         context.fireChannelWritabilityChanged()
     }
 
@@ -153,10 +248,7 @@ final class ConnectionHandler: ChannelInboundHandler, ConnectionIO {
 
     private func violation(_ error: any Error, context: ChannelHandlerContext) {
         guard session != nil else { return }
-        logger.warning("protocol violation, closing connection: client \(error)", metadata: sessionMetadata)
-        session?.connectionClosed()
-        session = nil
-        context.close(promise: nil)
+        close(context, "protocol violation: client \(error)")
     }
 
     // MARK: ConnectionIO
@@ -170,6 +262,14 @@ final class ConnectionHandler: ChannelInboundHandler, ConnectionIO {
             outgoing = context.channel.allocator.buffer(capacity: Swift.max(bytes.count, 512))
         }
         outgoing!.writeBytes(bytes)
+        if !context.channel.isWritable {
+            // The client does not read: what it is owed may not grow without end.
+            let queued = (try? context.channel.syncOptions?.getOption(.bufferedWritableBytes)) ?? 0
+            if queued + outgoing!.readableBytes > ConnectionLimits.maxPendingOutput {
+                close(context, "client does not read its replies (\(queued + outgoing!.readableBytes) bytes pending)")
+                return
+            }
+        }
         if !inRead && !flushScheduled {
             flushScheduled = true
             let me = NIOLoopBound(self, eventLoop: context.eventLoop)
@@ -196,6 +296,7 @@ final class ConnectionHandler: ChannelInboundHandler, ConnectionIO {
             loop.execute {
                 bound.value(result)
                 me.value.reportOwed()
+                me.value.reportBuffered()
             }
         }
     }
@@ -208,6 +309,7 @@ final class ConnectionHandler: ChannelInboundHandler, ConnectionIO {
         let task = loop.scheduleTask(in: .nanoseconds(Int64(seconds * 1e9))) {
             bound.value()
             me.value.reportOwed()
+            me.value.reportBuffered()
         }
         return ScheduledTaskWork(task: task)
     }
@@ -224,4 +326,23 @@ struct ScheduledTaskWork: ScheduledWork {
 
 struct NoWork: ScheduledWork {
     func cancel() {}
+}
+
+/// The bounds of `ConnectionHandler` (docs/SECURITY.md).
+enum ConnectionLimits {
+    /// Input a paused connection may hold (NIO still delivers what a closing socket has queued).
+    static let maxHeldInput = 2 * (ProtocolLimits.maxLineLength + 1)
+    /// Replies owed to a client that does not read them; past this the connection is closed.
+    static let maxPendingOutput = 256 * 1024
+    /// Replies gathered during one read before they are handed to the channel.
+    static let flushChunk = 8 * 1024
+    /// What all connections together may hold in input, output and pending requests before the largest
+    /// holders are paused.
+    static let bufferBudget = 16 * 1024 * 1024
+    /// No connection is paused for the budget while it holds less than this.
+    static let minimumFairShare = 16 * 1024
+    /// The memory one unfinished request is counted for (request state, mechanism, names).
+    static let requestCost = 1024
+    /// How soon a connection paused for the budget looks again.
+    static let budgetRetry = TimeAmount.milliseconds(100)
 }
