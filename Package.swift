@@ -42,6 +42,8 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // prctl(2) (core dumps off) through fixed-argument wrappers.
+        .systemLibrary(name: "CProcess", path: "Sources/CProcess"),
         // libpam's <security/pam_appl.h>.
         .systemLibrary(name: "CPAM", path: "Sources/CPAM"),
         // The PAM passdb: blocking PAM calls on a bounded pool of their own, with a timeout.
@@ -76,6 +78,7 @@ let package = Package(
             name: "AuthServer",
             dependencies: [
                 "AuthCore", "AuthProtocol", "AuthEngine", "AuthConfig", "Passdb", "PassdbPAM", "PassdbSASLDB", "SASL",
+                "CProcess",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

@@ -19,14 +19,14 @@ public struct ControlOptions: ParsableArguments {
         return path
     }
 
-    /// Sends one command and returns the whole answer.
+    /// Sends one command and returns the whole answer, ready for a terminal (`neutralizingControlCharacters`).
     public func ask(_ command: String) throws(CLIError) -> String {
         let path = try socketPath()
         let deadline = ContinuousClock.now + .seconds(10)
         let connection = try Connection(path: path, deadline: deadline, timeout: .seconds(10))
         defer { connection.close() }
         try connection.send(command + "\n")
-        let answer = String(decoding: try connection.readToEnd(), as: UTF8.self)
+        let answer = String(decoding: try connection.readToEnd(), as: UTF8.self).neutralizingControlCharacters()
         if answer.hasPrefix("error:") { throw .failure(answer.trimmingWhiteSpace()) }
         return answer
     }
@@ -83,6 +83,24 @@ public struct PenaltyCommand: ParsableCommand {
 }
 
 extension String {
+    /// Every control character (C0, DEL, C1) except the line feed written as `\xHH`, its code. The
+    /// daemon already escapes what clients chose (penalty keys are login names); this keeps an answer
+    /// from any daemon, of any version, from driving the terminal.
+    func neutralizingControlCharacters() -> String {
+        let isControl = { (scalar: Unicode.Scalar) in scalar != "\n" && scalar.properties.generalCategory == .control }
+        guard unicodeScalars.contains(where: isControl) else { return self }
+        var out = String.UnicodeScalarView()
+        for scalar in unicodeScalars {
+            if isControl(scalar) {
+                let hex = String(scalar.value, radix: 16)
+                out.append(contentsOf: ("\\x" + (hex.count < 2 ? "0" : "") + hex).unicodeScalars)
+            } else {
+                out.append(scalar)
+            }
+        }
+        return String(out)
+    }
+
     /// Without leading and trailing spaces, TABs, CRs and LFs.
     func trimmingWhiteSpace() -> String {
         let isSpace: (Character) -> Bool = { $0 == " " || $0 == "\t" || $0 == "\r" || $0 == "\n" }

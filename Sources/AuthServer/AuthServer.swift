@@ -48,6 +48,7 @@ final class AuthServer: Service, CustomStringConvertible {
     }
 
     func run() async throws {
+        try checkRunUser()
         let channel = try await bind()
         let controlChannel = await control?.start(group: group)
         try dropPrivileges()
@@ -72,15 +73,17 @@ final class AuthServer: Service, CustomStringConvertible {
         }
     }
 
+    /// A run_user that does not exist stops the start before anything is bound: running on as root
+    /// because of a missing account is never the safe choice.
+    private func checkRunUser() throws {
+        guard let user = settings.runUser, getpwnam(user) == nil else { return }
+        throw Privileges.Problem(description: "run_user '\(user)' does not exist; create it (useradd --system --no-create-home --shell /usr/sbin/nologin \(user)) or set 'run_user =' (empty) to keep running as the user who starts saslgated")
+    }
+
     /// Runs as `run_user` from here on. PAM passdbs get the group that can read /etc/shadow.
     private func dropPrivileges() throws {
         guard let user = settings.runUser else {
             if geteuid() == 0 { logger.notice("run_user is empty: running as root") }
-            return
-        }
-        if user == Settings().runUser, getpwnam(user) == nil {
-            // The default user does not exist (not installed with scripts/install): say so, keep going.
-            logger.warning("run_user \(user) does not exist: running as started (uid \(geteuid())); create it with: useradd --system --no-create-home --shell /usr/sbin/nologin \(user)")
             return
         }
         var extra: [String] = []
@@ -88,6 +91,8 @@ final class AuthServer: Service, CustomStringConvertible {
             extra.append("shadow")
         }
         if try Privileges.drop(to: user, extraGroups: extra) {
+            // Changing the user resets the dumpable flag to fs.suid_dumpable: set it off again.
+            Daemon.disableCoreDumps()
             let groups = extra.isEmpty ? "" : " (+ group \(extra.joined(separator: ",")))"
             logger.info("running as \(user)\(groups)")
         }
@@ -135,23 +140,32 @@ final class AuthServer: Service, CustomStringConvertible {
             return try await bootstrap.withBoundSocket(fd).get()
         }
         let path = settings.listen
-        try SocketPath.removeStale(path)
-        // Create the socket file with the configured mode from the start: no window with a looser one.
-        let oldMask = umask(mode_t(~settings.listenMode & 0o777))
-        let channel: Channel
+        let owner = try SocketPath.owner(user: settings.listenUser, group: settings.listenGroup)
+        let bound = try SocketPath.bindPrivately(
+            path, mode: settings.listenMode, owner: owner, backlog: 1024,
+            createParent: Self.mayCreateSocketDirectory(path, settings))
         do {
-            channel = try await bootstrap.bind(unixDomainSocketPath: path, cleanupExistingSocketFile: false).get()
-            umask(oldMask)
+            let channel = try await bootstrap.withBoundSocket(bound.fd).get()
+            channel.closeFuture.whenComplete { _ in SocketPath.removeIfOurs(path, device: bound.device, inode: bound.inode) }
+            return channel
         } catch {
-            umask(oldMask)
+            close(bound.fd)
+            SocketPath.removeIfOurs(path, device: bound.device, inode: bound.inode)
             throw SocketPath.Problem(description: "cannot listen on \(path): \(error)")
         }
-        do {
-            try SocketPath.applyOwnership(path, mode: settings.listenMode, user: settings.listenUser, group: settings.listenGroup)
-        } catch {
-            try? await channel.close()
-            throw error
-        }
-        return channel
+    }
+
+    /// A missing socket directory is created only when it is plainly the invoker's own: the socket keeps
+    /// the invoker as owner (no listen_user, as in the development configuration) and the directory
+    /// above it belongs to the invoker and nobody else may write there (a checkout, a home directory).
+    /// Postfix's `private/` is never created here: it belongs to Postfix's installation.
+    static func mayCreateSocketDirectory(_ path: String, _ settings: Settings) -> Bool {
+        guard settings.listenUser == nil, let slash = path.lastIndex(of: "/") else { return false }
+        let parent = String(path[..<slash])
+        guard let up = parent.lastIndex(of: "/") else { return false }
+        let grandparent = up == parent.startIndex ? "/" : String(parent[..<up])
+        var st = stat()
+        guard stat(grandparent, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR else { return false }
+        return st.st_uid == geteuid() && st.st_mode & 0o022 == 0
     }
 }

@@ -10,7 +10,9 @@ import NIOPosix
 /// then the server closes. Used by `saslgate stats` and `saslgate penalty`.
 ///   STATS                  → Prometheus text format
 ///   PENALTY LIST           → one line per key: kind, key, failures, seconds since last, blocked seconds
-///   PENALTY CLEAR [TARGET] → "cleared N" (TARGET: an IP or a user; none: everything)
+///   PENALTY CLEAR [TARGET] → "cleared N" (TARGET: an IP or a user, raw or as PENALTY LIST prints it;
+///                            none: everything)
+/// Keys are login names chosen by clients: they are written through `ControlText.escape`.
 enum ControlCommand: Equatable {
     case stats
     case penaltyList
@@ -28,6 +30,57 @@ enum ControlCommand: Equatable {
             return .penaltyClear(words.count == 3 ? words[2] : nil)
         default: return nil
         }
+    }
+}
+
+/// Text for the control socket's answers, which an administrator reads on a terminal. Printable ASCII
+/// other than the backslash is written as it is; every other byte of the UTF-8 form becomes `\xHH`
+/// and the backslash `\\`. So a client's login name can neither send terminal control sequences
+/// nor start a line of its own (a forged row).
+enum ControlText {
+    static func escape(_ text: String) -> String {
+        if text.utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "\\") }) { return text }
+        var out = ""
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: "\\"): out += "\\\\"
+            case 0x20..<0x7F: out.unicodeScalars.append(Unicode.Scalar(byte))
+            default:
+                out += "\\x"
+                if byte < 0x10 { out += "0" }
+                out += String(byte, radix: 16)
+            }
+        }
+        return out
+    }
+
+    /// The text `escape` turned into `escaped`; nil when `escaped` holds a backslash that is not one
+    /// of its escapes (then it is not escaped text).
+    static func unescape(_ escaped: String) -> String? {
+        func hexDigit(_ c: UInt8?) -> UInt8? {
+            switch c {
+            case .some(let c) where c >= 0x30 && c <= 0x39: c - 0x30
+            case .some(let c) where c >= 0x61 && c <= 0x66: c - 0x61 + 10
+            case .some(let c) where c >= 0x41 && c <= 0x46: c - 0x41 + 10
+            default: nil
+            }
+        }
+        var bytes: [UInt8] = []
+        var rest = escaped.utf8[...]
+        while let byte = rest.popFirst() {
+            guard byte == UInt8(ascii: "\\") else {
+                bytes.append(byte)
+                continue
+            }
+            switch rest.popFirst() {
+            case UInt8(ascii: "\\"): bytes.append(byte)
+            case UInt8(ascii: "x"):
+                guard let high = hexDigit(rest.popFirst()), let low = hexDigit(rest.popFirst()) else { return nil }
+                bytes.append(high << 4 | low)
+            default: return nil
+            }
+        }
+        return String(decoding: bytes, as: UTF8.self)
     }
 }
 
@@ -53,11 +106,11 @@ final class ControlServer: Sendable {
             if rows.isEmpty { return "no penalties\n" }
             return rows.map { r in
                 let blocked = r.blockedForSeconds.map { "blocked \(Int($0.rounded()))s" } ?? "not blocked"
-                return "\(r.kind) \(r.key) failures=\(r.failures) last=\(Int(r.secondsSinceLast.rounded()))s ago \(blocked)"
+                return "\(r.kind) \(ControlText.escape(r.key)) failures=\(r.failures) last=\(Int(r.secondsSinceLast.rounded()))s ago \(blocked)"
             }.joined(separator: "\n") + "\n"
         case .penaltyClear(let target):
-            let n = box.service.penalty.clear(target)
-            logger.notice("penalty cleared by the control socket", metadata: ["target": "\(target ?? "all")", "entries": "\(n)"])
+            let n = box.service.penalty.clear(target.map { ControlText.unescape($0) ?? $0 })
+            logger.notice("penalty cleared by the control socket", metadata: ["target": "\(target.map(ControlText.escape) ?? "all")", "entries": "\(n)"])
             return "cleared \(n)\n"
         }
     }

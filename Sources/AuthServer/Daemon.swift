@@ -2,6 +2,7 @@
 import Glibc
 #endif
 public import AuthConfig
+import CProcess
 import AuthCore
 import AuthEngine
 import AuthProtocol
@@ -172,6 +173,23 @@ public enum Daemon {
         try? await pool.shutdownGracefully()
         logger.info("stopped")
         return status
+    }
+
+    /// No core dumps, and no ptrace or /proc/PID/mem by other processes of the same user: a core would
+    /// hold the user table and the passwords of requests in flight. Called first thing by `main`.
+    /// The kernel resets the dumpable flag to fs.suid_dumpable when the process changes its user, so
+    /// RLIMIT_CORE goes to 0 as well: a resource limit survives the switch to `run_user`.
+    public static func disableCoreDumps() {
+        _ = saslgate_set_dumpable(0)
+        if saslgate_get_dumpable() != 0 {
+            printError("warning: could not make the process non-dumpable (prctl PR_SET_DUMPABLE)")
+        }
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_CORE.rawValue), &limit) == 0, limit.rlim_cur != 0 || limit.rlim_max != 0 else { return }
+        limit = rlimit(rlim_cur: 0, rlim_max: 0)
+        if setrlimit(Int32(RLIMIT_CORE.rawValue), &limit) != 0 {
+            printError("warning: could not set the core file size limit to 0: \(String(cString: strerror(errno)))")
+        }
     }
 
     static func raiseFileLimit(logger: Logger) {

@@ -52,9 +52,10 @@ public enum PasswdFileEditError: Error, Sendable, Equatable, CustomStringConvert
 ///
 /// Every edit is atomic and serialized between processes: it takes an exclusive `flock` on the sidecar
 /// `PATH.lock`, reads the current file under the lock, changes only the affected line (comments and all
-/// other lines stay byte for byte), writes `PATH.tmp.<pid>` in the same directory with the original's
-/// mode and owner (0640 for a new file), `fsync`s it, renames it over the file and `fsync`s the
-/// directory. A symbolic link at `PATH` is followed, so the link stays in place.
+/// other lines stay byte for byte), writes a new file `.NAME.tmp.<16 random hex digits>` in the same
+/// directory (created exclusively, never through a symbolic link) with the original's mode and owner
+/// (0640 for a new file), `fsync`s it, renames it over the file and `fsync`s the directory. A symbolic
+/// link at `PATH` is followed, so the link stays in place.
 public struct PasswdFileEditor: Sendable {
     /// Mode of a file the editor creates.
     public static let newFileMode: mode_t = 0o640
@@ -227,9 +228,7 @@ public struct PasswdFileEditor: Sendable {
     private func writeAtomically(_ contents: [UInt8], to target: String, like original: stat?)
         throws(PasswdFileEditError)
     {
-        let tmp = "\(target).tmp.\(getpid())"
-        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0o600)
-        guard fd >= 0 else { throw .io(path: tmp, operation: "create", reason: errnoText(errno)) }
+        let (tmp, fd) = try createTemporary(besides: target)
         var ok = false
         defer {
             if !ok { unlink(tmp) }
@@ -269,6 +268,22 @@ public struct PasswdFileEditor: Sendable {
         if dirFD >= 0 {
             defer { close(dirFD) }
             if fsync(dirFD) != 0 { throw .io(path: dir, operation: "fsync directory", reason: errnoText(errno)) }
+        }
+    }
+
+    /// Creates `.NAME.tmp.<random>` next to `target` with O_EXCL and O_NOFOLLOW: whatever someone with
+    /// write access to the directory planted there (a symbolic link, a file at a guessed name) is
+    /// neither followed nor truncated nor reused. A name that exists already is replaced by a new one.
+    private func createTemporary(besides target: String) throws(PasswdFileEditError) -> (path: String, fd: Int32) {
+        let name = target.lastIndex(of: "/").map { String(target[target.index(after: $0)...]) } ?? target
+        var attempts = 0
+        while true {
+            let tmp = directory(of: target) + "/." + name + ".tmp." + Hex.encodeString(SecureRandom.bytes(8))
+            let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0o600)
+            if fd >= 0 { return (tmp, fd) }
+            let error = errno
+            attempts += 1
+            if error != EEXIST || attempts == 8 { throw .io(path: tmp, operation: "create", reason: errnoText(error)) }
         }
     }
 

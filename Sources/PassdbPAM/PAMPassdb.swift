@@ -9,11 +9,12 @@ import Glibc
 /// (`/etc/pam.d/SERVICE`, or `confDir/SERVICE`). PAM cannot hand out credentials, so only PLAIN and
 /// LOGIN work with it.
 ///
-/// Each check is one PAM transaction — `pam_start`, PAM_RHOST (the client's `rip`), PAM_RUSER (the
-/// name PAM sees), PAM_TTY `saslgate`, our no-op PAM_FAIL_DELAY, `pam_authenticate`, `pam_acct_mgmt`,
-/// `pam_end` — run on a bounded pool of dedicated threads with a deadline (see `PAMOptions`). A call
-/// that misses the deadline answers `.internalFailure("PAM timed out")`, a full queue
-/// `.internalFailure("PAM busy")`: temporary failures, never a success.
+/// Each check is one PAM transaction — `pam_start`, PAM_RHOST (the client's `rip`), PAM_TTY `saslgate`,
+/// our no-op PAM_FAIL_DELAY, `pam_authenticate`, `pam_acct_mgmt`, `pam_end` — run on a bounded pool of
+/// dedicated threads with a deadline (see `PAMOptions`). PAM_RUSER stays unset: the login name is the
+/// client's choice, and modules such as pam_rhosts would trust it as a remote user vouched for by the
+/// remote host. A call that misses the deadline answers `.internalFailure("PAM timed out")`, a full
+/// queue `.internalFailure("PAM busy")`: temporary failures, never a success.
 ///
 /// Empty passwords and passwords containing NUL are refused without asking PAM (`.passwordMismatch`);
 /// PAM is also called with PAM_DISALLOW_NULL_AUTHTOK, so `nullok` in a stack never lets an account with

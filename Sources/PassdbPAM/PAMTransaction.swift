@@ -63,11 +63,12 @@ struct PAMTransaction {
                     status: startStatus, stage: .start, statusText: text, messages: [], refusedPrompts: [])
             }
 
-            // Items. Like Dovecot, failures here are ignored: they only inform modules.
+            // Items. Like Dovecot, failures here are ignored: they only inform modules. No PAM_RUSER:
+            // it names the remote user as vouched for by the remote host (pam_rhosts trusts it), and
+            // here the only name is the login the client chose.
             if let remoteHost, !remoteHost.isEmpty, !remoteHost.utf8.contains(0) {
                 _ = remoteHost.withCString { pam_set_item(pamh, PAM_RHOST, $0) }
             }
-            _ = user.withCString { pam_set_item(pamh, PAM_RUSER, $0) }
             _ = tty.withCString { pam_set_item(pamh, PAM_TTY, $0) }
             // Our own failure-delay function, which does nothing: without it libpam sleeps ~2 s on a
             // failure (pam_unix asks for that) on this thread; the daemon applies its own delay.

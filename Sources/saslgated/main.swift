@@ -17,6 +17,7 @@ struct SaslgatedCommand: AsyncParsableCommand {
     var check = false
 
     func run() async throws {
+        Daemon.disableCoreDumps()
         let status = check ? Daemon.check(configPath: config) : await Daemon.run(configPath: config)
         if status != 0 { throw ExitCode(status) }
     }

@@ -86,13 +86,36 @@ struct PAMPassdbTests {
             got=$(tr -d '\\000')
             want=$(cat "\(expected)")
             [ "$got" = "$want" ] && [ "$PAM_USER" = alice ] && [ "$PAM_RHOST" = 192.0.2.7 ] && \
-              [ "$PAM_TTY" = saslgate ] && [ "$PAM_RUSER" = alice ] && [ "$PAM_SERVICE" = exec ]
+              [ "$PAM_TTY" = saslgate ] && [ "$PAM_SERVICE" = exec ]
             """, mode: 0o700)
         try dir.service("exec", ["auth required pam_exec.so quiet expose_authtok \(script)", "account required pam_permit.so"])
         let db = try makePassdb(dir, service: "exec")
         #expect(await db.verifyPlain(request("alice@example.org"), password: Secret("Zürich:  pa$$ \\ 'q' \"dq\" ✓")) == .ok)
         #expect(await db.verifyPlain(request("alice@example.org"), password: Secret("Zürich")) != .ok)
         #expect(await db.verifyPlain(request("alice", rip: "198.51.100.1"), password: Secret("Zürich:  pa$$ \\ 'q' \"dq\" ✓")) != .ok)
+    }
+
+    /// PAM_RUSER would be the client's own choice of name, which pam_rhosts and the like trust as a
+    /// remote user vouched for by the remote host: it stays unset; PAM_RHOST is the client's address.
+    @Test func remoteUserIsNotTheClientChosenName() async throws {
+        let dir = try PAMConfDir()
+        defer { dir.remove() }
+        let seen = dir.path + "/seen"
+        let script = try dir.file(
+            "record.sh",
+            """
+            #!/bin/sh
+            printf 'ruser=%s|rhost=%s|user=%s\n' "${PAM_RUSER-<unset>}" "${PAM_RHOST-<unset>}" "$PAM_USER" > "\(seen)"
+            """, mode: 0o700)
+        try dir.service("record", ["auth required pam_exec.so quiet \(script)", "account required pam_permit.so"])
+        let db = try makePassdb(dir, service: "record")
+        #expect(await db.verifyPlain(request("alice@example.org", rip: "198.51.100.4"), password: Secret("pw")) == .ok)
+        let fields = try String(contentsOfFile: seen, encoding: .utf8).trimmingCharacters(in: .newlines)
+            .split(separator: "|").map(String.init)
+        #expect(fields.count == 3, "\(fields)")
+        #expect(fields.first == "ruser=<unset>" || fields.first == "ruser=", "\(fields)")
+        #expect(fields.dropFirst().first == "rhost=198.51.100.4")
+        #expect(fields.last == "user=alice")
     }
 
     @Test func failDelayDoesNotHoldTheThread() async throws {

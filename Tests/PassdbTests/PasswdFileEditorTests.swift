@@ -27,7 +27,39 @@ struct PasswdFileEditorTests {
         #expect(readText(path) == Self.original + "carol@example.com:{PLAIN}three\n")
         #expect(try editor.listUsers() == ["alice@example.com", "bob@example.com", "carol@example.com"])
         #expect(fileMode(path) == 0o640)
-        #expect(readFile(path + ".tmp.\(getpid())") == nil)
+        #expect(entries(dir.path) == ["users", "users.lock"], "no temporary file left behind")
+    }
+
+    /// Someone who may write to the table's directory plants a symbolic link at the name the editor's
+    /// temporary file used to have (`PATH.tmp.<pid>`), pointing at another file: the link is neither
+    /// followed nor replaced, the edit succeeds, and no temporary file stays behind.
+    @Test func aLinkPlantedAtTheOldTemporaryNameIsLeftAlone() throws {
+        let dir = TempDir()
+        let path = dir.write("users", "a:{PLAIN}1\n")
+        let victim = dir.write("victim", "precious\n", mode: 0o600)
+        let planted = path + ".tmp.\(getpid())"
+        #expect(symlink(victim, planted) == 0)
+        try PasswdFileEditor(path: path).add(user: "b", passwordField: "{PLAIN}2")
+        #expect(readText(path) == "a:{PLAIN}1\nb:{PLAIN}2\n")
+        #expect(readText(victim) == "precious\n")
+        #expect(fileMode(victim) == 0o600)
+        var st = stat()
+        #expect(lstat(planted, &st) == 0 && (st.st_mode & S_IFMT) == S_IFLNK)
+        #expect(entries(dir.path) == ["users", "users.lock", "users.tmp.\(getpid())", "victim"])
+    }
+
+    /// The names in a directory, sorted, without `.` and `..`.
+    func entries(_ path: String) -> [String] {
+        guard let dir = opendir(path) else { return [] }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names.sorted()
     }
 
     @Test func addRefusesAnExistingUserInAnyRealmSpelling() throws {

@@ -280,13 +280,15 @@ struct PasswdFilePassdbTests {
     @Test func theFirstRequestAfterAQuietSpellSeesTheChange() async throws {
         let dir = TempDir()
         let path = dir.write("users", "a:{PLAIN}1\nb:{PLAIN}2\n")
+        // One second, as the daemon uses: long enough that a loaded machine answers the synchronous
+        // calls below within it.
         let db = try PasswdFilePassdb(
             path: path, defaultRealm: nil, executor: InlineExecutor(), logger: CapturedLogs().logger(),
-            checkInterval: .milliseconds(200))
+            checkInterval: .seconds(1))
         #expect(db.verifyPlainNow(request("a"), password: Secret("1")) == .ok)
         dir.write("users.new", "b:{PLAIN}2\n")
         rename(dir.file("users.new"), path)
-        try await Task.sleep(for: .milliseconds(300))
+        try await Task.sleep(for: .milliseconds(1200))
         // Due for a check: no synchronous answer from the old table...
         #expect(db.verifyPlainNow(request("a"), password: Secret("1")) == nil)
         // ...and the first asynchronous one waits for the check.
@@ -328,7 +330,8 @@ struct PasswdFilePassdbTests {
 
     /// Requests arriving together when a check is due share one check and all wait for it.
     @Test func concurrentRequestsShareOneCheck() async {
-        let gate = FreshnessGate(interval: .milliseconds(100), checkedAt: .now - .seconds(1))
+        // Every task starts well within the interval of the one check (even on a loaded machine).
+        let gate = FreshnessGate(interval: .seconds(30), checkedAt: .now - .seconds(60))
         let checks = Counter()
         let done = Counter()
         #expect(!gate.isFresh)

@@ -142,6 +142,7 @@ failure_delay = 0
 cleartext_requires_tls = yes
 penalty_block_after = 3
 penalty_cooldown = 10m
+authz_rules = $E2E_ALICE=>*@example.org
 EOF
 start_daemon "$sg/saslgated.log" "$bin" -c "$sg/saslgated.conf"
 sg_pid=$DAEMON_PID
@@ -172,6 +173,9 @@ run_case "malformed PLAIN message (one NUL)" "FAIL" 192.0.2.12 --secured plain-r
 run_case "invalid base64 initial response" "FAIL" 192.0.2.13 --secured plain-raw 'not*base64'
 run_case "CRAM-MD5 wrong digest" "FAIL" 192.0.2.14 cram "$a" wrong-3
 run_case "SCRAM-SHA-256 bad proof" "FAIL" 192.0.2.15 scram "$a" wrong-4
+# alice acting as bob (authz_rules): the line carries authcid= before mech=.
+run_case "password mismatch with an authzid" "FAIL" 192.0.2.16 --secured plain-raw \
+    "$(printf 'bob@example.org\0%s\0wrong-14' "$a" | base64 -w0)"
 run_case "hostile user name (space, rip=)" "FAIL" 198.51.100.7 --secured plain 'x rip=203.0.113.9' wrong-5
 run_case "hostile user name (quotes, backslash)" "FAIL" 198.51.100.8 --secured plain \
     'a"b\ rip=203.0.113.9 reason="internal failure: x' wrong-6
@@ -185,6 +189,8 @@ run_case "cool-down IP: blocked" "FAIL" 192.0.2.20 --secured plain "$a" "$ap"
 # Lines fail2ban must NOT count:
 run_case "success (PLAIN)" "OK" 192.0.2.30 --secured plain "$a" "$ap"
 run_case "success (SCRAM-SHA-256)" "OK" 192.0.2.31 scram "$a" "$ap"
+run_case "success with an authzid" "OK 1 user=bob@example.org" 192.0.2.33 --secured plain-raw \
+    "$(printf 'bob@example.org\0%s\0%s' "$a" "$ap" | base64 -w0)"
 run_case "cleartext without TLS refused" "FAIL" 192.0.2.32 plain "$a" wrong-10
 run_case "failure without rip" "FAIL" - --secured plain "$a" wrong-11
 
@@ -232,6 +238,7 @@ expect_line "malformed PLAIN" 'rip=192\.0\.2\.12 .*reason="PLAIN message'
 expect_line "invalid base64" 'rip=192\.0\.2\.13 .*reason="invalid base64'
 expect_line "CRAM-MD5 mismatch" 'mech=CRAM-MD5 .*rip=192\.0\.2\.14 .*reason='
 expect_line "SCRAM bad proof" 'mech=SCRAM-SHA-256 .*rip=192\.0\.2\.15 .*reason="proof mismatch"'
+expect_line "authzid mismatch" 'result=failed user=alice@example\.org authcid=alice@example\.org mech=PLAIN .*rip=192\.0\.2\.16 .*reason="password mismatch"'
 expect_line "hostile user quoted" 'user="x rip=203\.0\.113\.9" mech=PLAIN service=smtp rip=198\.51\.100\.7 '
 check "log: hostile user escaped" file_has \
     'user="a\"b\\ rip=203.0.113.9 reason=\"internal failure: x" mech=PLAIN service=smtp rip=198.51.100.8 ' "$log"
@@ -246,9 +253,9 @@ check "log: no password in it" file_lacks "$ap" "$log"
 
 # ---------------------------------------------------------------------------------------------
 # fail2ban-regex: the file-log variant (timestamped lines) ...
-expected_hosts="192.0.2.10 192.0.2.11 192.0.2.12 192.0.2.13 192.0.2.14 192.0.2.15 192.0.2.20 198.51.100.7 198.51.100.8 198.51.100.9 2001:db8::7"
-expected_count=14  # 10 single failures + 4 lines from 192.0.2.20 (3 mismatches, 1 cool-down)
-expected_counts="192.0.2.10:1 192.0.2.11:1 192.0.2.12:1 192.0.2.13:1 192.0.2.14:1 192.0.2.15:1 192.0.2.20:4 198.51.100.7:1 198.51.100.8:1 198.51.100.9:1 2001:db8::7:1"
+expected_hosts="192.0.2.10 192.0.2.11 192.0.2.12 192.0.2.13 192.0.2.14 192.0.2.15 192.0.2.16 192.0.2.20 198.51.100.7 198.51.100.8 198.51.100.9 2001:db8::7"
+expected_count=15  # 11 single failures + 4 lines from 192.0.2.20 (3 mismatches, 1 cool-down)
+expected_counts="192.0.2.10:1 192.0.2.11:1 192.0.2.12:1 192.0.2.13:1 192.0.2.14:1 192.0.2.15:1 192.0.2.16:1 192.0.2.20:4 198.51.100.7:1 198.51.100.8:1 198.51.100.9:1 2001:db8::7:1"
 
 # f2b_check LABEL LOGFILE : runs fail2ban-regex and checks count and hosts.
 f2b_check() {
@@ -276,7 +283,7 @@ import re, sys
 val = r'(?:"(?:[^"\\]|\\.)*"|[^\s"\\=]+)'
 # "|  " + timestamp, then (journal form) "HOST IDENT[PID]: ", then saslgated's message
 line_re = re.compile(r"\|  \S+ (?:\S+ \S+\[\d+\]: )?saslgated\[\d+\]: notice: auth failed result=failed user="
-                     + val + " mech=" + val + " service=" + val + r" rip=(" + val + ") ")
+                     + val + "(?: authcid=" + val + ")? mech=" + val + " service=" + val + r" rip=(" + val + ") ")
 ips = set()
 for line in open(sys.argv[1], encoding="utf-8", errors="replace"):
     if line.startswith("|  "):
