@@ -17,16 +17,20 @@ public struct CommandIO: Sendable {
     public var readStandardInputLine: @Sendable () throws -> Secret?
     /// Shows `prompt` on the controlling terminal and reads one line with echo off.
     public var readHiddenFromTerminal: @Sendable (_ prompt: String) throws -> Secret
+    /// False when standard input is a pipe or a file (a password can be piped in).
+    public var standardInputIsTerminal: @Sendable () -> Bool
 
     public init(
         out: @escaping @Sendable (String) -> Void, err: @escaping @Sendable (String) -> Void,
         readStandardInputLine: @escaping @Sendable () throws -> Secret?,
-        readHiddenFromTerminal: @escaping @Sendable (_ prompt: String) throws -> Secret
+        readHiddenFromTerminal: @escaping @Sendable (_ prompt: String) throws -> Secret,
+        standardInputIsTerminal: @escaping @Sendable () -> Bool = { true }
     ) {
         self.out = out
         self.err = err
         self.readStandardInputLine = readStandardInputLine
         self.readHiddenFromTerminal = readHiddenFromTerminal
+        self.standardInputIsTerminal = standardInputIsTerminal
     }
 
     @TaskLocal public static var current: CommandIO = .system
@@ -36,7 +40,8 @@ public struct CommandIO: Sendable {
         out: { writeAll(STDOUT_FILENO, $0 + "\n") },
         err: { writeAll(STDERR_FILENO, $0 + "\n") },
         readStandardInputLine: { try Terminal.readLine(fd: STDIN_FILENO) },
-        readHiddenFromTerminal: { try Terminal.readHidden(prompt: $0) }
+        readHiddenFromTerminal: { try Terminal.readHidden(prompt: $0) },
+        standardInputIsTerminal: { isatty(STDIN_FILENO) == 1 }
     )
 }
 

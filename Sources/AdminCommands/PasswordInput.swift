@@ -20,9 +20,11 @@ public enum PasswordInput {
         return password
     }
 
-    /// The password for one authentication test: standard input or one terminal prompt.
+    /// The password for one authentication test: standard input (asked for, or piped in: standard input
+    /// is not a terminal) or one terminal prompt.
     public static func existingPassword(fromStandardInput: Bool, io: CommandIO) throws(CLIError) -> Secret {
-        let password = fromStandardInput ? try readStandardInput(io) : try prompt("Password: ", io)
+        let piped = fromStandardInput || !io.standardInputIsTerminal()
+        let password = piped ? try readStandardInput(io) : try prompt("Password: ", io)
         guard !password.isEmpty else { throw .failure("empty password refused") }
         return password
     }

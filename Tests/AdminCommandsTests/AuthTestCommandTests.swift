@@ -113,6 +113,23 @@ struct AuthTestCommandTests {
         #expect(terminal.prompts == ["Password: "])
     }
 
+    /// `echo PASSWORD | saslgate auth test USER` (the README's quick start in a script): standard input
+    /// that is not a terminal gives the password without --password-stdin, and no prompt is shown.
+    @Test func aPipedPasswordNeedsNoFlag() {
+        let dir = TempDir()
+        let s = server(dir)
+        defer { s.stop() }
+        let terminal = FakeTerminal(stdin: [Self.password])
+        var io = terminal.io
+        io.standardInputIsTerminal = { false }
+        let code = CommandIO.$current.withValue(io) {
+            SaslgateMain.run(arguments: ["auth", "test", "--socket", s.path, "bob@example.com"])
+        }
+        #expect(code == 0)
+        #expect(terminal.prompts.isEmpty)
+        #expect(terminal.out == "auth succeeded: user=bob@example.com")
+    }
+
     @Test func missingSocketExit2() {
         let dir = TempDir()
         let r = saslgate(

@@ -1,6 +1,6 @@
 // libFuzzer target: the Dovecot auth-client wire format (Sources/AuthProtocol).
 //
-// One input = one client line (what LineFrameDecoder hands to the engine, without the LF).
+// One input = one client line (what LineFramer hands to the engine, without the LF).
 // Checked on every input:
 //  1. ClientMessageParser.parse never traps, whatever the bytes (it either returns a message or
 //     throws a ProtocolViolation).
