@@ -28,6 +28,7 @@ sed 's/^u7@example.org:.*/u7@example.org:not-the-password/' "$dir/users" >"$dir/
 cat >"$dir/saslgated.conf" <<EOF
 listen = $dir/sg.sock
 listen_mode = 0666
+run_user =
 mechanisms = plain login
 passdbs = passwd-file:$dir/table
 failure_delay = 0

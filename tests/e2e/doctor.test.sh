@@ -31,6 +31,7 @@ listen = $sock
 listen_user = postfix
 listen_group = postfix
 listen_mode = 0660
+run_user =
 mechanisms = plain login
 passdbs = passwd-file:$sg/users
 default_realm = example.org

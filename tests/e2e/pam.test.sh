@@ -96,6 +96,7 @@ cat >"$sg/saslgated.conf" <<EOF
 # saslgated for the PAM e2e test (written by tests/e2e/pam.test.sh)
 listen = $sock
 listen_mode = 0666
+run_user =
 mechanisms = plain login
 passdbs = pam:$pam_service
 default_realm = example.org

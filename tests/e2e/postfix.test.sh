@@ -18,6 +18,7 @@ cat >"$sg/saslgated.conf" <<EOF
 # saslgated for the e2e test (written by tests/e2e/postfix.test.sh)
 listen = $sock
 listen_mode = 0666
+run_user =
 mechanisms = plain login
 passdbs = passwd-file:$sg/users
 default_realm = example.org
