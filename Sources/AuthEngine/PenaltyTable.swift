@@ -1,7 +1,6 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-public import AuthConfig
 import Crypto
 public import AuthCore
 import Synchronization
@@ -27,16 +26,6 @@ public final class PenaltyTable: Sendable {
         public var window: Double
         public var maxEntries: Int
         public var trusted: [CIDR]
-
-        public init(settings: Settings) {
-            baseDelay = settings.failureDelay
-            maxDelay = settings.penaltyMaxDelay
-            blockAfter = settings.penaltyBlockAfter
-            cooldown = settings.penaltyCooldown
-            window = settings.penaltyWindow
-            maxEntries = settings.penaltyMaxEntries
-            trusted = settings.trustedNetworks.compactMap(CIDR.init)
-        }
     }
 
     struct Entry {
