@@ -1,5 +1,5 @@
 public import AuthConfig
-public import AuthCore
+import AuthCore
 import AuthProtocol
 public import Logging
 public import Passdb
@@ -8,9 +8,11 @@ public import SASL
 /// Everything the connections of one configuration generation share: the enabled mechanisms that the
 /// passdbs can really serve, the passdb chain, the policies. Immutable; a reload builds a new one.
 public final class AuthService: Sendable {
+    /// The whole configuration this generation was built from, for the server around the engine (the
+    /// socket path, the handshake timeout). The engine itself reads only `configuration`.
     public let settings: Settings
+    public let configuration: EngineConfiguration
     public let chain: PassdbChain
-    public let usernamePolicy: UsernamePolicy
     /// Mechanisms to advertise, in configuration order.
     public let advertised: [MechanismDescriptor]
     /// Configured mechanisms left out because no passdb can serve them (for logs and `--check`).
@@ -23,6 +25,7 @@ public final class AuthService: Sendable {
     public let metrics: (any AuthMetrics)?
     /// Where the one line per finished request goes (by default through `logger`).
     public let requestLog: any AuthRequestLog
+    let gate: IdentityGate
     let byName: [String: MechanismDescriptor]
     let mechLines: [UInt8]
 
@@ -35,7 +38,9 @@ public final class AuthService: Sendable {
         settings: Settings, chain: PassdbChain, hostname: String, logger: Logger, penalty: PenaltyTable? = nil,
         metrics: (any AuthMetrics)? = nil, requestLog: (any AuthRequestLog)? = nil
     ) throws(ConfigErrors) {
+        let configuration = EngineConfiguration(settings: settings)
         self.settings = settings
+        self.configuration = configuration
         self.metrics = metrics
         self.requestLog = requestLog ?? LoggerRequestLog(logger)
         var chain = chain
@@ -43,16 +48,16 @@ public final class AuthService: Sendable {
             chain.cache = AuthCache(
                 maxEntries: settings.authCacheSize, ttl: settings.authCacheTTL, negativeTTL: settings.authCacheNegativeTTL)
         }
+        let table: PenaltyTable
         if let penalty {
-            penalty.update(policy: PenaltyTable.Policy(settings: settings))
-            self.penalty = penalty
+            penalty.update(policy: configuration.penalty)
+            table = penalty
         } else {
-            self.penalty = PenaltyTable(policy: PenaltyTable.Policy(settings: settings))
+            table = PenaltyTable(policy: configuration.penalty)
         }
+        self.penalty = table
+        self.gate = IdentityGate(configuration, penalty: table)
         self.chain = chain
-        self.usernamePolicy = UsernamePolicy(
-            defaultRealm: settings.defaultRealm, realms: settings.realms, lowercase: settings.usernameLowercase,
-            allowedCharacters: settings.usernameChars)
         self.logger = logger
         self.mechanismContext = MechanismContext(hostname: hostname, realms: settings.defaultRealm.map { [$0] } ?? [])
         var advertised: [MechanismDescriptor] = []

@@ -1,7 +1,6 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-public import AuthConfig
 import Crypto
 public import AuthCore
 import Synchronization
@@ -27,16 +26,6 @@ public final class PenaltyTable: Sendable {
         public var window: Double
         public var maxEntries: Int
         public var trusted: [CIDR]
-
-        public init(settings: Settings) {
-            baseDelay = settings.failureDelay
-            maxDelay = settings.penaltyMaxDelay
-            blockAfter = settings.penaltyBlockAfter
-            cooldown = settings.penaltyCooldown
-            window = settings.penaltyWindow
-            maxEntries = settings.penaltyMaxEntries
-            trusted = settings.trustedNetworks.compactMap(CIDR.init)
-        }
     }
 
     struct Entry {
@@ -92,14 +81,9 @@ public final class PenaltyTable: Sendable {
     /// Normalized counting key for an address: IPv4 as is, IPv6 as its /64, IPv4-mapped IPv6 as IPv4.
     /// nil when the client gave no usable address (then nothing is counted, as Dovecot does).
     public static func ipKey(_ rip: String?) -> String? {
-        guard let rip, !rip.isEmpty else { return nil }
-        var v4 = in_addr()
-        if inet_pton(AF_INET, rip, &v4) == 1 { return rip }
-        var v6 = in6_addr()
-        guard inet_pton(AF_INET6, rip, &v6) == 1 else { return nil }
-        var bytes = withUnsafeBytes(of: &v6) { Array($0) }
-        if bytes[0..<10].allSatisfy({ $0 == 0 }) && bytes[10] == 0xFF && bytes[11] == 0xFF {
-            return "\(bytes[12]).\(bytes[13]).\(bytes[14]).\(bytes[15])"
+        guard let rip, !rip.isEmpty, var bytes = IPAddress.bytes(rip) else { return nil }
+        if bytes.count == 4 {
+            return rip.contains(":") ? "\(bytes[0]).\(bytes[1]).\(bytes[2]).\(bytes[3])" : rip
         }
         for i in 8..<16 { bytes[i] = 0 }
         let hex = stride(from: 0, to: 8, by: 2).map { String(UInt16(bytes[$0]) << 8 | UInt16(bytes[$0 + 1]), radix: 16) }
@@ -271,45 +255,5 @@ public final class PenaltyTable: Sendable {
             }
             return before - s.entries.count
         }
-    }
-}
-
-/// An IPv4 or IPv6 network in CIDR notation (`trusted_networks`).
-public struct CIDR: Sendable, Equatable {
-    let bytes: [UInt8]
-    let prefix: Int
-
-    public init?(_ text: String) {
-        let parts = text.split(separator: "/", maxSplits: 1)
-        let address = String(parts[0])
-        guard let raw = CIDR.parse(address) else { return nil }
-        let maxPrefix = raw.count * 8
-        let p = parts.count == 2 ? Int(parts[1]) : maxPrefix
-        guard let p, p >= 0, p <= maxPrefix else { return nil }
-        bytes = raw
-        prefix = p
-    }
-
-    static func parse(_ address: String) -> [UInt8]? {
-        var v4 = in_addr()
-        if inet_pton(AF_INET, address, &v4) == 1 { return withUnsafeBytes(of: &v4) { Array($0) } }
-        var v6 = in6_addr()
-        if inet_pton(AF_INET6, address, &v6) == 1 {
-            let b = withUnsafeBytes(of: &v6) { Array($0) }
-            if b[0..<10].allSatisfy({ $0 == 0 }) && b[10] == 0xFF && b[11] == 0xFF { return Array(b[12...]) }
-            return b
-        }
-        return nil
-    }
-
-    public func contains(_ address: String) -> Bool {
-        guard let other = CIDR.parse(address), other.count == bytes.count else { return false }
-        var bits = prefix
-        for i in 0..<bytes.count where bits > 0 {
-            let mask: UInt8 = bits >= 8 ? 0xFF : ~(0xFF >> UInt8(bits))
-            if bytes[i] & mask != other[i] & mask { return false }
-            bits -= 8
-        }
-        return true
     }
 }

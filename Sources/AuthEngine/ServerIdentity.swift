@@ -1,5 +1,5 @@
 import AuthCore
-public import AuthProtocol
+import AuthProtocol
 
 /// Per-process values of the greeting: SPID, the CUID counter and the cookie source.
 public struct ServerIdentity: Sendable {
@@ -11,8 +11,8 @@ public struct ServerIdentity: Sendable {
         self.randomBytes = randomBytes
     }
 
-    /// The whole greeting, sent unprompted on accept (protocol.md §1.2): VERSION, MECH..., SPID, CUID,
-    /// COOKIE, DONE — in that order, and nothing else.
+    /// The whole greeting, sent unprompted on accept (docs/PROTOCOL.md, "Handshake"): VERSION, MECH...,
+    /// SPID, CUID, COOKIE, DONE — in that order, and nothing else.
     func greeting(service: AuthService, cuid: UInt64) -> [UInt8] {
         var out: [UInt8] = []
         ServerMessage.version.encode(into: &out)

@@ -7,7 +7,7 @@ import Passdb
 import SASL
 import Testing
 
-/// The engine's delivery rules for challenge-response mechanisms (protocol.md §2.5): final server data
+/// The engine's delivery rules for challenge-response mechanisms (docs/PROTOCOL.md, "OK"): final server data
 /// goes out as an extra CONT unless the client sent `final-resp-ok`; unservable mechanisms are not offered.
 @Suite struct ChallengeResponseFlowTests {
     static let everything = PassdbCapabilities(verifyPlain: true, credentials: Set(CredentialScheme.allCases))

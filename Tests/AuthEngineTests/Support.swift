@@ -3,10 +3,13 @@ import AuthCore
 import AuthEngine
 import Logging
 import Passdb
+import Synchronization
 
 /// A transport with a manual clock: output is collected, async work is drained explicitly.
 final class FakeIO: ConnectionIO {
     var output: [String] = []
+    /// Each `send` as one string: one entry per write the engine asked for.
+    var writes: [String] = []
     var clock = 0.0
     private var pending: [() async -> Void] = []
     private var timers: [(due: Double, id: Int, body: () -> Void)] = []
@@ -20,6 +23,7 @@ final class FakeIO: ConnectionIO {
     }
 
     func send(_ bytes: [UInt8]) {
+        writes.append(String(decoding: bytes, as: UTF8.self))
         for line in String(decoding: bytes, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false).dropLast() {
             output.append(String(line))
         }
@@ -38,6 +42,9 @@ final class FakeIO: ConnectionIO {
     }
 
     func now() -> Double { clock }
+
+    /// Timers scheduled and neither fired nor cancelled.
+    var activeTimers: Int { timers.filter { !cancelled.contains($0.id) }.count }
 
     /// Finishes all detached work (and work it starts).
     func drain() async {
@@ -89,11 +96,29 @@ func makeService(
     _ configure: (inout Settings) -> Void = { _ in },
     passdbs: [any PasswordDatabase] = [MemoryPassdb(users: ["test@example.org": "testpass", "bob": "bobpass"])]
 ) throws -> AuthService {
+    try AuthService(settings: testSettings(configure), passdbs: passdbs, hostname: "test.example", logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
+}
+
+/// The settings `makeService` starts from: a 2 s failure delay and the default realm example.org.
+func testSettings(_ configure: (inout Settings) -> Void = { _ in }) -> Settings {
     var settings = Settings()
     settings.failureDelay = 2
     settings.defaultRealm = "example.org"
     configure(&settings)
-    return try AuthService(settings: settings, passdbs: passdbs, hostname: "test.example", logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
+    return settings
+}
+
+/// Keeps every request log record, at every level.
+final class RecordingRequestLog: AuthRequestLog {
+    private let stored = Mutex<[AuthLogRecord]>([])
+
+    var records: [AuthLogRecord] { stored.withLock { $0 } }
+
+    func isEnabled(_ level: Logger.Level) -> Bool { true }
+
+    func write(_ record: AuthLogRecord, level: Logger.Level) {
+        stored.withLock { $0.append(record) }
+    }
 }
 
 func makeSession(_ service: AuthService, io: FakeIO) -> AuthClientSession {
