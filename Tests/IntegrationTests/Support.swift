@@ -83,11 +83,16 @@ final class DaemonUnderTest: @unchecked Sendable {
         try process.run()
         let deadline = Date().addingTimeInterval(10)
         let waitPath = launcher.contains("-l") ? launcher[launcher.firstIndex(of: "-l")! + 1] : socketPath
-        while !FileManager.default.fileExists(atPath: waitPath) {
-            guard Date() < deadline, process.isRunning else {
-                throw TestFailure("saslgated did not start: \(log)")
+        // The control socket is bound right after the auth socket: wait for both when both are used.
+        var waitPaths = [waitPath]
+        if merged.contains("control_socket = \(dir)/control") { waitPaths.append(dir + "/control") }
+        for path in waitPaths {
+            while !FileManager.default.fileExists(atPath: path) {
+                guard Date() < deadline, process.isRunning else {
+                    throw TestFailure("saslgated did not start: \(log)")
+                }
+                usleep(20_000)
             }
-            usleep(20_000)
         }
     }
 
