@@ -33,11 +33,11 @@ let package = Package(
         ),
         // libxcrypt's <crypt.h> (crypt_rn, crypt_gensalt_rn).
         .systemLibrary(name: "CCrypt", path: "Sources/CCrypt"),
-        // Password databases: the protocol, password schemes, the passwd-file table.
+        // Password databases: the protocol, password schemes, the passwd-file table, the chain and its cache.
         .target(
             name: "Passdb",
             dependencies: [
-                "AuthCore", "CCrypt",
+                "AuthCore", "AuthConfig", "CCrypt",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -64,7 +64,7 @@ let package = Package(
         ),
         // Configuration file (Postfix main.cf style) -> typed settings.
         .target(name: "AuthConfig", dependencies: ["AuthCore"]),
-        // The request engine: one client connection's requests, mechanisms, passdb chain, delays.
+        // The request engine: one client connection's requests, mechanisms, delays.
         .target(
             name: "AuthEngine",
             dependencies: [
@@ -113,7 +113,7 @@ let package = Package(
         .testTarget(
             name: "PassdbTests",
             dependencies: [
-                "Passdb", "AuthCore",
+                "Passdb", "AuthCore", "AuthConfig",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
