@@ -64,6 +64,13 @@ let package = Package(
         ),
         // Configuration file (Postfix main.cf style) -> typed settings.
         .target(name: "AuthConfig", dependencies: ["AuthCore"]),
+        // THE table of passdb drivers: name, argument, options, how to open one, CLI editing, groups.
+        .target(
+            name: "PassdbRegistry",
+            dependencies: [
+                "AuthConfig", "Passdb", "PassdbPAM", "PassdbSASLDB", .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         // The request engine: one client connection's requests, mechanisms, delays.
         .target(
             name: "AuthEngine",
@@ -77,7 +84,7 @@ let package = Package(
         .target(
             name: "AuthServer",
             dependencies: [
-                "AuthCore", "AuthProtocol", "AuthEngine", "AuthConfig", "Passdb", "PassdbPAM", "PassdbSASLDB", "SASL",
+                "AuthCore", "AuthProtocol", "AuthEngine", "AuthConfig", "Passdb", "PassdbRegistry", "SASL",
                 "CProcess",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -91,7 +98,7 @@ let package = Package(
         .target(
             name: "AdminCommands",
             dependencies: [
-                "AuthCore", "AuthProtocol", "Passdb", "AuthConfig", "AuthEngine", "PassdbSASLDB",
+                "AuthCore", "AuthProtocol", "Passdb", "AuthConfig", "AuthEngine", "PassdbSASLDB", "PassdbRegistry",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -120,11 +127,11 @@ let package = Package(
         ),
         .testTarget(name: "PassdbPAMTests", dependencies: ["PassdbPAM", "Passdb", "AuthCore"]),
         .testTarget(name: "PassdbSASLDBTests", dependencies: ["PassdbSASLDB", "Passdb", "SASL", "AuthCore"]),
-        .testTarget(name: "AuthConfigTests", dependencies: ["AuthConfig"]),
+        .testTarget(name: "AuthConfigTests", dependencies: ["AuthConfig", "PassdbRegistry", "Passdb", "PassdbPAM"]),
         .testTarget(
             name: "AuthEngineTests",
             dependencies: [
-                "AuthEngine", "AuthProtocol", "SASL", "Passdb", "AuthConfig", "AuthCore",
+                "AuthEngine", "AuthProtocol", "SASL", "Passdb", "AuthConfig", "AuthCore", "PassdbRegistry",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

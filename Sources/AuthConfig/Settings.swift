@@ -7,43 +7,6 @@ import FoundationEssentials
 import Foundation
 #endif
 
-/// One entry of `passdbs`: `driver:argument` (e.g. `passwd-file:/etc/saslgate/users`).
-public struct PassdbSpec: Equatable, Sendable, CustomStringConvertible {
-    /// What to do after a passdb answered (Dovecot's result_* settings).
-    public enum ChainAction: String, Sendable, Equatable {
-        /// Ask the next passdb.
-        case `continue`
-        /// Stop here with this answer.
-        case `return`
-    }
-
-    public var driver: String
-    public var argument: String
-    public var line: Int
-    /// Wrong password, disabled or expired account: Dovecot's default is to try the next passdb.
-    public var resultFailure: ChainAction = .continue
-    /// Internal failure (database down): try the next passdb; if none succeeds the answer is a
-    /// temporary failure (Dovecot's default).
-    public var resultInternalFail: ChainAction = .continue
-    /// Driver-specific options, in the order written.
-    public var options: [String: String] = [:]
-
-    public init(driver: String, argument: String, line: Int, options: [String: String] = [:]) {
-        self.driver = driver
-        self.argument = argument
-        self.line = line
-        self.options = options
-    }
-
-    public var description: String { "\(driver):\(argument)" }
-
-    /// Same passdb, wherever it was written.
-    public static func == (a: PassdbSpec, b: PassdbSpec) -> Bool {
-        a.driver == b.driver && a.argument == b.argument && a.options == b.options
-            && a.resultFailure == b.resultFailure && a.resultInternalFail == b.resultInternalFail
-    }
-}
-
 /// The daemon's settings, every one with its default. `conf/saslgated.conf` documents each key;
 /// keys are a contract: other tools drive the daemon by these names.
 public struct Settings: Equatable, Sendable {
@@ -130,12 +93,11 @@ public struct Settings: Equatable, Sendable {
         "authz_rules", "auth_cache_size", "auth_cache_ttl", "auth_cache_negative_ttl",
     ]
 
-    public static let knownPassdbDrivers = ["passwd-file", "pam", "sasldb"]
-
     public static let defaultPath = "/etc/saslgate/saslgated.conf"
 
-    /// Reads and validates a config file. Relative paths in it are taken relative to its directory.
-    public static func load(path rawPath: String) throws(ConfigErrors) -> Settings {
+    /// Reads and validates a config file. Relative paths in it are taken relative to its directory;
+    /// `passdbs` may name the drivers of `passdbDrivers`.
+    public static func load(path rawPath: String, passdbDrivers: PassdbCatalog) throws(ConfigErrors) -> Settings {
         let path = absolutePath(rawPath)
         let text: String
         switch readSmallFile(path, limit: ConfigFileParser.maxFileSize) {
@@ -148,10 +110,11 @@ public struct Settings: Equatable, Sendable {
             throw ConfigErrors([ConfigError(file: path, line: nil,
                 "cannot read: \(problem); create it (see conf/saslgated.conf) or pass -c FILE")])
         }
-        return try parse(text: text, file: path)
+        return try parse(text: text, file: path, passdbDrivers: passdbDrivers)
     }
 
-    public static func parse(text: String, file: String) throws(ConfigErrors) -> Settings {
+    /// Reads config text that came from `file`; every problem is reported, each with its line.
+    public static func parse(text: String, file: String, passdbDrivers: PassdbCatalog) throws(ConfigErrors) -> Settings {
         let entries = try ConfigFileParser.parse(text: text, file: file)
         var s = Settings()
         s.file = file
@@ -189,16 +152,12 @@ public struct Settings: Equatable, Sendable {
                 }
                 s.mechanisms = names
             case "passdbs":
-                s.passdbs = []
-                switch parsePassdbList(e.value) {
-                case .failure(let problem): fail(e, problem.description)
-                case .success(let items):
-                    for (item, options) in items {
-                        switch makePassdbSpec(item, options: options, line: e.line, resolve: resolve) {
-                        case .success(let spec): s.passdbs.append(spec)
-                        case .failure(let problem): fail(e, problem.description)
-                        }
-                    }
+                let (specs, problems) = PassdbSpec.parseList(e.value, line: e.line, drivers: passdbDrivers, resolve: resolve)
+                s.passdbs = specs
+                for problem in problems { fail(e, problem) }
+                if specs.isEmpty && problems.isEmpty {
+                    let example = passdbDrivers.drivers.first?.example ?? "driver:argument"
+                    fail(e, "passdbs is empty; list at least one, e.g. 'passdbs = \(example)'")
                 }
             case "default_realm":
                 s.defaultRealm = e.value.isEmpty ? nil : e.value.lowercased()
@@ -311,9 +270,6 @@ public struct Settings: Equatable, Sendable {
             errors.append(ConfigError(file: file, line: line,
                 "ANONYMOUS is enabled but anonymous_username is empty; set it (anonymous logins become that user) or remove anonymous from mechanisms"))
         }
-        if s.passdbs.isEmpty, let e = entries.first(where: { $0.name == "passdbs" }) {
-            fail(e, "passdbs is empty; list at least one, e.g. 'passdbs = passwd-file:/etc/saslgate/users'")
-        }
         if !errors.isEmpty { throw ConfigErrors(errors) }
         return s
     }
@@ -328,86 +284,6 @@ public struct Settings: Equatable, Sendable {
         var rest = Substring(path)
         while rest.hasPrefix("./") { rest = rest.dropFirst(2) }
         return cwd + "/" + rest
-    }
-
-    struct Problem: Error, CustomStringConvertible { var description: String }
-
-    /// Splits a `passdbs` value into items, each with the options of a `{...}` block that follows it
-    /// (`pam:smtp{strip_realm=all, result_failure=return}`; spaces around `=` are allowed).
-    static func parsePassdbList(_ value: String) -> Result<[(String, [(String, String)])], Problem> {
-        var items: [(String, [(String, String)])] = []
-        var rest = Substring(value)
-        while true {
-            rest = rest.drop(while: { $0 == " " || $0 == "\t" || $0 == "," })
-            guard let first = rest.first else { break }
-            if first == "{" {
-                guard !items.isEmpty else { return .failure(Problem(description: "'{' must follow a passdb, as in pam:smtp{strip_realm=all}")) }
-                guard let close = rest.firstIndex(of: "}") else { return .failure(Problem(description: "missing '}' after passdb options")) }
-                let block = gluedEquals(rest[rest.index(after: rest.startIndex)..<close])
-                for word in words(block) {
-                    guard let eq = word.firstIndex(of: "="), eq != word.startIndex else {
-                        return .failure(Problem(description: "passdb option '\(word)' must be key=value"))
-                    }
-                    items[items.count - 1].1.append((String(word[..<eq]), String(word[word.index(after: eq)...])))
-                }
-                rest = rest[rest.index(after: close)...]
-                continue
-            }
-            let end = rest.firstIndex(where: { $0 == " " || $0 == "\t" || $0 == "," || $0 == "{" }) ?? rest.endIndex
-            items.append((String(rest[..<end]), []))
-            rest = rest[end...]
-        }
-        return .success(items)
-    }
-
-    /// Removes white space around `=` so `key = value` becomes one word.
-    static func gluedEquals(_ text: Substring) -> String {
-        var out = ""
-        var pendingSpace = false
-        for c in text {
-            if c == " " || c == "\t" {
-                pendingSpace = true
-                continue
-            }
-            if pendingSpace && c != "=" && out.last != "=" && !out.isEmpty { out.append(" ") }
-            pendingSpace = false
-            out.append(c)
-        }
-        return out
-    }
-
-    static func makePassdbSpec(
-        _ item: String, options: [(String, String)], line: Int, resolve: (String) -> String
-    ) -> Result<PassdbSpec, Problem> {
-        guard let colon = item.firstIndex(of: ":"), colon != item.startIndex else {
-            return .failure(Problem(description: "passdb '\(item)' must be 'driver:argument', e.g. passwd-file:/etc/saslgate/users"))
-        }
-        let driver = String(item[..<colon]).lowercased()
-        var argument = String(item[item.index(after: colon)...])
-        guard knownPassdbDrivers.contains(driver) else {
-            return .failure(Problem(description: "unknown passdb driver '\(driver)'; known: \(knownPassdbDrivers.joined(separator: ", "))"))
-        }
-        guard !argument.isEmpty else {
-            return .failure(Problem(description: "passdb \(driver) needs an argument (\(driver == "pam" ? "a PAM service name, e.g. pam:smtp" : "a file path"))"))
-        }
-        if driver == "passwd-file" || driver == "sasldb" { argument = resolve(argument) }
-        var spec = PassdbSpec(driver: driver, argument: argument, line: line)
-        for (key, value) in options {
-            switch key {
-            case "result_failure", "result_internalfail":
-                let action: PassdbSpec.ChainAction
-                switch value {
-                case "continue", "continue-fail": action = .continue
-                case "return", "return-fail": action = .return
-                default: return .failure(Problem(description: "\(key) for \(item) must be continue or return, not '\(value)'"))
-                }
-                if key == "result_failure" { spec.resultFailure = action } else { spec.resultInternalFail = action }
-            default:
-                guard spec.options[key] == nil else { return .failure(Problem(description: "option \(key) given twice for \(item)")) }
-                spec.options[key] = value
-            }
-        }
-        return .success(spec)
     }
 
     static func isCIDR(_ text: String) -> Bool {

@@ -7,6 +7,7 @@ import AuthEngine
 import Logging
 import NIOCore
 import NIOPosix
+import PassdbRegistry
 import ServiceLifecycle
 import Synchronization
 
@@ -80,16 +81,14 @@ final class AuthServer: Service, CustomStringConvertible {
         throw Privileges.Problem(description: "run_user '\(user)' does not exist; create it (useradd --system --no-create-home --shell /usr/sbin/nologin \(user)) or set 'run_user =' (empty) to keep running as the user who starts saslgated")
     }
 
-    /// Runs as `run_user` from here on. PAM passdbs get the group that can read /etc/shadow.
+    /// Runs as `run_user` from here on, also in the groups the passdbs need (`PassdbRegistry`) that
+    /// exist on this system.
     private func dropPrivileges() throws {
         guard let user = settings.runUser else {
             if geteuid() == 0 { logger.notice("run_user is empty: running as root") }
             return
         }
-        var extra: [String] = []
-        if settings.passdbs.contains(where: { $0.driver == "pam" }), getgrnam("shadow") != nil {
-            extra.append("shadow")
-        }
+        let extra = PassdbRegistry.supplementaryGroups(for: settings.passdbs).map(\.group.name).filter { getgrnam($0) != nil }
         if try Privileges.drop(to: user, extraGroups: extra) {
             // Changing the user resets the dumpable flag to fs.suid_dumpable: set it off again.
             Daemon.disableCoreDumps()

@@ -10,6 +10,7 @@ public import Logging
 import NIOCore
 import NIOPosix
 import Passdb
+import PassdbRegistry
 import SASL
 import ServiceLifecycle
 import Synchronization
@@ -43,16 +44,16 @@ public enum Daemon {
         configPath: String, executor: any BlockingExecutor, logger: Logger, penalty: PenaltyTable? = nil,
         metrics: (any AuthMetrics)? = nil, requestLog: (any AuthRequestLog)? = nil
     ) throws(ConfigErrors) -> Built {
-        let settings = try Settings.load(path: configPath)
+        let settings = try Settings.load(path: configPath, passdbDrivers: PassdbRegistry.catalog)
         try checkFiles(settings, configPath: configPath)
-        let chain = try PassdbFactory.make(settings.passdbs, settings: settings, executor: executor, logger: logger)
+        let chain = try PassdbRegistry.openChain(settings, executor: executor, logger: logger)
         let service = try AuthService(
             settings: settings, chain: chain, hostname: hostname(settings), logger: logger, penalty: penalty,
             metrics: metrics, requestLog: requestLog)
         return Built(settings: settings, service: service)
     }
 
-    /// World-writable configuration or user files, or world-readable secrets, stop the start.
+    /// A world-writable configuration or secret file, or a world-readable secret file, stops the start.
     static func checkFiles(_ settings: Settings, configPath: String) throws(ConfigErrors) {
         var errors: [ConfigError] = []
         do {
@@ -60,7 +61,7 @@ public enum Daemon {
         } catch {
             errors.append(ConfigError(file: settings.file, line: nil, "\(error)"))
         }
-        for spec in settings.passdbs where spec.driver == "passwd-file" || spec.driver == "sasldb" {
+        for spec in PassdbRegistry.secretFiles(in: settings.passdbs) {
             do {
                 try FileSafety.checkSecretFile(spec.argument, what: "the \(spec.driver) user file")
             } catch {
@@ -114,7 +115,7 @@ public enum Daemon {
     /// Runs the daemon until SIGTERM/SIGINT. SIGHUP re-reads the configuration and passdbs.
     public static func run(configPath: String) async -> Int32 {
         // Read the level from the config before anything else logs; a broken config still gets logged.
-        let level = (try? Settings.load(path: configPath)).map { Logger.Level(configName: $0.logLevel) } ?? .info
+        let level = (try? Settings.load(path: configPath, passdbDrivers: PassdbRegistry.catalog)).map { Logger.Level(configName: $0.logLevel) } ?? .info
         LoggingSystem.bootstrap { SaslgateLogHandler(label: $0, level: level) }
         // A PAM module writing to a pipe whose reader is gone must not kill the daemon.
         signal(SIGPIPE, SIG_IGN)
@@ -123,7 +124,7 @@ public enum Daemon {
         let requestLog = StderrRequestLog(level: level, lineFormat: LogLineFormat(label: "saslgated"))
 
         let cores = System.coreCount
-        let preSettings = (try? Settings.load(path: configPath)) ?? Settings()
+        let preSettings = (try? Settings.load(path: configPath, passdbDrivers: PassdbRegistry.catalog)) ?? Settings()
         let pool = NIOThreadPool(numberOfThreads: preSettings.hashThreads > 0 ? preSettings.hashThreads : cores)
         pool.start()
         let executor = ThreadPoolExecutor(pool: pool)
