@@ -12,6 +12,21 @@ public struct AuthzRule: Sendable, Equatable, CustomStringConvertible {
 
     public var description: String { "\(authcid)=>\(authzid)" }
 
+    /// The rules of an `authz_rules` value (separated by white space or commas), and a message for
+    /// each word that is not a rule.
+    static func parseList(_ value: String) -> (rules: [AuthzRule], problems: [String]) {
+        var rules: [AuthzRule] = []
+        var problems: [String] = []
+        for word in Settings.words(value) {
+            if let rule = AuthzRule(word) {
+                rules.append(rule)
+            } else {
+                problems.append("authz_rules: '\(word)' must be AUTHCID=>AUTHZID, e.g. relay@example.org=>*@example.org")
+            }
+        }
+        return (rules, problems)
+    }
+
     /// True if the (normalized) `authcid` may act as the (normalized) `authzid`.
     public func allows(authcid: String, authzid: String) -> Bool {
         guard authcid.lowercased() == self.authcid else { return false }

@@ -43,7 +43,8 @@ import Testing
 
     /// The built-in `passdbs` names a driver of the registry and passes its checks.
     @Test func theDefaultChainIsValid() throws {
-        let s = try parse("passdbs = " + Settings().passdbs.map(\.description).joined(separator: " "))
+        let key = try #require(Settings.keys.first { $0.name == "passdbs" })
+        let s = try parse("passdbs = \(key.defaultValue)")
         #expect(s.passdbs == Settings().passdbs)
     }
 
@@ -117,5 +118,21 @@ import Testing
                 throw error
             }
         }
+    }
+
+    /// The table is the only place that names a driver: outside the driver's own file (its
+    /// `driverName`) and the registry, no source holds a driver name or the group it needs as a string.
+    @Test func noDriverNameOutsideTheTable() throws {
+        let names = PassdbRegistry.drivers.map(\.name) + PassdbRegistry.drivers.flatMap(\.supplementaryGroups).map(\.name)
+        let allowed = ["Sources/PassdbRegistry/", "Sources/Passdb/PasswdFilePassdb.swift", "Sources/PassdbSASLDB/SASLDBPassdb.swift",
+                       "Sources/PassdbPAM/PAMPassdb.swift"]
+        let sources = Self.root + "/Sources"
+        let files = try FileManager.default.subpathsOfDirectory(atPath: sources).filter { $0.hasSuffix(".swift") }
+        var found: [String] = []
+        for file in files where !allowed.contains(where: { ("Sources/" + file).hasPrefix($0) }) {
+            let text = try String(contentsOfFile: sources + "/" + file, encoding: .utf8)
+            for name in names where text.contains("\"\(name)\"") { found.append("\(file): \"\(name)\"") }
+        }
+        #expect(found == [])
     }
 }
