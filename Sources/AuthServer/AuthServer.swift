@@ -103,7 +103,6 @@ final class AuthServer: Service, CustomStringConvertible {
         let counters = self.counters
         let logger = self.logger
         let maxConnections = settings.maxConnections
-        let allowlist = try PeerAllowlist(settings.clientAllowlist)
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             // Replies beyond 32 KiB that the client has not read make the channel unwritable: the
@@ -124,7 +123,7 @@ final class AuthServer: Service, CustomStringConvertible {
                     let handler = ConnectionHandler(
                         identity: identity, logger: logger, counters: counters,
                         handshakeTimeout: box.service.settings.handshakeTimeout,
-                        allowlist: allowlist,
+                        allowlist: box.allowlist,
                         onClose: { counters.connections.wrappingSubtract(1, ordering: .relaxed) },
                         makeSession: { io in
                             AuthClientSession(io: io, cuid: cuid, peer: "", serviceProvider: { box.service })
