@@ -128,6 +128,9 @@ public enum Daemon {
 
     /// Runs the daemon until SIGTERM/SIGINT. SIGHUP re-reads the configuration and passdbs.
     public static func run(configPath: String) async -> Int32 {
+        // SIGHUP is trapped first: one that comes while the daemon starts (say, right after the socket
+        // appears) is answered with a reload once the reloader runs, instead of ending the process.
+        let hangups = await UnixSignalsSequence(trapping: .sighup)
         // The file is read once, before anything logs: its log level applies from the first line, and a
         // broken file is logged at the default level.
         let loaded = Result { () throws(ConfigErrors) in try load(configPath) }
@@ -177,7 +180,8 @@ public enum Daemon {
         let server = AuthServer(
             settings: built.settings, box: box, group: group, logger: logger, counters: counters, control: control)
         let reloader = ReloadService(
-            configPath: configPath, box: box, executor: executor, logger: logger, metrics: metrics, requestLog: requestLog)
+            configPath: configPath, hangups: hangups, box: box, executor: executor, logger: logger, metrics: metrics,
+            requestLog: requestLog)
         var lifecycleLogger = logger
         lifecycleLogger.logLevel = max(.info, logger.logLevel)
         let serviceGroup = ServiceGroup(
@@ -248,6 +252,8 @@ extension Logger.Level {
 struct ReloadService: Service, CustomStringConvertible {
     var description: String { "ReloadService" }
     let configPath: String
+    /// SIGHUP, trapped since start-up.
+    let hangups: UnixSignalsSequence
     let box: ServiceBox
     let executor: any BlockingExecutor
     let logger: Logger
@@ -255,8 +261,7 @@ struct ReloadService: Service, CustomStringConvertible {
     let requestLog: any AuthRequestLog
 
     func run() async throws {
-        let signals = await UnixSignalsSequence(trapping: .sighup)
-        for await _ in signals.cancelOnGracefulShutdown() {
+        for await _ in hangups.cancelOnGracefulShutdown() {
             logger.info("SIGHUP: reloading \(configPath)")
             SystemdNotify.reloading()
             defer { SystemdNotify.ready(status: "serving; mechanisms \(box.service.advertised.map(\.name).joined(separator: " "))") }
