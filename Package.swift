@@ -33,11 +33,11 @@ let package = Package(
         ),
         // libxcrypt's <crypt.h> (crypt_rn, crypt_gensalt_rn).
         .systemLibrary(name: "CCrypt", path: "Sources/CCrypt"),
-        // Password databases: the protocol, password schemes, the passwd-file table.
+        // Password databases: the protocol, password schemes, the passwd-file table, the chain and its cache.
         .target(
             name: "Passdb",
             dependencies: [
-                "AuthCore", "CCrypt",
+                "AuthCore", "AuthConfig", "CCrypt",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -64,7 +64,14 @@ let package = Package(
         ),
         // Configuration file (Postfix main.cf style) -> typed settings.
         .target(name: "AuthConfig", dependencies: ["AuthCore"]),
-        // The request engine: one client connection's requests, mechanisms, passdb chain, delays.
+        // THE table of passdb drivers: name, argument, options, how to open one, CLI editing, groups.
+        .target(
+            name: "PassdbRegistry",
+            dependencies: [
+                "AuthConfig", "Passdb", "PassdbPAM", "PassdbSASLDB", .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // The request engine: one client connection's requests, mechanisms, delays.
         .target(
             name: "AuthEngine",
             dependencies: [
@@ -77,7 +84,7 @@ let package = Package(
         .target(
             name: "AuthServer",
             dependencies: [
-                "AuthCore", "AuthProtocol", "AuthEngine", "AuthConfig", "Passdb", "PassdbPAM", "PassdbSASLDB", "SASL",
+                "AuthCore", "AuthProtocol", "AuthEngine", "AuthConfig", "Passdb", "PassdbRegistry", "SASL",
                 "CProcess",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -91,7 +98,7 @@ let package = Package(
         .target(
             name: "AdminCommands",
             dependencies: [
-                "AuthCore", "AuthProtocol", "Passdb", "AuthConfig", "AuthEngine", "PassdbSASLDB",
+                "AuthCore", "AuthProtocol", "Passdb", "AuthConfig", "AuthEngine", "PassdbSASLDB", "PassdbRegistry",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -113,18 +120,18 @@ let package = Package(
         .testTarget(
             name: "PassdbTests",
             dependencies: [
-                "Passdb", "AuthCore",
+                "Passdb", "AuthCore", "AuthConfig",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
         .testTarget(name: "PassdbPAMTests", dependencies: ["PassdbPAM", "Passdb", "AuthCore"]),
         .testTarget(name: "PassdbSASLDBTests", dependencies: ["PassdbSASLDB", "Passdb", "SASL", "AuthCore"]),
-        .testTarget(name: "AuthConfigTests", dependencies: ["AuthConfig"]),
+        .testTarget(name: "AuthConfigTests", dependencies: ["AuthConfig", "PassdbRegistry", "Passdb", "PassdbPAM"]),
         .testTarget(
             name: "AuthEngineTests",
             dependencies: [
-                "AuthEngine", "AuthProtocol", "SASL", "Passdb", "AuthConfig", "AuthCore",
+                "AuthEngine", "AuthProtocol", "SASL", "Passdb", "AuthConfig", "AuthCore", "PassdbRegistry",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

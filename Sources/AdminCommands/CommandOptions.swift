@@ -1,15 +1,17 @@
 public import ArgumentParser
 public import Passdb
+import PassdbSASLDB
+public import PassdbRegistry
 
-/// Where the users are: `--db passwd-file:PATH | sasldb:PATH`, `--file PATH` (a passwd-file), or the first
-/// writable passdb (passwd-file or sasldb) of `passdbs` in the configuration.
+/// Where the users are: `--db DRIVER:PATH` (a driver the CLI can edit, `PassdbRegistry`), `--file PATH`
+/// (a passwd-file), or the first passdb of `passdbs` in the configuration that the CLI can edit.
 public struct TableOptions: ParsableArguments, Sendable {
     @Option(name: [.customShort("f"), .long], help: ArgumentHelp("The passwd-file to work on.", valueName: "path"))
     public var file: String?
 
     @Option(
         name: .long,
-        help: ArgumentHelp("The store to work on: passwd-file:PATH or sasldb:PATH.", valueName: "driver:path"))
+        help: ArgumentHelp("The store to work on: \(TableOptions.dbForms).", valueName: "driver:path"))
     public var db: String?
 
     @Option(
@@ -20,7 +22,7 @@ public struct TableOptions: ParsableArguments, Sendable {
     @Option(
         name: [.customShort("c"), .long],
         help: ArgumentHelp(
-            "The daemon's configuration; the table is its first passwd-file: passdb (default: \(ConfigLookup.defaultPath)).",
+            "The daemon's configuration; the table is its first passdb the CLI can edit (default: \(ConfigLookup.defaultPath)).",
             valueName: "config"
         )
     )
@@ -48,34 +50,28 @@ public struct TableOptions: ParsableArguments, Sendable {
         if let file { return TableLocation(path: file, defaultRealm: bareRealm) }
         if let db {
             guard let colon = db.firstIndex(of: ":"), !db[db.index(after: colon)...].isEmpty,
-                let kind = TableLocation.Kind(rawValue: String(db[..<colon]).lowercased())
+                let kind = PassdbRegistry.driver(named: String(db[..<colon]).lowercased())?.userEditor
             else {
-                throw .failure("--db '\(db)' must be passwd-file:PATH or sasldb:PATH")
+                throw .failure("--db '\(db)' must be \(TableOptions.dbForms)")
             }
             return TableLocation(path: String(db[db.index(after: colon)...]), defaultRealm: bareRealm, kind: kind)
         }
         let lookup = try ConfigLookup.load(path: config ?? ConfigLookup.defaultPath)
-        guard let spec = lookup.settings.passdbs.first(where: { TableLocation.Kind(rawValue: $0.driver) != nil }),
-            let kind = TableLocation.Kind(rawValue: spec.driver)
-        else {
-            throw .failure("\(lookup.path): 'passdbs' has no passwd-file: or sasldb: entry; give the store with --db")
-        }
+        let (spec, kind) = try lookup.firstEditableStore()
         return TableLocation(path: spec.argument, defaultRealm: bareRealm ?? lookup.defaultRealm, kind: kind)
     }
+
+    /// `passwd-file:PATH or sasldb:PATH`: what `--db` takes.
+    static let dbForms = PassdbRegistry.editableDrivers.map { "\($0.name):PATH" }.joined(separator: " or ")
 }
 
-/// A resolved store: its kind, the file and the realm of its bare names.
+/// A resolved store: which editor works on it, the file and the realm of its bare names.
 public struct TableLocation: Sendable, Equatable {
-    public enum Kind: String, Sendable {
-        case passwdFile = "passwd-file"
-        case sasldb
-    }
-
     public var path: String
     public var defaultRealm: String?
-    public var kind: Kind
+    public var kind: PassdbDriver.UserEditor
 
-    public init(path: String, defaultRealm: String? = nil, kind: Kind = .passwdFile) {
+    public init(path: String, defaultRealm: String? = nil, kind: PassdbDriver.UserEditor = .passwdFile) {
         self.path = path
         self.defaultRealm = defaultRealm
         self.kind = kind
@@ -100,13 +96,13 @@ public struct PasswordOptions: ParsableArguments, Sendable {
     @Option(
         name: .long,
         help: ArgumentHelp(
-            "sasldb only: mechanism secrets to store besides the hash: scram-sha-1, scram-sha-256, cram-md5, digest-md5, all (comma-separated).",
+            "\(SASLDBPassdb.driverName) only: mechanism secrets to store besides the hash: scram-sha-1, scram-sha-256, cram-md5, digest-md5, all (comma-separated).",
             valueName: "list"))
     public var mechs: String?
 
     @Flag(
         name: .long,
-        help: "sasldb only: also store the cleartext password (userPassword, as Cyrus does). Avoid: anyone who reads the store has every password.")
+        help: "\(SASLDBPassdb.driverName) only: also store the cleartext password (userPassword, as Cyrus does). Avoid: anyone who reads the store has every password.")
     public var cleartext = false
 
     public init() {}
@@ -140,7 +136,8 @@ extension PasswordOptions {
     /// --mechs and --cleartext only make sense for a sasldb store.
     func requirePasswdFileCompatible() throws(CLIError) {
         if mechs != nil || cleartext {
-            throw .failure("--mechs and --cleartext apply to sasldb stores; a passwd-file entry has one scheme (use --scheme)")
+            throw .failure(
+                "--mechs and --cleartext apply to \(SASLDBPassdb.driverName) stores; a \(PasswdFilePassdb.driverName) entry has one scheme (use --scheme)")
         }
     }
 }

@@ -1,4 +1,5 @@
 public import AuthConfig
+public import PassdbRegistry
 
 /// The daemon's settings as the CLI needs them (the table, the socket, the realm policy), read with the
 /// daemon's own parser so both agree on every value and report the same `file:line` errors.
@@ -15,7 +16,7 @@ public struct ConfigLookup: Sendable, Equatable {
     /// Reads, parses and validates `path`.
     public static func load(path: String) throws(CLIError) -> ConfigLookup {
         do {
-            let settings = try Settings.load(path: path)
+            let settings = try Settings.load(path: path, passdbDrivers: PassdbRegistry.catalog)
             return ConfigLookup(path: settings.file, settings: settings)
         } catch {
             throw .failure("\(error)")
@@ -24,18 +25,21 @@ public struct ConfigLookup: Sendable, Equatable {
 
     public static func parse(_ text: String, path: String) throws(CLIError) -> ConfigLookup {
         do {
-            return ConfigLookup(path: path, settings: try Settings.parse(text: text, file: path))
+            return ConfigLookup(
+                path: path, settings: try Settings.parse(text: text, file: path, passdbDrivers: PassdbRegistry.catalog))
         } catch {
             throw .failure("\(error)")
         }
     }
 
-    /// The first `passwd-file:` entry of `passdbs` (already absolute).
-    public func passwdFilePath() throws(CLIError) -> String {
-        guard let spec = settings.passdbs.first(where: { $0.driver == "passwd-file" }) else {
-            throw .failure("\(path): 'passdbs' has no passwd-file: entry; give the table with --file PATH")
+    /// The first entry of `passdbs` that `saslgate user` can edit, with its editor (the path is
+    /// already absolute).
+    public func firstEditableStore() throws(CLIError) -> (spec: PassdbSpec, editor: PassdbDriver.UserEditor) {
+        for spec in settings.passdbs {
+            if let editor = PassdbRegistry.driver(named: spec.driver)?.userEditor { return (spec, editor) }
         }
-        return spec.argument
+        let names = PassdbRegistry.editableDrivers.map { "\($0.name):" }.joined(separator: " or ")
+        throw .failure("\(path): 'passdbs' has no \(names) entry; give the store with --db")
     }
 
     /// The daemon's socket (`listen`, already absolute).

@@ -1,4 +1,5 @@
 public import AuthConfig
+import PassdbRegistry
 
 /// One result line of `saslgate doctor`: `ok: …`, `warning: …; fix: …`, `FAIL: …; fix: …`.
 public struct DoctorFinding: Sendable, Equatable {
@@ -302,18 +303,22 @@ public struct DoctorChecker {
                         fix: "ListenStream=\(settings.listen) (reinstall with scripts/install)"))
             }
         }
+        // The groups the daemon adds for its passdbs when it drops root (the same function decides).
         let serviceTexts = unitTexts("saslgated.service")
-        if !serviceTexts.isEmpty, settings.passdbs.contains(where: { $0.driver == "pam" }) {
+        let needed = PassdbRegistry.supplementaryGroups(for: settings.passdbs)
+        if !serviceTexts.isEmpty, !needed.isEmpty {
             let unit = DoctorServiceUnit.parse(serviceTexts)
-            if unit.user != nil && unit.user != "root" && !unit.supplementaryGroups.contains("shadow") {
-                report.add(
-                    .warning(
-                        "passdbs uses pam: but saslgated.service runs as \(unit.user ?? "?") without SupplementaryGroups=shadow: pam_unix cannot read /etc/shadow (its unix_chkpwd helper checks only the caller's own password), so system-account logins fail",
-                        fix:
-                            "add a drop-in \(systemdDirectory)/saslgated.service.d/pam.conf with '[Service]' and 'SupplementaryGroups=shadow' (scripts/install writes it), then systemctl daemon-reload"
-                    ))
-            } else {
-                report.add(.ok("saslgated.service can serve pam: (group shadow for pam_unix)"))
+            for (driver, group) in needed {
+                if unit.user != nil && unit.user != "root" && !unit.supplementaryGroups.contains(group.name) {
+                    report.add(
+                        .warning(
+                            "passdbs uses \(driver): but saslgated.service runs as \(unit.user ?? "?") without SupplementaryGroups=\(group.name): \(group.withoutIt)",
+                            fix:
+                                "add a drop-in \(systemdDirectory)/saslgated.service.d/\(driver).conf with '[Service]' and 'SupplementaryGroups=\(group.name)' (scripts/install writes it), then systemctl daemon-reload"
+                        ))
+                } else {
+                    report.add(.ok("saslgated.service can serve \(driver): (group \(group.name) for \(group.neededBy))"))
+                }
             }
         }
         return daemon

@@ -72,7 +72,7 @@ public struct ImportSASLDB2Command: ParsableCommand {
     public func validate() throws {
         if db != nil && config != nil { throw ValidationError("give either --db or --config, not both") }
         if let db {
-            guard db.hasPrefix("sasldb:"), db.count > "sasldb:".count else {
+            guard db.hasPrefix(ImportActions.dbPrefix), db.count > ImportActions.dbPrefix.count else {
                 throw ValidationError("--db takes sasldb:PATH, e.g. --db sasldb:/etc/saslgate/sasldb.db")
             }
         }
@@ -98,11 +98,14 @@ public struct ImportSASLDB2Command: ParsableCommand {
 
 /// The work behind `saslgate import ...`, callable without argument parsing.
 public enum ImportActions {
+    /// `sasldb:`, what `--db` starts with.
+    static let dbPrefix = SASLDBPassdb.driverName + ":"
+
     /// The store path from `--db sasldb:PATH`, or the first `sasldb:` passdb of the configuration
     /// (a relative path is relative to the configuration's directory).
     public static func storePath(db: String?, config: String?) throws(CLIError) -> String {
         if let db {
-            let path = String(db.dropFirst("sasldb:".count))
+            let path = String(db.dropFirst(dbPrefix.count))
             guard !path.isEmpty else { throw .failure("--db takes sasldb:PATH") }
             return path
         }

@@ -11,9 +11,9 @@ public struct UserDelCommand: ParsableCommand {
 
     public func run() throws {
         let location = try table.resolve()
-        if location.kind == .sasldb {
-            return try SASLDBUserActions.delete(user: user, table: location, io: CommandIO.current)
+        switch location.kind {
+        case .sasldb: try SASLDBUserActions.delete(user: user, table: location, io: CommandIO.current)
+        case .passwdFile: try UserActions.delete(user: user, table: location, io: CommandIO.current)
         }
-        try UserActions.delete(user: user, table: location, io: CommandIO.current)
     }
 }

@@ -11,7 +11,9 @@ public struct UserListCommand: ParsableCommand {
 
     public func run() throws {
         let location = try table.resolve()
-        if location.kind == .sasldb { return try SASLDBUserActions.list(table: location, io: CommandIO.current) }
-        try UserActions.list(table: location, io: CommandIO.current)
+        switch location.kind {
+        case .sasldb: try SASLDBUserActions.list(table: location, io: CommandIO.current)
+        case .passwdFile: try UserActions.list(table: location, io: CommandIO.current)
+        }
     }
 }

@@ -15,14 +15,16 @@ public struct UserPasswdCommand: ParsableCommand {
 
     public func run() throws {
         let location = try table.resolve()
-        if location.kind == .sasldb {
-            return try SASLDBUserActions.setPassword(user: user, table: location, password: password, io: CommandIO.current)
+        switch location.kind {
+        case .sasldb:
+            try SASLDBUserActions.setPassword(user: user, table: location, password: password, io: CommandIO.current)
+        case .passwdFile:
+            try password.requirePasswdFileCompatible()
+            try UserActions.setPassword(
+                user: user, table: location, scheme: password.scheme.scheme,
+                passwordFromStandardInput: password.passwordStdin,
+                io: CommandIO.current
+            )
         }
-        try password.requirePasswdFileCompatible()
-        try UserActions.setPassword(
-            user: user, table: location, scheme: password.scheme.scheme,
-            passwordFromStandardInput: password.passwordStdin,
-            io: CommandIO.current
-        )
     }
 }

@@ -1,109 +1,67 @@
-#if canImport(Glibc)
-import Glibc
-#endif
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
-
-/// One entry of `passdbs`: `driver:argument` (e.g. `passwd-file:/etc/saslgate/users`).
-public struct PassdbSpec: Equatable, Sendable, CustomStringConvertible {
-    /// What to do after a passdb answered (Dovecot's result_* settings).
-    public enum ChainAction: String, Sendable, Equatable {
-        /// Ask the next passdb.
-        case `continue`
-        /// Stop here with this answer.
-        case `return`
-    }
-
-    public var driver: String
-    public var argument: String
-    public var line: Int
-    /// Wrong password, disabled or expired account: Dovecot's default is to try the next passdb.
-    public var resultFailure: ChainAction = .continue
-    /// Internal failure (database down): try the next passdb; if none succeeds the answer is a
-    /// temporary failure (Dovecot's default).
-    public var resultInternalFail: ChainAction = .continue
-    /// Driver-specific options, in the order written.
-    public var options: [String: String] = [:]
-
-    public init(driver: String, argument: String, line: Int, options: [String: String] = [:]) {
-        self.driver = driver
-        self.argument = argument
-        self.line = line
-        self.options = options
-    }
-
-    public var description: String { "\(driver):\(argument)" }
-
-    /// Same passdb, wherever it was written.
-    public static func == (a: PassdbSpec, b: PassdbSpec) -> Bool {
-        a.driver == b.driver && a.argument == b.argument && a.options == b.options
-            && a.resultFailure == b.resultFailure && a.resultInternalFail == b.resultInternalFail
-    }
-}
-
-/// The daemon's settings, every one with its default. `conf/saslgated.conf` documents each key;
-/// keys are a contract: other tools drive the daemon by these names.
+/// The daemon's settings. `conf/saslgated.conf` documents each key; keys are a contract: other tools
+/// drive the daemon by these names. Every key, its default, its check and its one-line summary are in
+/// `Settings.keys` (ConfigKeys.swift): `init()` sets every property below from that table's defaults, so
+/// the values written here only satisfy the compiler.
 public struct Settings: Equatable, Sendable {
     /// Where the settings came from (for messages).
     public var file: String = "(defaults)"
+    /// The line each key was set on, for messages that name `file:line`.
+    public var lines = KeyLines()
 
     /// Socket path; ignored when systemd passes a socket.
-    public var listen: String = "/var/spool/postfix/private/auth"
-    public var listenMode: UInt32 = 0o660
-    public var listenUser: String? = "postfix"
-    public var listenGroup: String? = "postfix"
+    public var listen = ""
+    public var listenMode: UInt32 = 0
+    public var listenUser: String? = nil
+    public var listenGroup: String? = nil
     /// Enabled mechanisms, upper case, in advertising order.
-    public var mechanisms: [String] = ["PLAIN", "LOGIN"]
-    public var passdbs: [PassdbSpec] = [PassdbSpec(driver: "passwd-file", argument: "/etc/saslgate/users", line: 0)]
+    public var mechanisms: [String] = []
+    public var passdbs: [PassdbSpec] = []
     /// Realm appended to bare logins and to bare names in passwd-file tables.
     public var defaultRealm: String? = nil
     /// Realms accepted (lower case); empty: any. Others fail before any passdb is asked.
     public var realms: [String] = []
     /// Lower-case the whole login name before lookups (Dovecot's default `%Lu`).
-    public var usernameLowercase: Bool = true
+    public var usernameLowercase = false
     /// Characters allowed in login names; empty: any printable except space, `:`, `/`, quotes.
-    public var usernameChars: String = Settings.defaultUsernameChars
+    public var usernameChars = ""
 
     /// Dovecot's `auth_username_chars` plus `+` and `=` (common in mailbox names).
     public static let defaultUsernameChars = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_@+="
     /// Delay before an authentication failure is answered (seconds; 0 disables).
-    public var failureDelay: Double = 2
+    public var failureDelay: Double = 0
     /// PLAIN and LOGIN fail on requests without `secured`.
-    public var cleartextRequiresTLS: Bool = true
+    public var cleartextRequiresTLS = false
     /// Requests that are not finished after this long are dropped (Dovecot: 150 s).
-    public var requestTimeout: Double = 150
+    public var requestTimeout: Double = 0
     /// Most client connections served at once; further ones are refused.
-    public var maxConnections: Int = 16384
+    public var maxConnections = 0
     /// Most unfinished requests on one connection.
-    public var maxPendingRequests: Int = 1024
+    public var maxPendingRequests = 0
     /// Threads for password hashing and blocking passdbs (0: one per CPU core).
-    public var hashThreads: Int = 0
+    public var hashThreads = 0
     /// `debug`, `info`, `notice`, `warning`, `error`.
-    public var logLevel: String = "info"
+    public var logLevel = ""
     /// Host name used in CRAM-MD5 challenges and as the DIGEST-MD5 realm (empty: the system's).
-    public var hostname: String = ""
+    public var hostname = ""
     /// User to run as after the socket is bound and the files are open (when started as root).
     /// nil: stay as started.
-    public var runUser: String? = "saslgate"
+    public var runUser: String? = nil
     /// A client must finish VERSION + CPID within this time, or it is disconnected.
-    public var handshakeTimeout: Double = 30
+    public var handshakeTimeout: Double = 0
     /// On SIGTERM, how long in-flight requests may take before the daemon exits anyway.
-    public var shutdownTimeout: Double = 10
+    public var shutdownTimeout: Double = 0
     /// Who may connect: user names, `@group` names or numeric uids; empty: anyone the socket allows.
     public var clientAllowlist: [String] = []
     /// Longest delay before a failure is answered once failures escalate (Postfix waits 10 s at most).
-    public var penaltyMaxDelay: Double = 5
+    public var penaltyMaxDelay: Double = 0
     /// Failures from one IP (or of one user from one IP) before a cool-down.
-    public var penaltyBlockAfter: Int = 10
+    public var penaltyBlockAfter = 0
     /// How long a cool-down lasts: requests get a fast FAIL without any passdb being asked.
-    public var penaltyCooldown: Double = 600
+    public var penaltyCooldown: Double = 0
     /// Failures older than this are forgotten.
-    public var penaltyWindow: Double = 900
+    public var penaltyWindow: Double = 0
     /// Most keys (IPs, users, pairs) the penalty table holds.
-    public var penaltyMaxEntries: Int = 100_000
+    public var penaltyMaxEntries = 0
     /// Client networks exempt from counting and cool-downs (CIDR).
     public var trustedNetworks: [String] = []
     /// The user an ANONYMOUS login becomes; ANONYMOUS cannot be enabled while this is nil.
@@ -111,31 +69,29 @@ public struct Settings: Equatable, Sendable {
     /// Who may act for whom: authcid → authzid patterns (`user@realm`, `*@realm`, `*`).
     public var authzRules: [AuthzRule] = []
     /// Cached verification results (0: no cache), success and failure lifetimes.
-    public var authCacheSize: Int = 0
-    public var authCacheTTL: Double = 3600
-    public var authCacheNegativeTTL: Double = 3600
+    public var authCacheSize = 0
+    public var authCacheTTL: Double = 0
+    public var authCacheNegativeTTL: Double = 0
     /// Local control socket for `saslgate stats` and `saslgate penalty` (mode 0600); nil: none.
-    public var controlSocket: String? = "/run/saslgate/control"
+    public var controlSocket: String? = nil
 
-    public init() {}
+    /// The built-in defaults (`Settings.keys`).
+    public init() {
+        let context = ConfigKey.Context(resolve: { $0 }, passdbDrivers: nil, line: 0)
+        for key in Settings.keys {
+            let problems = key.read(key.defaultValue, &self, context)
+            precondition(problems.isEmpty, "the default of \(key.name) is not valid: \(problems)")
+        }
+    }
 
-    /// Known keys, for the unknown-key check and `--check` output.
-    public static let knownKeys: [String] = [
-        "listen", "listen_mode", "listen_user", "listen_group", "mechanisms", "passdbs", "default_realm",
-        "realms", "username_lowercase", "username_chars",
-        "failure_delay", "cleartext_requires_tls", "request_timeout", "max_connections",
-        "max_pending_requests", "hash_threads", "log_level", "hostname", "run_user", "handshake_timeout",
-        "shutdown_timeout", "client_allowlist", "penalty_max_delay", "penalty_block_after", "penalty_cooldown",
-        "penalty_window", "penalty_max_entries", "trusted_networks", "control_socket", "anonymous_username",
-        "authz_rules", "auth_cache_size", "auth_cache_ttl", "auth_cache_negative_ttl",
-    ]
-
-    public static let knownPassdbDrivers = ["passwd-file", "pam", "sasldb"]
+    /// Known keys, for the unknown-key check.
+    public static let knownKeys = keys.map(\.name)
 
     public static let defaultPath = "/etc/saslgate/saslgated.conf"
 
-    /// Reads and validates a config file. Relative paths in it are taken relative to its directory.
-    public static func load(path rawPath: String) throws(ConfigErrors) -> Settings {
+    /// Reads and validates a config file. Relative paths in it are taken relative to its directory;
+    /// `passdbs` may name the drivers of `passdbDrivers`.
+    public static func load(path rawPath: String, passdbDrivers: PassdbCatalog) throws(ConfigErrors) -> Settings {
         let path = absolutePath(rawPath)
         let text: String
         switch readSmallFile(path, limit: ConfigFileParser.maxFileSize) {
@@ -148,346 +104,59 @@ public struct Settings: Equatable, Sendable {
             throw ConfigErrors([ConfigError(file: path, line: nil,
                 "cannot read: \(problem); create it (see conf/saslgated.conf) or pass -c FILE")])
         }
-        return try parse(text: text, file: path)
+        return try parse(text: text, file: path, passdbDrivers: passdbDrivers)
     }
 
-    public static func parse(text: String, file: String) throws(ConfigErrors) -> Settings {
+    /// Reads config text that came from `file`; every problem is reported, each with its line.
+    public static func parse(text: String, file: String, passdbDrivers: PassdbCatalog) throws(ConfigErrors) -> Settings {
         let entries = try ConfigFileParser.parse(text: text, file: file)
         var s = Settings()
         s.file = file
         let baseDirectory = file.lastIndex(of: "/").map { String(file[..<$0]) } ?? ""
-        var errors: [ConfigError] = []
-        func fail(_ e: ConfigEntry, _ message: String) { errors.append(ConfigError(file: file, line: e.line, message)) }
         func resolve(_ path: String) -> String {
             if path.hasPrefix("/") || baseDirectory.isEmpty { return path }
             var rest = Substring(path)
             while rest.hasPrefix("./") { rest = rest.dropFirst(2) }
             return baseDirectory + "/" + rest
         }
-
+        var errors: [ConfigError] = []
         for e in entries {
-            switch e.name {
-            case "listen":
-                if e.value.isEmpty { fail(e, "listen needs a socket path") } else { s.listen = resolve(e.value) }
-            case "listen_mode":
-                if let mode = UInt32(e.value, radix: 8), mode <= 0o777 {
-                    s.listenMode = mode
-                    if mode & 0o002 != 0 {
-                        // World-writable sockets let any local user brute-force passwords; allowed but noisy.
-                    }
-                } else {
-                    fail(e, "listen_mode '\(e.value)' is not an octal mode like 0660")
-                }
-            case "listen_user": s.listenUser = e.value.isEmpty ? nil : e.value
-            case "listen_group": s.listenGroup = e.value.isEmpty ? nil : e.value
-            case "mechanisms":
-                let names = words(e.value).map { $0.uppercased() }
-                if names.isEmpty { fail(e, "mechanisms is empty; list at least one, e.g. 'plain login'") }
-                var seen = Set<String>()
-                for name in names where !seen.insert(name).inserted {
-                    fail(e, "mechanism \(name) is listed twice")
-                }
-                s.mechanisms = names
-            case "passdbs":
-                s.passdbs = []
-                switch parsePassdbList(e.value) {
-                case .failure(let problem): fail(e, problem.description)
-                case .success(let items):
-                    for (item, options) in items {
-                        switch makePassdbSpec(item, options: options, line: e.line, resolve: resolve) {
-                        case .success(let spec): s.passdbs.append(spec)
-                        case .failure(let problem): fail(e, problem.description)
-                        }
-                    }
-                }
-            case "default_realm":
-                s.defaultRealm = e.value.isEmpty ? nil : e.value.lowercased()
-                if e.value.contains("@") || e.value.contains(where: { $0.isWhitespace }) {
-                    fail(e, "default_realm '\(e.value)' must be a bare domain like example.org")
-                }
-            case "realms":
-                s.realms = words(e.value).map { $0.lowercased() }
-                for r in s.realms where r.contains("@") { fail(e, "realm '\(r)' must be a bare domain like example.org") }
-            case "username_lowercase":
-                if let b = parseBool(e.value) { s.usernameLowercase = b } else { fail(e, "username_lowercase must be yes or no") }
-            case "username_chars":
-                if e.value.contains(":") || e.value.contains(" ") || e.value.contains("/") {
-                    fail(e, "username_chars may not contain ':', '/' or spaces (they would break passdb lookups)")
-                } else {
-                    s.usernameChars = e.value
-                }
-            case "failure_delay":
-                if let v = parseDuration(e.value), v <= 5 { s.failureDelay = v } else {
-                    fail(e, "failure_delay '\(e.value)' must be a duration from 0 to 5s (Postfix gives up after 10s)")
-                }
-            case "cleartext_requires_tls":
-                if let b = parseBool(e.value) { s.cleartextRequiresTLS = b } else { fail(e, "cleartext_requires_tls must be yes or no") }
-            case "request_timeout":
-                if let v = parseDuration(e.value), v >= 1, v <= 3600 { s.requestTimeout = v } else {
-                    fail(e, "request_timeout '\(e.value)' must be a duration from 1s to 1h")
-                }
-            case "max_connections":
-                if let v = Int(e.value), v >= 1, v <= 1_000_000 { s.maxConnections = v } else {
-                    fail(e, "max_connections '\(e.value)' must be a number from 1 to 1000000")
-                }
-            case "max_pending_requests":
-                if let v = Int(e.value), v >= 1, v <= 65536 { s.maxPendingRequests = v } else {
-                    fail(e, "max_pending_requests '\(e.value)' must be a number from 1 to 65536")
-                }
-            case "hash_threads":
-                if let v = Int(e.value), v >= 0, v <= 256 { s.hashThreads = v } else {
-                    fail(e, "hash_threads '\(e.value)' must be a number from 0 (one per core) to 256")
-                }
-            case "log_level":
-                let v = e.value.lowercased()
-                if ["debug", "info", "notice", "warning", "error"].contains(v) { s.logLevel = v } else {
-                    fail(e, "log_level '\(e.value)' must be debug, info, notice, warning or error")
-                }
-            case "hostname": s.hostname = e.value
-            case "run_user": s.runUser = e.value.isEmpty ? nil : e.value
-            case "handshake_timeout":
-                if let v = parseDuration(e.value), v >= 1, v <= 600 { s.handshakeTimeout = v } else {
-                    fail(e, "handshake_timeout '\(e.value)' must be a duration from 1s to 10m")
-                }
-            case "shutdown_timeout":
-                if let v = parseDuration(e.value), v <= 300 { s.shutdownTimeout = v } else {
-                    fail(e, "shutdown_timeout '\(e.value)' must be a duration from 0 to 5m")
-                }
-            case "client_allowlist": s.clientAllowlist = words(e.value)
-            case "penalty_max_delay":
-                if let v = parseDuration(e.value), v <= 8 { s.penaltyMaxDelay = v } else {
-                    fail(e, "penalty_max_delay '\(e.value)' must be a duration from 0 to 8s (Postfix gives up after 10s and answers 454)")
-                }
-            case "penalty_block_after":
-                if let v = Int(e.value), v >= 1, v <= 100_000 { s.penaltyBlockAfter = v } else {
-                    fail(e, "penalty_block_after '\(e.value)' must be a number from 1 to 100000")
-                }
-            case "penalty_cooldown":
-                if let v = parseDuration(e.value), v <= 86400 { s.penaltyCooldown = v } else {
-                    fail(e, "penalty_cooldown '\(e.value)' must be a duration up to 1 day (0 disables cool-downs)")
-                }
-            case "penalty_window":
-                if let v = parseDuration(e.value), v >= 1, v <= 86400 { s.penaltyWindow = v } else {
-                    fail(e, "penalty_window '\(e.value)' must be a duration from 1s to 1 day")
-                }
-            case "penalty_max_entries":
-                if let v = Int(e.value), v >= 100, v <= 10_000_000 { s.penaltyMaxEntries = v } else {
-                    fail(e, "penalty_max_entries '\(e.value)' must be a number from 100 to 10000000")
-                }
-            case "control_socket": s.controlSocket = e.value.isEmpty ? nil : resolve(e.value)
-            case "auth_cache_size":
-                if let v = Int(e.value), v >= 0, v <= 10_000_000 { s.authCacheSize = v } else {
-                    fail(e, "auth_cache_size '\(e.value)' must be a number of entries from 0 (off) to 10000000")
-                }
-            case "auth_cache_ttl", "auth_cache_negative_ttl":
-                if let v = parseDuration(e.value), v <= 86400 * 7 {
-                    if e.name == "auth_cache_ttl" { s.authCacheTTL = v } else { s.authCacheNegativeTTL = v }
-                } else {
-                    fail(e, "\(e.name) '\(e.value)' must be a duration up to 7 days")
-                }
-            case "anonymous_username":
-                s.anonymousUsername = e.value.isEmpty ? nil : e.value
-            case "authz_rules":
-                s.authzRules = []
-                for word in words(e.value) {
-                    guard let rule = AuthzRule(word) else {
-                        fail(e, "authz_rules: '\(word)' must be AUTHCID=>AUTHZID, e.g. relay@example.org=>*@example.org")
-                        continue
-                    }
-                    s.authzRules.append(rule)
-                }
-            case "trusted_networks":
-                s.trustedNetworks = words(e.value)
-                for n in s.trustedNetworks where !isCIDR(n) {
-                    fail(e, "trusted_networks: '\(n)' is not an address or network like 192.0.2.0/24 or 2001:db8::/32")
-                }
-            default:
-                let hint = closest(e.name, in: knownKeys).map { "; did you mean '\($0)'?" } ?? ""
-                fail(e, "unknown parameter '\(e.name)'\(hint)")
+            guard let key = keysByName[e.name] else {
+                let hint = closest(e.name, in: knownKeys).map { name in
+                    "; did you mean '\(name)'? (\(keysByName[name]!.summary))"
+                } ?? ""
+                errors.append(ConfigError(file: file, line: e.line, "unknown parameter '\(e.name)'\(hint)"))
+                continue
+            }
+            s.lines[e.name] = e.line
+            let context = ConfigKey.Context(resolve: resolve, passdbDrivers: passdbDrivers, line: e.line)
+            for problem in key.read(e.value, &s, context) {
+                errors.append(ConfigError(file: file, line: e.line, problem))
             }
         }
         if s.mechanisms.contains("ANONYMOUS") && s.anonymousUsername == nil {
-            let line = entries.first(where: { $0.name == "mechanisms" })?.line
-            errors.append(ConfigError(file: file, line: line,
+            errors.append(ConfigError(file: file, line: s.lines["mechanisms"],
                 "ANONYMOUS is enabled but anonymous_username is empty; set it (anonymous logins become that user) or remove anonymous from mechanisms"))
-        }
-        if s.passdbs.isEmpty, let e = entries.first(where: { $0.name == "passdbs" }) {
-            fail(e, "passdbs is empty; list at least one, e.g. 'passdbs = passwd-file:/etc/saslgate/users'")
         }
         if !errors.isEmpty { throw ConfigErrors(errors) }
         return s
     }
 
-    /// `path` made absolute against the current directory, so paths derived from it stay valid.
-    static func absolutePath(_ path: String) -> String {
-        guard !path.hasPrefix("/") else { return path }
-        var buf = [CChar](repeating: 0, count: 4096)
-        guard getcwd(&buf, buf.count) != nil else { return path }
-        var cwd = String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        if cwd.hasSuffix("/") { cwd.removeLast() }
-        var rest = Substring(path)
-        while rest.hasPrefix("./") { rest = rest.dropFirst(2) }
-        return cwd + "/" + rest
-    }
-
-    struct Problem: Error, CustomStringConvertible { var description: String }
-
-    /// Splits a `passdbs` value into items, each with the options of a `{...}` block that follows it
-    /// (`pam:smtp{strip_realm=all, result_failure=return}`; spaces around `=` are allowed).
-    static func parsePassdbList(_ value: String) -> Result<[(String, [(String, String)])], Problem> {
-        var items: [(String, [(String, String)])] = []
-        var rest = Substring(value)
-        while true {
-            rest = rest.drop(while: { $0 == " " || $0 == "\t" || $0 == "," })
-            guard let first = rest.first else { break }
-            if first == "{" {
-                guard !items.isEmpty else { return .failure(Problem(description: "'{' must follow a passdb, as in pam:smtp{strip_realm=all}")) }
-                guard let close = rest.firstIndex(of: "}") else { return .failure(Problem(description: "missing '}' after passdb options")) }
-                let block = gluedEquals(rest[rest.index(after: rest.startIndex)..<close])
-                for word in words(block) {
-                    guard let eq = word.firstIndex(of: "="), eq != word.startIndex else {
-                        return .failure(Problem(description: "passdb option '\(word)' must be key=value"))
-                    }
-                    items[items.count - 1].1.append((String(word[..<eq]), String(word[word.index(after: eq)...])))
-                }
-                rest = rest[rest.index(after: close)...]
-                continue
-            }
-            let end = rest.firstIndex(where: { $0 == " " || $0 == "\t" || $0 == "," || $0 == "{" }) ?? rest.endIndex
-            items.append((String(rest[..<end]), []))
-            rest = rest[end...]
-        }
-        return .success(items)
-    }
-
-    /// Removes white space around `=` so `key = value` becomes one word.
-    static func gluedEquals(_ text: Substring) -> String {
-        var out = ""
-        var pendingSpace = false
-        for c in text {
-            if c == " " || c == "\t" {
-                pendingSpace = true
-                continue
-            }
-            if pendingSpace && c != "=" && out.last != "=" && !out.isEmpty { out.append(" ") }
-            pendingSpace = false
-            out.append(c)
-        }
-        return out
-    }
-
-    static func makePassdbSpec(
-        _ item: String, options: [(String, String)], line: Int, resolve: (String) -> String
-    ) -> Result<PassdbSpec, Problem> {
-        guard let colon = item.firstIndex(of: ":"), colon != item.startIndex else {
-            return .failure(Problem(description: "passdb '\(item)' must be 'driver:argument', e.g. passwd-file:/etc/saslgate/users"))
-        }
-        let driver = String(item[..<colon]).lowercased()
-        var argument = String(item[item.index(after: colon)...])
-        guard knownPassdbDrivers.contains(driver) else {
-            return .failure(Problem(description: "unknown passdb driver '\(driver)'; known: \(knownPassdbDrivers.joined(separator: ", "))"))
-        }
-        guard !argument.isEmpty else {
-            return .failure(Problem(description: "passdb \(driver) needs an argument (\(driver == "pam" ? "a PAM service name, e.g. pam:smtp" : "a file path"))"))
-        }
-        if driver == "passwd-file" || driver == "sasldb" { argument = resolve(argument) }
-        var spec = PassdbSpec(driver: driver, argument: argument, line: line)
-        for (key, value) in options {
-            switch key {
-            case "result_failure", "result_internalfail":
-                let action: PassdbSpec.ChainAction
-                switch value {
-                case "continue", "continue-fail": action = .continue
-                case "return", "return-fail": action = .return
-                default: return .failure(Problem(description: "\(key) for \(item) must be continue or return, not '\(value)'"))
-                }
-                if key == "result_failure" { spec.resultFailure = action } else { spec.resultInternalFail = action }
-            default:
-                guard spec.options[key] == nil else { return .failure(Problem(description: "option \(key) given twice for \(item)")) }
-                spec.options[key] = value
-            }
-        }
-        return .success(spec)
-    }
-
-    static func isCIDR(_ text: String) -> Bool {
-        let parts = text.split(separator: "/", maxSplits: 1)
-        guard let first = parts.first else { return false }
-        var v4 = in_addr()
-        var v6 = in6_addr()
-        let address = String(first)
-        let isV4 = inet_pton(AF_INET, address, &v4) == 1
-        guard isV4 || inet_pton(AF_INET6, address, &v6) == 1 else { return false }
-        if parts.count == 2 {
-            guard let p = Int(parts[1]), p >= 0, p <= (isV4 ? 32 : 128) else { return false }
-        }
-        return true
-    }
-
-    /// Splits a list value at white space and commas, as Postfix does.
-    static func words(_ value: String) -> [String] {
-        value.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "," }).map(String.init)
-    }
-
-    static func parseBool(_ v: String) -> Bool? {
-        switch v.lowercased() {
-        case "yes", "true", "on", "1": true
-        case "no", "false", "off", "0": false
-        default: nil
-        }
-    }
-
-    /// `2`, `2s`, `500ms`, `1m`, `1h` → seconds.
-    static func parseDuration(_ v: String) -> Double? {
-        let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)]
-        for (suffix, factor) in units where v.hasSuffix(suffix) {
-            guard let n = Double(v.dropLast(suffix.count)), n >= 0, n.isFinite else { return nil }
-            return n * factor
-        }
-        guard let n = Double(v), n >= 0, n.isFinite else { return nil }
-        return n
-    }
-
-    static func closest(_ name: String, in candidates: [String]) -> String? {
-        candidates.first { $0.hasPrefix(name) || name.hasPrefix($0) || editDistance($0, name) <= 2 }
-    }
-
-    static func editDistance(_ a: String, _ b: String) -> Int {
-        let a = Array(a), b = Array(b)
-        var row = Array(0...b.count)
-        for i in 1...max(a.count, 1) where !a.isEmpty {
-            var prev = row[0]
-            row[0] = i
-            for j in 1...max(b.count, 1) where !b.isEmpty {
-                let cur = row[j]
-                row[j] = min(row[j] + 1, row[j - 1] + 1, prev + (a[i - 1] == b[j - 1] ? 0 : 1))
-                prev = cur
-            }
-        }
-        return row[b.count]
-    }
+    private static let keysByName = Dictionary(uniqueKeysWithValues: keys.map { ($0.name, $0) })
 }
 
-/// One `authz_rules` entry: `AUTHCID=>AUTHZID`, where AUTHZID may be `*` (anyone) or `*@realm`.
-public struct AuthzRule: Sendable, Equatable, CustomStringConvertible {
-    public var authcid: String
-    public var authzid: String
+/// The line each key was set on. Where a key was written does not change what the settings mean, so
+/// two `KeyLines` are always equal.
+public struct KeyLines: Sendable, Equatable {
+    private var lines: [String: Int] = [:]
 
-    public init?(_ text: String) {
-        let parts = text.split(separator: "=>", maxSplits: 1, omittingEmptySubsequences: false)
-        guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else { return nil }
-        authcid = parts[0].lowercased()
-        authzid = parts[1].lowercased()
+    public init() {}
+
+    /// The line of `key`, nil when the file does not set it.
+    public subscript(key: String) -> Int? {
+        get { lines[key] }
+        set { lines[key] = newValue }
     }
 
-    public var description: String { "\(authcid)=>\(authzid)" }
-
-    /// True if the (normalized) `authcid` may act as the (normalized) `authzid`.
-    public func allows(authcid: String, authzid: String) -> Bool {
-        guard authcid.lowercased() == self.authcid else { return false }
-        let z = authzid.lowercased()
-        if self.authzid == "*" { return true }
-        if self.authzid.hasPrefix("*@") { return z.hasSuffix(String(self.authzid.dropFirst())) && !z.hasPrefix("@") }
-        return z == self.authzid
-    }
+    public static func == (_: KeyLines, _: KeyLines) -> Bool { true }
 }

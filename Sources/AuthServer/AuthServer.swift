@@ -7,6 +7,7 @@ import AuthEngine
 import Logging
 import NIOCore
 import NIOPosix
+import PassdbRegistry
 import ServiceLifecycle
 import Synchronization
 
@@ -80,16 +81,14 @@ final class AuthServer: Service, CustomStringConvertible {
         throw Privileges.Problem(description: "run_user '\(user)' does not exist; create it (useradd --system --no-create-home --shell /usr/sbin/nologin \(user)) or set 'run_user =' (empty) to keep running as the user who starts saslgated")
     }
 
-    /// Runs as `run_user` from here on. PAM passdbs get the group that can read /etc/shadow.
+    /// Runs as `run_user` from here on, also in the groups the passdbs need (`PassdbRegistry`) that
+    /// exist on this system.
     private func dropPrivileges() throws {
         guard let user = settings.runUser else {
             if geteuid() == 0 { logger.notice("run_user is empty: running as root") }
             return
         }
-        var extra: [String] = []
-        if settings.passdbs.contains(where: { $0.driver == "pam" }), getgrnam("shadow") != nil {
-            extra.append("shadow")
-        }
+        let extra = PassdbRegistry.supplementaryGroups(for: settings.passdbs).map(\.group.name).filter { getgrnam($0) != nil }
         if try Privileges.drop(to: user, extraGroups: extra) {
             // Changing the user resets the dumpable flag to fs.suid_dumpable: set it off again.
             Daemon.disableCoreDumps()
@@ -104,7 +103,6 @@ final class AuthServer: Service, CustomStringConvertible {
         let counters = self.counters
         let logger = self.logger
         let maxConnections = settings.maxConnections
-        let allowlist = try PeerAllowlist(settings.clientAllowlist)
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             // Replies beyond 32 KiB that the client has not read make the channel unwritable: the
@@ -125,7 +123,7 @@ final class AuthServer: Service, CustomStringConvertible {
                     let handler = ConnectionHandler(
                         identity: identity, logger: logger, counters: counters,
                         handshakeTimeout: box.service.settings.handshakeTimeout,
-                        allowlist: allowlist,
+                        allowlist: box.allowlist,
                         onClose: { counters.connections.wrappingSubtract(1, ordering: .relaxed) },
                         makeSession: { io in
                             AuthClientSession(io: io, cuid: cuid, peer: "", serviceProvider: { box.service })

@@ -1,15 +1,16 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-public import AuthConfig
+import AuthConfig
 import CProcess
 import AuthCore
 import AuthEngine
 import AuthProtocol
-public import Logging
+import Logging
 import NIOCore
 import NIOPosix
 import Passdb
+import PassdbRegistry
 import SASL
 import ServiceLifecycle
 import Synchronization
@@ -25,49 +26,63 @@ public enum ExitStatus {
 
 /// The configuration generation currently in force; swapped whole on reload.
 final class ServiceBox: Sendable {
-    private let current: Mutex<AuthService>
-    init(_ service: AuthService) { current = Mutex(service) }
-    var service: AuthService { current.withLock { $0 } }
-    func replace(_ service: AuthService) { current.withLock { $0 = service } }
+    private let current: Mutex<(service: AuthService, allowlist: PeerAllowlist)>
+    init(_ service: AuthService, allowlist: PeerAllowlist) { current = Mutex((service, allowlist)) }
+    /// What requests are served with.
+    var service: AuthService { current.withLock { $0.service } }
+    /// Who may connect (`client_allowlist`); a connection is checked once, when it is made.
+    var allowlist: PeerAllowlist { current.withLock { $0.allowlist } }
+    func replace(_ built: Daemon.Built) { current.withLock { $0 = (built.service, built.allowlist) } }
 }
 
 /// Wires settings, passdbs, the engine and the NIO server together. Tests and `main` use the same code.
 public enum Daemon {
-    /// Everything that can be built from a config file without binding a socket.
+    /// Reads the configuration file, with the passdb drivers of the registry.
+    static func load(_ configPath: String) throws(ConfigErrors) -> Settings {
+        try Settings.load(path: configPath, passdbDrivers: PassdbRegistry.catalog)
+    }
+
+    /// Everything that can be built from the settings without binding a socket.
     struct Built {
         var settings: Settings
         var service: AuthService
+        var allowlist: PeerAllowlist
     }
 
+    /// Checks the files and the allowlist, opens the passdbs and builds the engine's service. Start-up,
+    /// `--check` and reload all come through here.
     static func build(
-        configPath: String, executor: any BlockingExecutor, logger: Logger, penalty: PenaltyTable? = nil,
+        _ settings: Settings, executor: any BlockingExecutor, logger: Logger, penalty: PenaltyTable? = nil,
         metrics: (any AuthMetrics)? = nil, requestLog: (any AuthRequestLog)? = nil
     ) throws(ConfigErrors) -> Built {
-        let settings = try Settings.load(path: configPath)
-        try checkFiles(settings, configPath: configPath)
-        let chain = try PassdbFactory.make(settings.passdbs, settings: settings, executor: executor, logger: logger)
+        var errors = fileProblems(settings)
+        let (allowlist, unknown) = PeerAllowlist.resolve(settings.clientAllowlist)
+        errors += unknown.map { ConfigError(file: settings.file, line: settings.lines["client_allowlist"], $0) }
+        // Nothing is opened from files that are refused.
+        if !errors.isEmpty { throw ConfigErrors(errors) }
+        let chain = try PassdbRegistry.openChain(settings, executor: executor, logger: logger)
         let service = try AuthService(
             settings: settings, chain: chain, hostname: hostname(settings), logger: logger, penalty: penalty,
             metrics: metrics, requestLog: requestLog)
-        return Built(settings: settings, service: service)
+        return Built(settings: settings, service: service, allowlist: allowlist)
     }
 
-    /// World-writable configuration or user files, or world-readable secrets, stop the start.
-    static func checkFiles(_ settings: Settings, configPath: String) throws(ConfigErrors) {
+    /// A world-writable configuration or secret file, or a world-readable secret file, stops the start.
+    static func fileProblems(_ settings: Settings) -> [ConfigError] {
         var errors: [ConfigError] = []
         do {
             try FileSafety.checkNotWorldWritable(settings.file, what: "the configuration")
         } catch {
             errors.append(ConfigError(file: settings.file, line: nil, "\(error)"))
         }
-        for spec in settings.passdbs where spec.driver == "passwd-file" || spec.driver == "sasldb" {
+        for spec in PassdbRegistry.secretFiles(in: settings.passdbs) {
             do {
                 try FileSafety.checkSecretFile(spec.argument, what: "the \(spec.driver) user file")
             } catch {
                 errors.append(ConfigError(file: settings.file, line: spec.line, "\(error)"))
             }
         }
-        if !errors.isEmpty { throw ConfigErrors(errors) }
+        return errors
     }
 
     static func hostname(_ settings: Settings) -> String {
@@ -82,7 +97,7 @@ public enum Daemon {
         var logger = Logger(label: "saslgated", factory: { SaslgateLogHandler(label: $0, level: .warning) })
         logger.logLevel = .warning
         do {
-            let built = try build(configPath: configPath, executor: InlineExecutor(), logger: logger)
+            let built = try build(load(configPath), executor: InlineExecutor(), logger: logger)
             print("\(configPath): configuration OK")
             for db in built.service.chain.passdbs {
                 let mechs = MechanismRegistry.all.filter { d in
@@ -113,18 +128,29 @@ public enum Daemon {
 
     /// Runs the daemon until SIGTERM/SIGINT. SIGHUP re-reads the configuration and passdbs.
     public static func run(configPath: String) async -> Int32 {
-        // Read the level from the config before anything else logs; a broken config still gets logged.
-        let level = (try? Settings.load(path: configPath)).map { Logger.Level(configName: $0.logLevel) } ?? .info
+        // SIGHUP is trapped first: one that comes while the daemon starts (say, right after the socket
+        // appears) is answered with a reload once the reloader runs, instead of ending the process.
+        let hangups = await UnixSignalsSequence(trapping: .sighup)
+        // The file is read once, before anything logs: its log level applies from the first line, and a
+        // broken file is logged at the default level.
+        let loaded = Result { () throws(ConfigErrors) in try load(configPath) }
+        let level = (try? loaded.get()).map { Logger.Level(configName: $0.logLevel) } ?? .info
         LoggingSystem.bootstrap { SaslgateLogHandler(label: $0, level: level) }
         // A PAM module writing to a pipe whose reader is gone must not kill the daemon.
         signal(SIGPIPE, SIG_IGN)
         let logger = Logger(label: "saslgated")
+        let settings: Settings
+        switch loaded {
+        case .success(let s): settings = s
+        case .failure(let error):
+            for e in error.errors { logger.error("configuration error: \(e)") }
+            return ExitStatus.config
+        }
         // The one line per request, in the handler's format but without going through a dictionary.
         let requestLog = StderrRequestLog(level: level, lineFormat: LogLineFormat(label: "saslgated"))
 
         let cores = System.coreCount
-        let preSettings = (try? Settings.load(path: configPath)) ?? Settings()
-        let pool = NIOThreadPool(numberOfThreads: preSettings.hashThreads > 0 ? preSettings.hashThreads : cores)
+        let pool = NIOThreadPool(numberOfThreads: settings.hashThreads > 0 ? settings.hashThreads : cores)
         pool.start()
         let executor = ThreadPoolExecutor(pool: pool)
 
@@ -133,7 +159,7 @@ public enum Daemon {
         let metrics = DaemonMetrics(counters: counters, penaltyEntries: { penaltyProbe.count() })
         let built: Built
         do {
-            built = try build(configPath: configPath, executor: executor, logger: logger, metrics: metrics, requestLog: requestLog)
+            built = try build(settings, executor: executor, logger: logger, metrics: metrics, requestLog: requestLog)
         } catch {
             for e in error.errors { logger.error("configuration error: \(e)") }
             try? await pool.shutdownGracefully()
@@ -147,14 +173,15 @@ public enum Daemon {
         }
         raiseFileLimit(logger: logger)
 
-        let box = ServiceBox(built.service)
+        let box = ServiceBox(built.service, allowlist: built.allowlist)
         penaltyProbe.set { box.service.penalty.count }
         let group = MultiThreadedEventLoopGroup(numberOfThreads: cores)
         let control = built.settings.controlSocket.map { ControlServer(path: $0, metrics: metrics, box: box, logger: logger) }
         let server = AuthServer(
             settings: built.settings, box: box, group: group, logger: logger, counters: counters, control: control)
         let reloader = ReloadService(
-            configPath: configPath, box: box, executor: executor, logger: logger, metrics: metrics, requestLog: requestLog)
+            configPath: configPath, hangups: hangups, box: box, executor: executor, logger: logger, metrics: metrics,
+            requestLog: requestLog)
         var lifecycleLogger = logger
         lifecycleLogger.logLevel = max(.info, logger.logLevel)
         let serviceGroup = ServiceGroup(
@@ -220,10 +247,13 @@ extension Logger.Level {
 }
 
 /// SIGHUP: build a new configuration generation and swap it in; a broken one is rejected and the old
-/// one keeps serving. Open connections keep running and use the new passdbs for their next request.
+/// one keeps serving. Open connections keep running and use the new passdbs for their next request;
+/// a new `client_allowlist` applies to the connections made after the reload.
 struct ReloadService: Service, CustomStringConvertible {
     var description: String { "ReloadService" }
     let configPath: String
+    /// SIGHUP, trapped since start-up.
+    let hangups: UnixSignalsSequence
     let box: ServiceBox
     let executor: any BlockingExecutor
     let logger: Logger
@@ -231,19 +261,18 @@ struct ReloadService: Service, CustomStringConvertible {
     let requestLog: any AuthRequestLog
 
     func run() async throws {
-        let signals = await UnixSignalsSequence(trapping: .sighup)
-        for await _ in signals.cancelOnGracefulShutdown() {
+        for await _ in hangups.cancelOnGracefulShutdown() {
             logger.info("SIGHUP: reloading \(configPath)")
             SystemdNotify.reloading()
             defer { SystemdNotify.ready(status: "serving; mechanisms \(box.service.advertised.map(\.name).joined(separator: " "))") }
             do {
                 let built = try Daemon.build(
-                    configPath: configPath, executor: executor, logger: logger, penalty: box.service.penalty,
+                    Daemon.load(configPath), executor: executor, logger: logger, penalty: box.service.penalty,
                     metrics: metrics, requestLog: requestLog)
                 if built.settings.listen != box.service.settings.listen {
                     logger.warning("reload: 'listen' changed; the new path takes effect only after a restart")
                 }
-                box.replace(built.service)
+                box.replace(built)
                 logger.info("reload done: mechanisms \(built.service.advertised.map(\.name).joined(separator: " "))")
             } catch {
                 for e in error.errors { logger.error("reload rejected, old configuration stays in service: \(e)") }

@@ -37,21 +37,28 @@ struct PeerAllowlist: Sendable {
 
     var isEmpty: Bool { uids.isEmpty && gids.isEmpty }
 
-    struct Problem: Error, CustomStringConvertible { var description: String }
-
-    init(_ entries: [String]) throws {
+    /// The allowlist of `entries`, looked up in the system's user and group databases now, and what is
+    /// wrong with each entry that names no user or group.
+    static func resolve(_ entries: [String]) -> (allowlist: PeerAllowlist, problems: [String]) {
+        var list = PeerAllowlist()
+        var problems: [String] = []
         for entry in entries {
             if entry.hasPrefix("@") {
                 let name = String(entry.dropFirst())
-                guard let gr = getgrnam(name) else { throw Problem(description: "client_allowlist: no such group '\(name)'") }
-                gids.insert(gr.pointee.gr_gid)
+                if let gr = getgrnam(name) {
+                    list.gids.insert(gr.pointee.gr_gid)
+                } else {
+                    problems.append("client_allowlist: no such group '\(name)'; create it (groupadd \(name)) or remove @\(name) from client_allowlist")
+                }
             } else if let uid = UInt32(entry) {
-                uids.insert(uid)
+                list.uids.insert(uid)
+            } else if let pw = getpwnam(entry) {
+                list.uids.insert(pw.pointee.pw_uid)
             } else {
-                guard let pw = getpwnam(entry) else { throw Problem(description: "client_allowlist: no such user '\(entry)'") }
-                uids.insert(pw.pointee.pw_uid)
+                problems.append("client_allowlist: no such user '\(entry)'; correct the name or remove it from client_allowlist")
             }
         }
+        return (list, problems)
     }
 
     func allows(_ peer: PeerCredentials) -> Bool {

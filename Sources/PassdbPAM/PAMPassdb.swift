@@ -24,8 +24,9 @@ public final class PAMPassdb: PasswordDatabase {
     public let options: PAMOptions
     /// Lower-cased; used by `RealmStripping.default`.
     public let defaultRealm: String?
-    public let driver = "pam"
-    public var name: String { "pam:\(service)" }
+    public static let driverName = "pam"
+    public var driver: String { PAMPassdb.driverName }
+    public var name: String { "\(PAMPassdb.driverName):\(service)" }
     public var capabilities: PassdbCapabilities { PassdbCapabilities(verifyPlain: true) }
 
     private let logger: Logger
@@ -41,7 +42,7 @@ public final class PAMPassdb: PasswordDatabase {
         self.options = options
         self.defaultRealm = defaultRealm.flatMap { $0.isEmpty ? nil : $0.lowercased() }
         var logger = logger
-        logger[metadataKey: "passdb"] = "pam:\(service)"
+        logger[metadataKey: "passdb"] = "\(PAMPassdb.driverName):\(service)"
         self.logger = logger
         self.pool = PAMThreadPool(
             maxThreads: options.maxConcurrency, maxQueue: options.maxQueue, maxStuck: options.maxStuck,

@@ -495,6 +495,21 @@ struct DoctorCheckerTests {
             })
     }
 
+    /// doctor expects the groups the daemon adds for its passdbs (one function decides for both).
+    @Test func pamWithShadowGroupIsFine() throws {
+        var env = FakeDoctorEnvironment.debian()
+        env.files["/etc/systemd/system/saslgated.socket"] = "[Socket]\nListenStream=/var/spool/postfix/private/auth\n"
+        env.files["/etc/systemd/system/saslgated.service"] = "[Service]\nUser=saslgate\nSupplementaryGroups=shadow\n"
+        var settings = Settings()
+        settings.passdbs = [PassdbSpec(driver: "pam", argument: "smtp", line: 1)]
+        let r = run(env, settings: settings)
+        #expect(r.lines.contains("ok: saslgated.service can serve pam: (group shadow for pam_unix)"))
+        #expect(!r.lines.contains { $0.contains("SupplementaryGroups") })
+        // Without a passdb that needs a group nothing is said about groups.
+        let plain = run(env)
+        #expect(!plain.lines.contains { $0.contains("group shadow") })
+    }
+
     @Test func postfixNotConfigured() {
         var env = FakeDoctorEnvironment.debian()
         env.postconf = [:]

@@ -235,7 +235,8 @@ struct UserCommandTests {
             """
         )
         let lookup = try ConfigLookup.load(path: config)
-        #expect(try lookup.passwdFilePath() == dir.file("users"))
+        #expect(try lookup.firstEditableStore().spec.argument == dir.file("users"))
+        #expect(try lookup.firstEditableStore().editor == .passwdFile)
         #expect(lookup.defaultRealm == "example.com")  // realms are compared lower-case
         // The bare name is bob@example.com through default_realm: refused as existing.
         let r = saslgate(["user", "add", "-c", config, "--password-stdin", "bob"], stdin: "pw123456")
@@ -248,7 +249,8 @@ struct UserCommandTests {
         "configuration problems exit 2",
         arguments: [
             ("passdbs = pam:smtp\n", "no passwd-file: or sasldb: entry"),
-            ("passdbs = pam:smtp{x=passwd-file:/y}\n", "no passwd-file: or sasldb: entry"),
+            ("passdbs = pam:smtp{confdir=/passwd-file:/y}\n", "no passwd-file: or sasldb: entry"),
+            ("passdbs = pam:smtp{x=1}\n", ":1: passdb pam:smtp: unknown option 'x'; pam takes strip_realm="),
             ("passdbs = passwd-file:\n", ":1: passdb passwd-file needs an argument"),
             ("  passdbs = passwd-file:/x\n", ":1: continuation line without"),
             ("passdbs passwd-file:/x\n", ":1: expected 'name = value'"),
@@ -263,7 +265,7 @@ struct UserCommandTests {
 
     @Test func passdbsDefaultsToTheDaemonsDefault() throws {
         let lookup = try ConfigLookup.parse("listen = /x\n", path: "/etc/saslgate/saslgated.conf")
-        #expect(try lookup.passwdFilePath() == "/etc/saslgate/users")
+        #expect(try lookup.firstEditableStore().spec.argument == "/etc/saslgate/users")
         #expect(lookup.listenPath == "/x")
     }
 

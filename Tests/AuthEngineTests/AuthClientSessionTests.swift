@@ -3,6 +3,7 @@ import AuthConfig
 import AuthEngine
 import AuthProtocol
 import Passdb
+import PassdbRegistry
 import Logging
 import Testing
 
@@ -409,7 +410,7 @@ private let b64testpass = "dGVzdHBhc3M="
 
     @Test func anonymousOnlyWhenExplicitlyEnabled() async throws {
         #expect(throws: ConfigErrors.self) {
-            _ = try Settings.parse(text: "passdbs = passwd-file:/u\nmechanisms = plain anonymous\n", file: "x.conf")
+            _ = try Settings.parse(text: "passdbs = passwd-file:/u\nmechanisms = plain anonymous\n", file: "x.conf", passdbDrivers: PassdbRegistry.catalog)
         }
         let off = try makeService()
         #expect(!off.advertised.contains { $0.name == "ANONYMOUS" })

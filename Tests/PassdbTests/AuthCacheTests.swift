@@ -1,6 +1,5 @@
 import AuthConfig
 import AuthCore
-import AuthEngine
 import Passdb
 import Synchronization
 import Testing
@@ -31,6 +30,13 @@ final class CountingPassdb: PasswordDatabase, Sendable {
     }
 
     func lookupCredentials(_ request: PassdbRequest, scheme: CredentialScheme) async -> CredentialLookup { .userUnknown }
+}
+
+/// A clock the test moves by hand (seconds).
+final class ManualClock: Sendable {
+    let now = Mutex(1000.0)
+    var read: @Sendable () -> Double { { [self] in now.withLock { $0 } } }
+    func advance(_ s: Double) { now.withLock { $0 += s } }
 }
 
 @Suite struct AuthCacheTests {

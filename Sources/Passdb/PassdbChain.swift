@@ -1,6 +1,5 @@
 public import AuthConfig
 public import AuthCore
-public import Passdb
 
 /// Asks the configured passdbs in order, with Dovecot's default rules: an unknown user goes on to the
 /// next passdb; a wrong password (or a disabled or expired account) goes on too unless that passdb says

@@ -3,7 +3,6 @@ import Glibc
 #endif
 public import AuthCore
 import Crypto
-public import Passdb
 import Synchronization
 
 /// An optional cache of plaintext verification results (like Dovecot's auth_cache), so a busy MTA does
@@ -35,12 +34,19 @@ public final class AuthCache: Sendable {
     private let clock: @Sendable () -> Double
     private let stats = Mutex<(hits: Int, misses: Int)>((0, 0))
 
-    public init(maxEntries: Int, ttl: Double, negativeTTL: Double, clock: @escaping @Sendable () -> Double = PenaltyTable.monotonicNow) {
+    /// `clock`: seconds on a clock that never goes back (the default reads CLOCK_MONOTONIC).
+    public init(maxEntries: Int, ttl: Double, negativeTTL: Double, clock: @escaping @Sendable () -> Double = AuthCache.monotonicNow) {
         self.maxEntries = max(1, maxEntries)
         self.ttl = ttl
         self.negativeTTL = negativeTTL
         self.clock = clock
         self.entries = Mutex(LRUTable())
+    }
+
+    public static let monotonicNow: @Sendable () -> Double = {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
     }
 
     func makeKey(user: String, password: Secret) -> Key {
