@@ -20,24 +20,28 @@ let package = Package(
     targets: [
         // Shared vocabulary: secrets, constant-time comparison, credential kinds. No dependencies.
         .target(name: "AuthCore"),
-        // The Dovecot auth-client wire format: framing limits, escaping, base64, line parser/encoder. No I/O.
+        // The Dovecot auth-client wire format, both directions: framing limits, escaping, base64, the server's
+        // parser and encoder and the client codec. No I/O.
         .target(name: "AuthProtocol", dependencies: ["AuthCore"]),
-        // SASL mechanisms as pure state machines: no sockets, no passdb types.
+        // Password-derived secrets, one copy each: SCRAM keys (PBKDF2) and Dovecot's stored SCRAM form,
+        // DIGEST-MD5 HA1 and digests, the CRAM-MD5 context. Used by mechanisms, passdbs and test clients.
         .target(
-            name: "SASL",
+            name: "AuthCrypto",
             dependencies: [
                 "AuthCore",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
             ]
         ),
+        // SASL mechanisms as pure state machines: no sockets, no passdb types.
+        .target(name: "SASL", dependencies: ["AuthCore", "AuthCrypto"]),
         // libxcrypt's <crypt.h> (crypt_rn, crypt_gensalt_rn).
         .systemLibrary(name: "CCrypt", path: "Sources/CCrypt"),
         // Password databases: the protocol, password schemes, the passwd-file table.
         .target(
             name: "Passdb",
             dependencies: [
-                "AuthCore", "CCrypt",
+                "AuthCore", "AuthCrypto", "CCrypt",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -58,7 +62,7 @@ let package = Package(
         .target(
             name: "PassdbSASLDB",
             dependencies: [
-                "AuthCore", "Passdb", "SASL", "CSQLite", "CBerkeleyDB",
+                "AuthCore", "AuthCrypto", "Passdb", "CSQLite", "CBerkeleyDB",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -108,23 +112,29 @@ let package = Package(
         .systemLibrary(name: "CEpoll", path: "Sources/CEpoll"),
         .executableTarget(name: "saslgate-bench", dependencies: ["CEpoll"]),
 
-        .testTarget(name: "AuthProtocolTests", dependencies: ["AuthProtocol"]),
-        .testTarget(name: "SASLTests", dependencies: ["SASL", "AuthCore"]),
+        .testTarget(name: "AuthCoreTests", dependencies: ["AuthCore"]),
+        .testTarget(name: "AuthProtocolTests", dependencies: ["AuthProtocol", "AuthCore"]),
+        .testTarget(
+            name: "AuthCryptoTests",
+            dependencies: ["AuthCrypto", "AuthCore", .product(name: "Crypto", package: "swift-crypto")]
+        ),
+        .testTarget(name: "SASLTests", dependencies: ["SASL", "AuthCrypto", "AuthCore"]),
         .testTarget(
             name: "PassdbTests",
             dependencies: [
                 "Passdb", "AuthCore",
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
         .testTarget(name: "PassdbPAMTests", dependencies: ["PassdbPAM", "Passdb", "AuthCore"]),
-        .testTarget(name: "PassdbSASLDBTests", dependencies: ["PassdbSASLDB", "Passdb", "SASL", "AuthCore"]),
+        .testTarget(
+            name: "PassdbSASLDBTests", dependencies: ["PassdbSASLDB", "Passdb", "SASL", "AuthCrypto", "AuthCore"]
+        ),
         .testTarget(name: "AuthConfigTests", dependencies: ["AuthConfig"]),
         .testTarget(
             name: "AuthEngineTests",
             dependencies: [
-                "AuthEngine", "AuthProtocol", "SASL", "Passdb", "AuthConfig", "AuthCore",
+                "AuthEngine", "AuthProtocol", "SASL", "AuthCrypto", "Passdb", "AuthConfig", "AuthCore",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -135,6 +145,9 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .testTarget(name: "IntegrationTests", dependencies: ["AuthProtocol", "AuthCore", "SASL", "AuthServer", "AuthEngine"]),
+        .testTarget(
+            name: "IntegrationTests",
+            dependencies: ["AuthProtocol", "AuthCore", "AuthCrypto", "SASL", "AuthServer", "AuthEngine"]
+        ),
     ]
 )

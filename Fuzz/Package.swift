@@ -20,14 +20,15 @@ let package = Package(
         .target(name: "AuthCore", path: "Sources/AuthCore"),
         .target(name: "AuthProtocol", dependencies: ["AuthCore"], path: "Sources/AuthProtocol"),
         .target(
-            name: "SASL",
+            name: "AuthCrypto",
             dependencies: [
                 "AuthCore",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
             ],
-            path: "Sources/SASL"
+            path: "Sources/AuthCrypto"
         ),
+        .target(name: "SASL", dependencies: ["AuthCore", "AuthCrypto"], path: "Sources/SASL"),
         // LLVMFuzzerRunDriver from the libFuzzer runtime that -sanitize=fuzzer links.
         .systemLibrary(name: "CLibFuzzer", path: "Sources/CLibFuzzer"),
         // ClientMessageParser.parse, AuthCommand.initialResponse, TabEscape and DovecotBase64
@@ -37,10 +38,7 @@ let package = Package(
         // in Sources/FuzzMechanisms/FuzzMechanisms.swift).
         .executableTarget(
             name: "FuzzMechanisms",
-            dependencies: [
-                "SASL", "AuthCore", "CLibFuzzer",
-                .product(name: "Crypto", package: "swift-crypto"),
-            ]
+            dependencies: ["SASL", "AuthCrypto", "AuthCore", "CLibFuzzer"]
         ),
     ]
 )

@@ -7,7 +7,9 @@ import Glibc
 public enum Base64 {
     static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
 
-    static let decodeTable: [UInt8] = {
+    /// Symbol value of each byte, 0xFF for bytes outside the alphabet. Shared with the wire's lenient
+    /// decoder so that there is one table.
+    package static let decodeTable: [UInt8] = {
         var table = [UInt8](repeating: 0xFF, count: 256)
         for (i, c) in alphabet.enumerated() { table[Int(c)] = UInt8(i) }
         return table
@@ -16,20 +18,54 @@ public enum Base64 {
     public static func encode<C: Collection>(_ bytes: C) -> [UInt8] where C.Element == UInt8 {
         var out: [UInt8] = []
         out.reserveCapacity((bytes.count + 2) / 3 * 4)
-        var it = bytes.makeIterator()
-        while let b0 = it.next() {
-            let b1 = it.next()
-            let b2 = b1 == nil ? nil : it.next()
-            out.append(alphabet[Int(b0 >> 2)])
-            out.append(alphabet[Int(((b0 & 0x03) << 4) | ((b1 ?? 0) >> 4))])
-            out.append(b1.map { alphabet[Int((($0 & 0x0F) << 2) | ((b2 ?? 0) >> 6))] } ?? UInt8(ascii: "="))
-            out.append(b2.map { alphabet[Int($0 & 0x3F)] } ?? UInt8(ascii: "="))
-        }
+        append(bytes, to: &out)
         return out
     }
 
     public static func encodeString<C: Collection>(_ bytes: C) -> String where C.Element == UInt8 {
         String(decoding: encode(bytes), as: UTF8.self)
+    }
+
+    /// Appends the encoding of `bytes` to `out`, so that a secret can be encoded straight into the
+    /// buffer that carries it (one copy to wipe, not two).
+    public static func append<C: Collection>(_ bytes: C, to out: inout [UInt8]) where C.Element == UInt8 {
+        let done: Void? = bytes.withContiguousStorageIfAvailable { append($0, to: &out) }
+        if done != nil { return }
+        var copy = Array(bytes)
+        defer { copy.wipe() }
+        copy.withUnsafeBufferPointer { append($0, to: &out) }
+    }
+
+    /// The same for a buffer: the load generator's hot path, without generic overhead.
+    public static func append(_ input: UnsafeBufferPointer<UInt8>, to out: inout [UInt8]) {
+        alphabet.withUnsafeBufferPointer { a in
+            let n = input.count
+            var i = 0
+            while i + 3 <= n {
+                let v = UInt32(input[i]) << 16 | UInt32(input[i + 1]) << 8 | UInt32(input[i + 2])
+                out.append(a[Int(v >> 18 & 63)])
+                out.append(a[Int(v >> 12 & 63)])
+                out.append(a[Int(v >> 6 & 63)])
+                out.append(a[Int(v & 63)])
+                i += 3
+            }
+            switch n - i {
+            case 1:
+                let v = UInt32(input[i]) << 16
+                out.append(a[Int(v >> 18 & 63)])
+                out.append(a[Int(v >> 12 & 63)])
+                out.append(UInt8(ascii: "="))
+                out.append(UInt8(ascii: "="))
+            case 2:
+                let v = UInt32(input[i]) << 16 | UInt32(input[i + 1]) << 8
+                out.append(a[Int(v >> 18 & 63)])
+                out.append(a[Int(v >> 12 & 63)])
+                out.append(a[Int(v >> 6 & 63)])
+                out.append(UInt8(ascii: "="))
+            default:
+                break
+            }
+        }
     }
 
     /// Strict decoding: the length is a multiple of 4, padding only at the very end, no white space.
@@ -113,7 +149,7 @@ public enum Hex {
         var it = text.makeIterator()
         while let hi = it.next(), let lo = it.next() {
             guard let h = nibble(hi), let l = nibble(lo) else {
-                wipe(&out)
+                out.wipe()
                 return nil
             }
             out.append(h << 4 | l)
@@ -127,12 +163,15 @@ public enum Hex {
     }
 }
 
-/// Overwrites a buffer that held password-equivalent bytes, then empties it.
-public func wipe(_ bytes: inout [UInt8]) {
-    bytes.withUnsafeMutableBytes { raw in
-        if let base = raw.baseAddress { explicitZero(base, raw.count) }
+extension Array where Element == UInt8 {
+    /// Overwrites bytes that held a password or password-equivalent material, then empties the array.
+    /// Best effort: copies the runtime made earlier (a grown buffer) are not reached.
+    public mutating func wipe() {
+        withUnsafeMutableBytes { raw in
+            if let base = raw.baseAddress { explicitZero(base, raw.count) }
+        }
+        removeAll()
     }
-    bytes.removeAll()
 }
 
 /// `explicit_bzero`: zeroes memory in a way the optimizer may not remove.

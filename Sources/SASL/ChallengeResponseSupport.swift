@@ -1,4 +1,3 @@
-internal import AuthCore
 #if canImport(Glibc)
     import Glibc
 #elseif canImport(Darwin)
@@ -24,30 +23,6 @@ public enum ChallengeResponseLimits {
 /// Small byte helpers shared by the challenge-response mechanisms. Internal, namespaced so they cannot
 /// collide with the rest of the SASL module.
 enum ChallengeResponseSupport {
-
-    /// Standard base64 with padding, no line breaks.
-    static func base64Encode<C: Collection>(_ bytes: C) -> [UInt8] where C.Element == UInt8 {
-        Base64.encode(bytes)
-    }
-
-    /// Strict standard base64 as SCRAM carries it inside attribute values: the length is a multiple of 4,
-    /// padding only at the end, no whitespace, and unused trailing bits must be zero (so every byte
-    /// string has exactly one accepted encoding). nil when invalid.
-    static func base64Decode<C: Collection>(_ input: C) -> [UInt8]? where C.Element == UInt8 {
-        Base64.decode(input, canonical: true)
-    }
-
-
-    /// Lower-case hex, as Dovecot's `binary_to_hex`.
-    static func hex<C: Collection>(_ bytes: C) -> [UInt8] where C.Element == UInt8 {
-        Hex.encode(bytes)
-    }
-
-    /// True if every byte is a lower-case hex digit.
-    static func isLowerHex<C: Collection>(_ bytes: C) -> Bool where C.Element == UInt8 {
-        Hex.isLower(bytes)
-    }
-
     /// The bytes as a String if they are valid UTF-8, else nil.
     static func utf8<C: Collection>(_ bytes: C) -> String? where C.Element == UInt8 {
         var iterator = bytes.makeIterator()
@@ -60,11 +35,6 @@ enum ChallengeResponseSupport {
             case .error: return nil
             }
         }
-    }
-
-    /// Overwrites a buffer that held password-equivalent bytes, then empties it.
-    static func wipe(_ bytes: inout [UInt8]) {
-        AuthCore.wipe(&bytes)
     }
 
     /// Splits at every `separator`, keeping empty pieces (`"a,,b"` → `a`, ``, `b`).
