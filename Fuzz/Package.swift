@@ -32,7 +32,8 @@ let package = Package(
         // LLVMFuzzerRunDriver from the libFuzzer runtime that -sanitize=fuzzer links.
         .systemLibrary(name: "CLibFuzzer", path: "Sources/CLibFuzzer"),
         // ClientMessageParser.parse, AuthCommand.initialResponse, TabEscape and DovecotBase64
-        // round trips, ServerMessage single-line property.
+        // round trips, ServerMessage single-line property, the client codec (ServerLine/ServerReply
+        // agreement, ClientLineEncoder round trip).
         .executableTarget(name: "FuzzProtocol", dependencies: ["AuthProtocol", "AuthCore", "CLibFuzzer"]),
         // Every SASL mechanism's state machine fed arbitrary client messages (see the input format
         // in Sources/FuzzMechanisms/FuzzMechanisms.swift).
