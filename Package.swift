@@ -108,9 +108,10 @@ let package = Package(
             ]
         ),
         .executableTarget(name: "saslgate", dependencies: ["AdminCommands"]),
-        // Load generator for any Dovecot-protocol auth socket (bench/compare). No dependencies.
+        // Load generator for any Dovecot-protocol auth socket (bench/compare), speaking through the client
+        // codec of AuthProtocol.
         .systemLibrary(name: "CEpoll", path: "Sources/CEpoll"),
-        .executableTarget(name: "saslgate-bench", dependencies: ["CEpoll"]),
+        .executableTarget(name: "saslgate-bench", dependencies: ["CEpoll", "AuthProtocol"]),
 
         .testTarget(name: "AuthCoreTests", dependencies: ["AuthCore"]),
         .testTarget(name: "AuthProtocolTests", dependencies: ["AuthProtocol", "AuthCore"]),
