@@ -95,7 +95,7 @@ let package = Package(
         .target(
             name: "AdminCommands",
             dependencies: [
-                "AuthCore", "AuthProtocol", "Passdb", "AuthConfig", "AuthEngine", "PassdbSASLDB",
+                "AuthCore", "AuthProtocol", "Passdb", "AuthConfig", "AuthEngine", "PassdbSASLDB", "SASL",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -1,4 +1,5 @@
 import AuthProtocol
+import SASL
 
 /// The SASL mechanisms the daemon advertises, and which of them survive Postfix's filters.
 ///
@@ -18,30 +19,27 @@ public struct DoctorMechanism: Sendable, Equatable, CustomStringConvertible {
         self.flags = Set(flags.map { $0.lowercased() })
     }
 
-    /// The flags Dovecot (and saslgated) give each mechanism (protocol.md §1.2, `src/auth/mech-*.c`).
-    public static let knownFlags: [String: Set<String>] = [
-        "PLAIN": ["plaintext"],
-        "LOGIN": ["plaintext"],
-        "CRAM-MD5": ["dictionary", "active"],
-        "DIGEST-MD5": ["dictionary", "active", "mutual-auth"],
-        "SCRAM-SHA-1": ["mutual-auth"],
-        "SCRAM-SHA-256": ["mutual-auth"],
-        "ANONYMOUS": ["anonymous"],
-        "EXTERNAL": [],
-        "APOP": ["private", "dictionary", "active"],
-        "OAUTHBEARER": ["plaintext"],
-        "XOAUTH2": ["plaintext"],
-    ]
+    /// The flags each mechanism is advertised with: saslgate's own mechanisms as the daemon's registry
+    /// declares them, and the Dovecot mechanisms saslgate does not implement as Dovecot gives them
+    /// (`src/auth/mech-*.c`), for a socket or a check that names them.
+    public static let knownFlags: [String: Set<String>] = {
+        var table: [String: Set<String>] = [
+            "EXTERNAL": [],
+            "APOP": ["private", "dictionary", "active"],
+            "OAUTHBEARER": ["plaintext"],
+            "XOAUTH2": ["plaintext"],
+        ]
+        for mechanism in MechanismRegistry.all { table[mechanism.name] = Set(mechanism.flags.words) }
+        return table
+    }()
 
     /// The mechanism with the flags the daemon would send (when it could not be asked).
     public static func predicted(_ name: String) -> DoctorMechanism {
         DoctorMechanism(name: name, flags: knownFlags[name.uppercased()] ?? [])
     }
 
-    /// Flags in Dovecot's fixed order.
-    static let flagOrder = [
-        "private", "anonymous", "plaintext", "dictionary", "active", "forward-secrecy", "mutual-auth",
-    ]
+    /// Every flag word, in Dovecot's fixed order.
+    static let flagOrder = MechanismFlags(rawValue: .max).words
 
     /// `PLAIN(plaintext)`, `SCRAM-SHA-256(mutual-auth)`, `EXTERNAL`.
     public var description: String {
