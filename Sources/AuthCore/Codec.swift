@@ -72,44 +72,49 @@ public enum Base64 {
     /// `canonical`: also refuse non-zero unused trailing bits, so every byte string has exactly one
     /// accepted encoding (SCRAM). nil when invalid.
     public static func decode<C: Collection>(_ input: C, canonical: Bool = false) -> [UInt8]? where C.Element == UInt8 {
-        let chars = Array(input)
-        guard chars.count % 4 == 0 else { return nil }
+        // One pass over the input, no copy of it: it is often a stored secret.
+        let total = input.count
+        guard total % 4 == 0 else { return nil }
         var out: [UInt8] = []
-        out.reserveCapacity(chars.count / 4 * 3)
-        var index = 0
-        while index < chars.count {
-            let isLast = index + 4 == chars.count
-            var v = [UInt8](repeating: 0, count: 4)
-            var count = 0
+        out.reserveCapacity(total / 4 * 3)
+        func refuse() -> [UInt8]? {
+            out.wipe()
+            return nil
+        }
+        var iterator = input.makeIterator()
+        var consumed = 0
+        while let first = iterator.next() {
+            var bits: UInt32 = 0  // the quad's symbols, 6 bits each
+            var symbols = 0
             var padding = 0
-            for c in chars[index..<(index + 4)] {
+            for position in 0..<4 {
+                let c = position == 0 ? first : iterator.next()!  // the count is a multiple of 4
                 if c == UInt8(ascii: "=") {
                     padding += 1
-                } else {
-                    guard padding == 0 else { return nil }
-                    let d = decodeTable[Int(c)]
-                    guard d != 0xFF else { return nil }
-                    v[count] = d
-                    count += 1
+                    continue
                 }
+                let d = decodeTable[Int(c)]
+                guard padding == 0, d != 0xFF else { return refuse() }
+                bits = bits << 6 | UInt32(d)
+                symbols += 1
             }
-            guard padding == 0 || (isLast && padding <= 2) else { return nil }
-            switch count {
+            consumed += 4
+            guard padding == 0 || (consumed == total && padding <= 2) else { return refuse() }
+            switch symbols {
             case 4:
-                out.append((v[0] << 2) | (v[1] >> 4))
-                out.append((v[1] << 4) | (v[2] >> 2))
-                out.append((v[2] << 6) | v[3])
-            case 3:
-                guard !canonical || v[2] & 0x03 == 0 else { return nil }
-                out.append((v[0] << 2) | (v[1] >> 4))
-                out.append((v[1] << 4) | (v[2] >> 2))
-            case 2:
-                guard !canonical || v[1] & 0x0F == 0 else { return nil }
-                out.append((v[0] << 2) | (v[1] >> 4))
+                out.append(UInt8(truncatingIfNeeded: bits >> 16))
+                out.append(UInt8(truncatingIfNeeded: bits >> 8))
+                out.append(UInt8(truncatingIfNeeded: bits))
+            case 3:  // 18 bits, 16 of data
+                guard !canonical || bits & 0x03 == 0 else { return refuse() }
+                out.append(UInt8(truncatingIfNeeded: bits >> 10))
+                out.append(UInt8(truncatingIfNeeded: bits >> 2))
+            case 2:  // 12 bits, 8 of data
+                guard !canonical || bits & 0x0F == 0 else { return refuse() }
+                out.append(UInt8(truncatingIfNeeded: bits >> 4))
             default:
-                return nil
+                return refuse()
             }
-            index += 4
         }
         return out
     }

@@ -26,6 +26,15 @@ struct CodecTests {
         #expect(Base64.decode(Array("QQ".utf8)) == nil)
     }
 
+    @Test(arguments: [
+        ("", [] as [UInt8]?), ("Zm9v", Array("foo".utf8)), ("Zm8=", Array("fo".utf8)), ("Zg==", Array("f".utf8)),
+        ("Zm9vYmFy", Array("foobar".utf8)), ("Zg==Zg==", nil), ("Z===", nil), ("====", nil), ("Zg=A", nil),
+        ("Zm9v\n", nil), ("Zm 9", nil), ("Zm9*", nil),
+    ] as [(String, [UInt8]?)])
+    func strictDecoding(input: String, expected: [UInt8]?) {
+        #expect(Base64.decode(Array(input.utf8)) == expected)
+    }
+
     @Test func hex() {
         #expect(Hex.encodeString([0x00, 0xAB, 0xFF]) == "00abff")
         #expect(Hex.decode(Array("00AbfF".utf8)) == [0x00, 0xAB, 0xFF])

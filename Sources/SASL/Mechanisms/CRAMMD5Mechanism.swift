@@ -86,7 +86,7 @@ public struct CRAMMD5Mechanism: SASLMechanism {
         guard userBytes.count <= ChallengeResponseLimits.maxUserNameBytes else {
             return .failure(.malformed("user name too long"))
         }
-        guard let user = ChallengeResponseSupport.utf8(userBytes) else {
+        guard let user = String(validating: userBytes, as: UTF8.self) else {
             return .failure(.malformed("user name is not UTF-8"))
         }
         guard !user.isEmpty else { return .failure(.malformed("empty authentication identity")) }

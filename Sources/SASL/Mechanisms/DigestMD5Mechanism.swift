@@ -61,8 +61,8 @@ public struct DigestMD5Mechanism: SASLMechanism {
                 return .failure(.malformed(error.reason))
             case .success(let response):
                 state = .awaitingCredentials(response)
-                let realm = ChallengeResponseSupport.utf8(response.realm) ?? ""
-                let authzid = response.authzid.flatMap { ChallengeResponseSupport.utf8($0) }
+                let realm = String(validating: response.realm, as: UTF8.self) ?? ""
+                let authzid = response.authzid.flatMap { String(validating: $0, as: UTF8.self) }
                 return .lookupCredentials(
                     MechanismIdentity(authcid: response.user, authzid: authzid, realm: realm.isEmpty ? nil : realm),
                     scheme: .digestMD5)
@@ -148,7 +148,7 @@ public struct DigestMD5Mechanism: SASLMechanism {
             return .failure(ParseError("response too long"))
         }
         guard !data.contains(0) else { return .failure(ParseError("NUL in response")) }
-        guard ChallengeResponseSupport.utf8(data) != nil else { return .failure(ParseError("response is not UTF-8")) }
+        guard String(validating: data, as: UTF8.self) != nil else { return .failure(ParseError("response is not UTF-8")) }
 
         let directives: [(key: String, value: [UInt8])]
         switch DigestDirectiveParser.parse(data) {
@@ -231,7 +231,7 @@ public struct DigestMD5Mechanism: SASLMechanism {
         }
         guard nonceFound else { return .failure(ParseError("missing nonce")) }
         guard let cnonce else { return .failure(ParseError("missing cnonce")) }
-        guard let username, let user = ChallengeResponseSupport.utf8(username) else {
+        guard let username, let user = String(validating: username, as: UTF8.self) else {
             return .failure(ParseError("missing username"))
         }
         guard let response else { return .failure(ParseError("missing response")) }

@@ -134,7 +134,7 @@ public struct SCRAMMechanism: SASLMechanism {
             return fail("client-final message too long")
         }
         guard !message.contains(0) else { return fail("NUL in client-final message") }
-        let fields = ChallengeResponseSupport.split(message[...], separator: UInt8(ascii: ","))
+        let fields = message.split(separator: UInt8(ascii: ","), omittingEmptySubsequences: false)
         guard fields.count >= 3 else { return fail("client-final message has too few attributes") }
         // c= must be base64 of the gs2 header exactly as the client sent it (no channel binding data).
         let expectedBinding = Array("c=".utf8) + Base64.encode(first.gs2Header)
@@ -231,10 +231,10 @@ public struct SCRAMMechanism: SASLMechanism {
             return .failure(ParseError("client-first message too long"))
         }
         guard !message.contains(0) else { return .failure(ParseError("NUL in client-first message")) }
-        guard ChallengeResponseSupport.utf8(message) != nil else {
+        guard String(validating: message, as: UTF8.self) != nil else {
             return .failure(ParseError("client-first message is not UTF-8"))
         }
-        let fields = ChallengeResponseSupport.split(message[...], separator: UInt8(ascii: ","))
+        let fields = message.split(separator: UInt8(ascii: ","), omittingEmptySubsequences: false)
         guard fields.count >= 4 else { return .failure(ParseError("client-first message has too few attributes")) }
 
         // gs2-cbind-flag: "n" / "y"; "p=" asks for channel binding, which is not offered.
@@ -254,7 +254,7 @@ public struct SCRAMMechanism: SASLMechanism {
             guard raw.count <= ChallengeResponseLimits.maxUserNameBytes else {
                 return .failure(ParseError("authzid too long"))
             }
-            authzid = ChallengeResponseSupport.utf8(raw)
+            authzid = String(validating: raw, as: UTF8.self)
         }
         let gs2Header = Array(message[..<(authzField.endIndex + 1)])
         let bare = Array(message[(authzField.endIndex + 1)...])
@@ -270,7 +270,7 @@ public struct SCRAMMechanism: SASLMechanism {
         guard rawUser.count <= ChallengeResponseLimits.maxUserNameBytes else {
             return .failure(ParseError("user name too long"))
         }
-        guard let user = ChallengeResponseSupport.utf8(rawUser) else {
+        guard let user = String(validating: rawUser, as: UTF8.self) else {
             return .failure(ParseError("user name is not UTF-8"))
         }
 
