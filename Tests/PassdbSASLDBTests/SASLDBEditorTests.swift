@@ -129,6 +129,24 @@ struct SASLDBEditorTests {
         #expect(SASLDBSecretPolicy(kinds: [.cramMD5]).kinds.contains(.hash), "the hash is always stored")
     }
 
+    /// The property names are the store's format: they must not move. Each mechanism secret is named
+    /// after its mechanism, and maps back to it.
+    @Test func propertiesAreNamedAfterTheirMechanisms() {
+        #expect(SASLDBProperty.allCases.map(\.rawValue) == [
+            "userPassword", "saslgate:hash", "saslgate:scram-sha-1", "saslgate:scram-sha-256", "saslgate:cram-md5",
+            "saslgate:digest-md5",
+        ])
+        for scheme in CredentialScheme.allCases {
+            let property = SASLDBProperty(storing: scheme)
+            #expect((property == nil) == (scheme == .plaintext), "\(scheme)")
+            #expect(property?.storedCredential == property.map { _ in scheme })
+            #expect(property?.credentialSchemes == property.map { _ in [scheme] })
+        }
+        #expect(SASLDBProperty.cleartext.credentialSchemes == Set(CredentialScheme.allCases))
+        #expect(SASLDBProperty.hash.credentialSchemes.isEmpty && SASLDBProperty.hash.storedCredential == nil)
+        #expect(SASLDBProperty.mechanismNames == ["plain", "login", "scram-sha-1", "scram-sha-256", "cram-md5", "digest-md5", "all"])
+    }
+
     @Test func defaultHashIsYescryptAndValuesHaveDovecotFormats() throws {
         let dir = TempDir()
         let path = dir.file("store")

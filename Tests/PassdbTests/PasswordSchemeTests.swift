@@ -208,6 +208,18 @@ struct PasswordSchemeTests {
         #expect(hash == .sha256 && iterations == 4096 && salt.count == 16 && storedKey.count == 32)
     }
 
+    /// Dovecot names the stored challenge-response schemes after their mechanisms.
+    @Test func storedCredentialsAreTheMechanismSchemes() {
+        let stored = PasswordScheme.allCases.compactMap { s in s.storedCredential.map { (s, $0) } }
+        #expect(stored.map(\.0) == [.cramMD5, .digestMD5, .scramSHA1, .scramSHA256])
+        for (scheme, credential) in stored {
+            #expect(scheme.rawValue == credential.rawValue)
+            #expect(scheme.credentialSchemes == [credential])
+        }
+        #expect(PasswordScheme.plain.storedCredential == nil)
+        #expect(PasswordScheme.crypt.credentialSchemes.isEmpty)
+    }
+
     @Test func hashedEntriesGiveOnlyTheirOwnKind() throws {
         let cram = try StoredPassword(field: Fixtures.doveadm[0])
         #expect(cram.credentialSchemes == [.cramMD5])
