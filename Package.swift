@@ -18,7 +18,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.0"),
     ],
     targets: [
-        // Shared vocabulary: secrets, constant-time comparison, credential kinds. No dependencies.
+        // Shared vocabulary: secrets and wiping, constant-time comparison, credential kinds, strict base64 and
+        // hex, the user@realm split. No dependencies.
         .target(name: "AuthCore"),
         // The Dovecot auth-client wire format, both directions: framing limits, escaping, base64, the server's
         // parser and encoder and the client codec. No I/O.
