@@ -18,26 +18,31 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.0"),
     ],
     targets: [
-        // Shared vocabulary: secrets, constant-time comparison, credential kinds. No dependencies.
+        // Shared vocabulary: secrets and wiping, constant-time comparison, credential kinds, strict base64 and
+        // hex, the user@realm split. No dependencies.
         .target(name: "AuthCore"),
-        // The Dovecot auth-client wire format: framing limits, escaping, base64, line parser/encoder. No I/O.
+        // The Dovecot auth-client wire format, both directions: framing limits, escaping, base64, the server's
+        // parser and encoder and the client codec. No I/O.
         .target(name: "AuthProtocol", dependencies: ["AuthCore"]),
-        // SASL mechanisms as pure state machines: no sockets, no passdb types.
+        // Password-derived secrets, one copy each: SCRAM keys (PBKDF2) and Dovecot's stored SCRAM form,
+        // DIGEST-MD5 HA1 and digests, the CRAM-MD5 context. Used by mechanisms, passdbs and test clients.
         .target(
-            name: "SASL",
+            name: "AuthCrypto",
             dependencies: [
                 "AuthCore",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
             ]
         ),
+        // SASL mechanisms as pure state machines: no sockets, no passdb types.
+        .target(name: "SASL", dependencies: ["AuthCore", "AuthCrypto"]),
         // libxcrypt's <crypt.h> (crypt_rn, crypt_gensalt_rn).
         .systemLibrary(name: "CCrypt", path: "Sources/CCrypt"),
         // Password databases: the protocol, password schemes, the passwd-file table, the chain and its cache.
         .target(
             name: "Passdb",
             dependencies: [
-                "AuthCore", "AuthConfig", "CCrypt",
+                "AuthCore", "AuthConfig", "AuthCrypto", "CCrypt",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -58,7 +63,7 @@ let package = Package(
         .target(
             name: "PassdbSASLDB",
             dependencies: [
-                "AuthCore", "Passdb", "SASL", "CSQLite", "CBerkeleyDB",
+                "AuthCore", "AuthCrypto", "Passdb", "CSQLite", "CBerkeleyDB",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -99,6 +104,7 @@ let package = Package(
             name: "AdminCommands",
             dependencies: [
                 "AuthCore", "AuthProtocol", "Passdb", "AuthConfig", "AuthEngine", "PassdbSASLDB", "PassdbRegistry",
+                "SASL",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -111,27 +117,34 @@ let package = Package(
             ]
         ),
         .executableTarget(name: "saslgate", dependencies: ["AdminCommands"]),
-        // Load generator for any Dovecot-protocol auth socket (bench/compare). No dependencies.
+        // Load generator for any Dovecot-protocol auth socket (bench/compare), speaking through the client
+        // codec of AuthProtocol.
         .systemLibrary(name: "CEpoll", path: "Sources/CEpoll"),
-        .executableTarget(name: "saslgate-bench", dependencies: ["CEpoll"]),
+        .executableTarget(name: "saslgate-bench", dependencies: ["CEpoll", "AuthProtocol"]),
 
-        .testTarget(name: "AuthProtocolTests", dependencies: ["AuthProtocol"]),
-        .testTarget(name: "SASLTests", dependencies: ["SASL", "AuthCore"]),
+        .testTarget(name: "AuthCoreTests", dependencies: ["AuthCore"]),
+        .testTarget(name: "AuthProtocolTests", dependencies: ["AuthProtocol", "AuthCore"]),
+        .testTarget(
+            name: "AuthCryptoTests",
+            dependencies: ["AuthCrypto", "AuthCore", .product(name: "Crypto", package: "swift-crypto")]
+        ),
+        .testTarget(name: "SASLTests", dependencies: ["SASL", "AuthCrypto", "AuthCore"]),
         .testTarget(
             name: "PassdbTests",
             dependencies: [
                 "Passdb", "AuthCore", "AuthConfig",
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
         .testTarget(name: "PassdbPAMTests", dependencies: ["PassdbPAM", "Passdb", "AuthCore"]),
-        .testTarget(name: "PassdbSASLDBTests", dependencies: ["PassdbSASLDB", "Passdb", "SASL", "AuthCore"]),
+        .testTarget(
+            name: "PassdbSASLDBTests", dependencies: ["PassdbSASLDB", "Passdb", "SASL", "AuthCrypto", "AuthCore"]
+        ),
         .testTarget(name: "AuthConfigTests", dependencies: ["AuthConfig", "PassdbRegistry", "Passdb", "PassdbPAM"]),
         .testTarget(
             name: "AuthEngineTests",
             dependencies: [
-                "AuthEngine", "AuthProtocol", "SASL", "Passdb", "AuthConfig", "AuthCore", "PassdbRegistry",
+                "AuthEngine", "AuthProtocol", "SASL", "AuthCrypto", "Passdb", "AuthConfig", "AuthCore", "PassdbRegistry",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -142,6 +155,9 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .testTarget(name: "IntegrationTests", dependencies: ["AuthProtocol", "AuthCore", "SASL", "AuthServer", "AuthEngine"]),
+        .testTarget(
+            name: "IntegrationTests",
+            dependencies: ["AuthProtocol", "AuthCore", "AuthCrypto", "SASL", "AuthServer", "AuthEngine"]
+        ),
     ]
 )

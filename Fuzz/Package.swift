@@ -20,27 +20,26 @@ let package = Package(
         .target(name: "AuthCore", path: "Sources/AuthCore"),
         .target(name: "AuthProtocol", dependencies: ["AuthCore"], path: "Sources/AuthProtocol"),
         .target(
-            name: "SASL",
+            name: "AuthCrypto",
             dependencies: [
                 "AuthCore",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
             ],
-            path: "Sources/SASL"
+            path: "Sources/AuthCrypto"
         ),
+        .target(name: "SASL", dependencies: ["AuthCore", "AuthCrypto"], path: "Sources/SASL"),
         // LLVMFuzzerRunDriver from the libFuzzer runtime that -sanitize=fuzzer links.
         .systemLibrary(name: "CLibFuzzer", path: "Sources/CLibFuzzer"),
         // ClientMessageParser.parse, AuthCommand.initialResponse, TabEscape and DovecotBase64
-        // round trips, ServerMessage single-line property.
+        // round trips, ServerMessage single-line property, the client codec (ServerLine/ServerReply
+        // agreement, ClientLineEncoder round trip).
         .executableTarget(name: "FuzzProtocol", dependencies: ["AuthProtocol", "AuthCore", "CLibFuzzer"]),
         // Every SASL mechanism's state machine fed arbitrary client messages (see the input format
         // in Sources/FuzzMechanisms/FuzzMechanisms.swift).
         .executableTarget(
             name: "FuzzMechanisms",
-            dependencies: [
-                "SASL", "AuthCore", "CLibFuzzer",
-                .product(name: "Crypto", package: "swift-crypto"),
-            ]
+            dependencies: ["SASL", "AuthCrypto", "AuthCore", "CLibFuzzer"]
         ),
     ]
 )

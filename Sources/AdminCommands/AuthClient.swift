@@ -67,7 +67,7 @@ public enum AuthTestOutcome: Sendable, Equatable {
 public enum AuthClient {
     /// Longest line accepted from the server (Dovecot's limit is 16 KiB).
     static let maxLineLength = 65536
-    static let requestID = "1"
+    static let requestID: UInt32 = 1
 
     public static func run(_ request: AuthTestRequest, password: Secret) throws(CLIError) -> AuthTestOutcome {
         try runWithFields(request, password: password).outcome
@@ -86,26 +86,16 @@ public enum AuthClient {
         defer { connection.close() }
 
         // Handshake: our VERSION and CPID first, then the server's greeting up to DONE.
-        try connection.send("VERSION\t1\t2\nCPID\t\(getpid())\n")
-        var mechanisms: [String] = []
-        while true {
-            let fields = try connection.readFields()
-            switch fields.first {
-            case "VERSION":
-                guard fields.count >= 2, fields[1] == "1" else {
-                    throw .failure(
-                        "the server speaks auth protocol version \(sanitizeForLog(fields.dropFirst().first ?? "?")), not 1"
-                    )
-                }
-            case "MECH":
-                if fields.count >= 2 { mechanisms.append(fields[1].uppercased()) }
-            case "DONE":
-                break
-            default:
-                continue  // SPID, CUID, COOKIE and anything newer
+        try connection.sendHandshake(minor: ProtocolLimits.minorVersion)
+        var greeting = ServerGreeting()
+        while !greeting.isComplete {
+            let line = try connection.readServerLine()
+            if case .version(let major, _) = line, major != ProtocolLimits.majorVersion {
+                throw .failure("the server speaks auth protocol version \(major), not 1")
             }
-            if fields.first == "DONE" { break }
+            greeting.add(line)
         }
+        let mechanisms = greeting.mechanismNames
         guard mechanisms.contains(request.mechanism.rawValue) else {
             throw .failure(
                 "the server does not offer \(request.mechanism.rawValue) (it offers: \(mechanisms.map { sanitizeForLog($0) }.joined(separator: " ")))"
@@ -113,38 +103,45 @@ public enum AuthClient {
         }
 
         // AUTH, with the PLAIN response right away; LOGIN waits for the server's prompts.
-        var auth = "AUTH\t\(requestID)\t\(request.mechanism.rawValue)\tservice=\(TabEscape.escape(request.service))"
-        if let rip = request.remoteIP { auth += "\trip=\(TabEscape.escape(rip))" }
-        if request.secured { auth += "\tsecured" }
-        if request.debug { auth += "\tdebug" }
+        var parameters = [AuthParameter("service", request.service)]
+        if let rip = request.remoteIP { parameters.append(AuthParameter("rip", rip)) }
+        if request.secured { parameters.append(AuthParameter("secured")) }
+        if request.debug { parameters.append(AuthParameter("debug")) }
+        var auth: [UInt8] = []
         if request.mechanism == .plain {
-            try connection.sendSecretLine(
-                prefix: auth + "\tresp=", response: plainResponse(user: request.user, password: password))
+            var response = plainResponse(user: request.user, password: password)
+            try connection.sendSecret(&response) { response, line in
+                ClientLineEncoder.auth(
+                    id: requestID, mechanism: request.mechanism.rawValue, parameters: parameters,
+                    initialResponse: response, into: &line)
+            }
         } else {
-            try connection.send(auth + "\n")
+            ClientLineEncoder.auth(
+                id: requestID, mechanism: request.mechanism.rawValue, parameters: parameters, initialResponse: nil,
+                into: &auth)
+            try connection.send(auth)
         }
 
         var continuations = 0
         while true {
-            let fields = try connection.readFields()
-            guard let command = fields.first, fields.count >= 2 else {
-                throw .failure("unexpected reply from the server: \(sanitizeForLog(fields.joined(separator: " ")))")
-            }
-            guard fields[1] == requestID else {
-                throw .failure("the server answered for request id \(sanitizeForLog(fields[1])), not \(requestID)")
-            }
-            let params = parameters(fields.dropFirst(2))
-            switch command {
-            case "OK":
-                return (.succeeded(user: params["user"] ?? request.user), params)
-            case "FAIL":
-                return (.failed(user: params["user"] ?? request.user, code: params["code"], reason: params["reason"]), params)
-            case "CONT":
+            let reply = try connection.readServerLine()
+            switch reply {
+            case .ok(let id, let fields), .fail(let id, let fields):
+                try expectRequestID(id)
+                let user = fields.value("user") ?? request.user
+                let outcome: AuthTestOutcome =
+                    if case .ok = reply { .succeeded(user: user) } else {
+                        .failed(user: user, code: fields.value("code"), reason: fields.value("reason"))
+                    }
+                return (outcome, dictionary(fields))
+            case .cont(let id, let base64):
+                try expectRequestID(id)
                 continuations += 1
                 guard continuations <= 3 else { throw .failure("the server keeps sending CONT; giving up") }
-                let challenge = fields.count >= 3 ? DovecotBase64.decode(fields[2]) : []
-                guard let challenge else { throw .failure("the server sent a CONT that is not valid base64") }
-                let response: [UInt8]
+                guard let challenge = DovecotBase64.decode(base64) else {
+                    throw .failure("the server sent a CONT that is not valid base64")
+                }
+                var response: [UInt8]
                 switch request.mechanism {
                 case .plain:
                     response = plainResponse(user: request.user, password: password)
@@ -154,11 +151,17 @@ public enum AuthClient {
                     let wantsUser = prompt.hasPrefix("user") || (!prompt.hasPrefix("pass") && continuations == 1)
                     response = wantsUser ? Array(request.user.utf8) : password.bytes
                 }
-                try connection.sendSecretLine(prefix: "CONT\t\(requestID)\t", response: response)
+                try connection.sendSecret(&response) { response, line in
+                    ClientLineEncoder.cont(id: requestID, response: response, into: &line)
+                }
             default:
-                throw .failure("unexpected reply from the server: \(sanitizeForLog(command))")
+                throw .failure("unexpected reply from the server: \(sanitizeForLog(reply.command))")
             }
         }
+    }
+
+    private static func expectRequestID(_ id: UInt32) throws(CLIError) {
+        guard id == requestID else { throw .failure("the server answered for request id \(id), not \(requestID)") }
     }
 
     /// `\0user\0password` (no authorization identity).
@@ -166,16 +169,10 @@ public enum AuthClient {
         [0] + Array(user.utf8) + [0] + password.bytes
     }
 
-    /// `key=value` and bare flags of a reply, tab-unescaped.
-    static func parameters<S: Sequence>(_ fields: S) -> [String: String] where S.Element == String {
+    /// The reply's fields by name (a bare flag maps to ""); the first of a repeated name wins.
+    static func dictionary(_ fields: [ServerField]) -> [String: String] {
         var out: [String: String] = [:]
-        for field in fields {
-            if let eq = field.firstIndex(of: "=") {
-                out[String(field[..<eq])] = String(field[field.index(after: eq)...])
-            } else {
-                out[field] = ""
-            }
-        }
+        for field in fields where out[field.name] == nil { out[field.name] = field.value ?? "" }
         return out
     }
 }
@@ -232,16 +229,33 @@ final class Connection {
     }
 
     func send(_ text: String) throws(CLIError) {
-        try sendBytes(Array(text.utf8))
+        try send(Array(text.utf8))
     }
 
-    /// Sends `prefix` + base64(response) + LF; the bytes holding the secret are wiped afterwards.
-    func sendSecretLine(prefix: String, response: [UInt8]) throws(CLIError) {
-        var response = response
-        var line = Array(prefix.utf8) + DovecotBase64.encodeBytes(response) + [0x0A]
+    func send(_ bytes: [UInt8]) throws(CLIError) {
+        try sendBytes(bytes)
+    }
+
+    /// `VERSION\t1\t<minor>` and `CPID`, as a client opens (Postfix announces minor 0, doveadm 2).
+    func sendHandshake(minor: UInt32) throws(CLIError) {
+        var hello: [UInt8] = []
+        ClientLineEncoder.version(minor: minor, into: &hello)
+        ClientLineEncoder.cpid(UInt32(getpid()), into: &hello)
+        try sendBytes(hello)
+    }
+
+    /// Sends the line `encode` writes for `response`, a password or password-equivalent; both the
+    /// response and the line are wiped afterwards.
+    func sendSecret(
+        _ response: inout [UInt8], encode: (UnsafeBufferPointer<UInt8>, inout [UInt8]) -> Void
+    ) throws(CLIError) {
+        var line: [UInt8] = []
+        // Room for the whole line up front, so that no copy of the secret is left behind by growth.
+        line.reserveCapacity(512 + response.count * 2)
+        response.withUnsafeBufferPointer { encode($0, &line) }
         defer {
-            Terminal.wipe(&response)
-            Terminal.wipe(&line)
+            response.wipe()
+            line.wipe()
         }
         try sendBytes(line)
     }
@@ -276,6 +290,16 @@ final class Connection {
             if n == 0 { return out }
             out += chunk[..<n]
             guard out.count <= limit else { throw .failure("\(path): answer larger than \(limit) bytes") }
+        }
+    }
+
+    /// The next line, parsed; a malformed one is an error that shows an excerpt.
+    func readServerLine() throws(CLIError) -> ServerLine {
+        let raw = try readLine()
+        do throws(MalformedServerLine) {
+            return try ServerLine.parse(raw)
+        } catch {
+            throw .failure("\(error)")
         }
     }
 

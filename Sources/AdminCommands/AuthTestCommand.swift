@@ -40,7 +40,7 @@ public struct AuthTestCommand: ParsableCommand {
     public var config: String?
 
     @Option(name: .long, help: "The SASL mechanism: plain or login.")
-    public var mech: MechanismArgument = .plain
+    public var mech: AuthTestRequest.Mechanism = .plain
 
     @Option(name: .long, help: ArgumentHelp("Remote IP to report (rip=).", valueName: "ip"))
     public var rip: String?
@@ -65,17 +65,6 @@ public struct AuthTestCommand: ParsableCommand {
 
     public init() {}
 
-    public enum MechanismArgument: String, ExpressibleByArgument, CaseIterable, Sendable {
-        case plain
-        case login
-
-        public init?(argument: String) {
-            self.init(rawValue: argument.lowercased())
-        }
-
-        var mechanism: AuthTestRequest.Mechanism { self == .plain ? .plain : .login }
-    }
-
     /// The socket: `--socket`, else `listen` of `--config` (which must be readable), else `listen` of the
     /// default configuration if it is readable, else the daemon's built-in default.
     public func socketPath() throws(CLIError) -> String {
@@ -87,7 +76,7 @@ public struct AuthTestCommand: ParsableCommand {
 
     public func makeRequest() throws(CLIError) -> AuthTestRequest {
         var request = AuthTestRequest(
-            socketPath: try socketPath(), mechanism: mech.mechanism, user: user, service: service, remoteIP: rip,
+            socketPath: try socketPath(), mechanism: mech, user: user, service: service, remoteIP: rip,
             secured: secured
         )
         request.debug = explain
@@ -130,4 +119,15 @@ public struct AuthTestCommand: ParsableCommand {
         }
         if case .failed = outcome { throw CLIError("", exitCode: ExitStatus.refused) }
     }
+}
+
+/// `--mech plain|login`, in any case; shown in lower case.
+extension AuthTestRequest.Mechanism: ExpressibleByArgument {
+    public init?(argument: String) {
+        self.init(rawValue: argument.uppercased())
+    }
+
+    public var defaultValueDescription: String { rawValue.lowercased() }
+
+    public static var allValueStrings: [String] { allCases.map { $0.rawValue.lowercased() } }
 }

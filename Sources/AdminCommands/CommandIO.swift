@@ -66,7 +66,7 @@ enum Terminal {
     /// Reads one byte at a time so nothing after the line is consumed.
     static func readLine(fd: Int32) throws -> Secret? {
         var line: [UInt8] = []
-        defer { wipe(&line) }
+        defer { line.wipe() }
         var byte: UInt8 = 0
         var sawAnything = false
         while true {
@@ -114,12 +114,6 @@ enum Terminal {
         }
         writeAll(fd, prompt)
         return try readLine(fd: fd) ?? Secret([UInt8]())
-    }
-
-    static func wipe(_ bytes: inout [UInt8]) {
-        bytes.withUnsafeMutableBytes { raw in
-            if let base = raw.baseAddress { explicit_bzero(base, raw.count) }
-        }
     }
 }
 

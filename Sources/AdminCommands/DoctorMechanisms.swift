@@ -1,3 +1,6 @@
+import AuthProtocol
+import SASL
+
 /// The SASL mechanisms the daemon advertises, and which of them survive Postfix's filters.
 ///
 /// Postfix (`xsasl_dovecot_server.c`) builds the EHLO `AUTH` list from the daemon's `MECH` lines:
@@ -16,30 +19,27 @@ public struct DoctorMechanism: Sendable, Equatable, CustomStringConvertible {
         self.flags = Set(flags.map { $0.lowercased() })
     }
 
-    /// The flags Dovecot (and saslgated) give each mechanism (protocol.md §1.2, `src/auth/mech-*.c`).
-    public static let knownFlags: [String: Set<String>] = [
-        "PLAIN": ["plaintext"],
-        "LOGIN": ["plaintext"],
-        "CRAM-MD5": ["dictionary", "active"],
-        "DIGEST-MD5": ["dictionary", "active", "mutual-auth"],
-        "SCRAM-SHA-1": ["mutual-auth"],
-        "SCRAM-SHA-256": ["mutual-auth"],
-        "ANONYMOUS": ["anonymous"],
-        "EXTERNAL": [],
-        "APOP": ["private", "dictionary", "active"],
-        "OAUTHBEARER": ["plaintext"],
-        "XOAUTH2": ["plaintext"],
-    ]
+    /// The flags each mechanism is advertised with: saslgate's own mechanisms as the daemon's registry
+    /// declares them, and the Dovecot mechanisms saslgate does not implement as Dovecot gives them
+    /// (`src/auth/mech-*.c`), for a socket or a check that names them.
+    public static let knownFlags: [String: Set<String>] = {
+        var table: [String: Set<String>] = [
+            "EXTERNAL": [],
+            "APOP": ["private", "dictionary", "active"],
+            "OAUTHBEARER": ["plaintext"],
+            "XOAUTH2": ["plaintext"],
+        ]
+        for mechanism in MechanismRegistry.all { table[mechanism.name] = Set(mechanism.flags.words) }
+        return table
+    }()
 
     /// The mechanism with the flags the daemon would send (when it could not be asked).
     public static func predicted(_ name: String) -> DoctorMechanism {
         DoctorMechanism(name: name, flags: knownFlags[name.uppercased()] ?? [])
     }
 
-    /// Flags in Dovecot's fixed order.
-    static let flagOrder = [
-        "private", "anonymous", "plaintext", "dictionary", "active", "forward-secrecy", "mutual-auth",
-    ]
+    /// Every flag word, in Dovecot's fixed order.
+    static let flagOrder = MechanismFlags(rawValue: .max).words
 
     /// `PLAIN(plaintext)`, `SCRAM-SHA-256(mutual-auth)`, `EXTERNAL`.
     public var description: String {
@@ -64,38 +64,50 @@ public struct DoctorGreeting: Sendable, Equatable {
         self.mechanisms = mechanisms
     }
 
-    /// Checks the lines (each split at TABs) the way Postfix does; the error says what Postfix would log.
+    /// Checks the lines (each split at TABs, fields unescaped) the way Postfix does; the error says
+    /// what Postfix would log.
     public static func parse(_ lines: [[String]]) -> Result<DoctorGreeting, DoctorGreetingError> {
-        guard let first = lines.first, first.first == "VERSION" else {
+        var greeting = ServerGreeting()
+        for (n, fields) in lines.enumerated() {
+            var raw: [UInt8] = []
+            for (i, field) in fields.enumerated() {
+                if i > 0 { raw.append(UInt8(ascii: "\t")) }
+                TabEscape.escape(field.utf8, into: &raw)
+            }
+            let line: ServerLine
+            do throws(MalformedServerLine) {
+                line = try ServerLine.parse(raw)
+            } catch {
+                // Postfix reads past lines it cannot use, except a broken first line.
+                guard n == 0 else { continue }
+                if fields.first == "VERSION" {
+                    return .failure(.init("malformed VERSION line (Postfix: 'SASL: Protocol version error')"))
+                }
+                return .failure(.init("the first line is not VERSION (Postfix: 'SASL: Protocol version error')"))
+            }
+            greeting.add(line)
+            if n == 0 {
+                guard greeting.versionCameFirst, let major = greeting.major else {
+                    return .failure(.init("the first line is not VERSION (Postfix: 'SASL: Protocol version error')"))
+                }
+                guard major == ProtocolLimits.majorVersion else {
+                    return .failure(
+                        .init("protocol major version \(major), not 1 (Postfix: 'SASL: Protocol version mismatch')"))
+                }
+            }
+            if greeting.spidBeforeMechanism {
+                return .failure(.init("SPID before any MECH: this is an auth-master socket, not auth-client"))
+            }
+            if greeting.isComplete { break }
+        }
+        guard let major = greeting.major, let minor = greeting.minor else {
             return .failure(.init("the first line is not VERSION (Postfix: 'SASL: Protocol version error')"))
         }
-        guard first.count >= 3, let major = Int(first[1]), let minor = Int(first[2]) else {
-            return .failure(.init("malformed VERSION line (Postfix: 'SASL: Protocol version error')"))
-        }
-        guard major == 1 else {
-            return .failure(
-                .init("protocol major version \(major), not 1 (Postfix: 'SASL: Protocol version mismatch')"))
-        }
-        var mechanisms: [DoctorMechanism] = []
-        var done = false
-        for fields in lines.dropFirst() {
-            switch fields.first {
-            case "MECH":
-                guard fields.count >= 2, !fields[1].isEmpty else { continue }
-                mechanisms.append(DoctorMechanism(name: fields[1], flags: Set(fields.dropFirst(2))))
-            case "SPID":
-                if mechanisms.isEmpty {
-                    return .failure(.init("SPID before any MECH: this is an auth-master socket, not auth-client"))
-                }
-            case "DONE":
-                done = true
-            default:
-                break
-            }
-            if done { break }
-        }
-        guard done else { return .failure(.init("the greeting ended before DONE")) }
-        return .success(DoctorGreeting(major: major, minor: minor, mechanisms: mechanisms))
+        guard greeting.isComplete else { return .failure(.init("the greeting ended before DONE")) }
+        return .success(
+            DoctorGreeting(
+                major: Int(major), minor: Int(minor),
+                mechanisms: greeting.mechanisms.map { DoctorMechanism(name: $0.name, flags: Set($0.flags)) }))
     }
 }
 

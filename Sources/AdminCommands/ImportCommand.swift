@@ -48,7 +48,7 @@ public struct ImportSASLDB2Command: ParsableCommand {
         name: .long,
         help: ArgumentHelp(
             "Mechanism secrets to store besides the hash, comma-separated: "
-                + "\(SASLDBSecretKinds.mechanismNames.joined(separator: ", ")) (default: all).",
+                + "\(SASLDBProperty.mechanismNames.joined(separator: ", ")) (default: all).",
             valueName: "mechs"))
     public var mechs: String?
 
@@ -80,15 +80,15 @@ public struct ImportSASLDB2Command: ParsableCommand {
 
     public func run() throws {
         let store = try ImportActions.storePath(db: db, config: config)
-        var kinds: SASLDBSecretKinds
+        var kinds: Set<SASLDBProperty>
         if let mechs {
             do {
-                kinds = try SASLDBSecretKinds.parse(mechanisms: mechs)
+                kinds = try SASLDBProperty.parse(mechanisms: mechs)
             } catch {
                 throw CLIError.failure("\(error)")
             }
         } else {
-            kinds = .allMechanismSecrets
+            kinds = SASLDBProperty.allMechanismSecrets
         }
         if cleartext { kinds.insert(.cleartext) }
         let policy = SASLDBSecretPolicy(kinds: kinds, hashScheme: scheme.scheme)

@@ -12,9 +12,9 @@ enum SASLDBUserActions {
     }
 
     static func policy(_ options: PasswordOptions, keepExisting: Bool) throws(CLIError) -> SASLDBSecretPolicy? {
-        var kinds: SASLDBSecretKinds = .hash
+        var kinds: Set<SASLDBProperty> = [.hash]
         if let mechs = options.mechs {
-            kinds = try run { () throws(SASLDBError) in try SASLDBSecretKinds.parse(mechanisms: mechs) }
+            kinds = try run { () throws(SASLDBError) in try SASLDBProperty.parse(mechanisms: mechs) }
         } else if keepExisting && !options.cleartext {
             return nil  // passwd without --mechs: keep the kinds the user has
         }

@@ -7,7 +7,9 @@ import Glibc
 public enum Base64 {
     static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
 
-    static let decodeTable: [UInt8] = {
+    /// Symbol value of each byte, 0xFF for bytes outside the alphabet. Shared with the wire's lenient
+    /// decoder so that there is one table.
+    package static let decodeTable: [UInt8] = {
         var table = [UInt8](repeating: 0xFF, count: 256)
         for (i, c) in alphabet.enumerated() { table[Int(c)] = UInt8(i) }
         return table
@@ -16,15 +18,7 @@ public enum Base64 {
     public static func encode<C: Collection>(_ bytes: C) -> [UInt8] where C.Element == UInt8 {
         var out: [UInt8] = []
         out.reserveCapacity((bytes.count + 2) / 3 * 4)
-        var it = bytes.makeIterator()
-        while let b0 = it.next() {
-            let b1 = it.next()
-            let b2 = b1 == nil ? nil : it.next()
-            out.append(alphabet[Int(b0 >> 2)])
-            out.append(alphabet[Int(((b0 & 0x03) << 4) | ((b1 ?? 0) >> 4))])
-            out.append(b1.map { alphabet[Int((($0 & 0x0F) << 2) | ((b2 ?? 0) >> 6))] } ?? UInt8(ascii: "="))
-            out.append(b2.map { alphabet[Int($0 & 0x3F)] } ?? UInt8(ascii: "="))
-        }
+        append(bytes, to: &out)
         return out
     }
 
@@ -32,48 +26,95 @@ public enum Base64 {
         String(decoding: encode(bytes), as: UTF8.self)
     }
 
+    /// Appends the encoding of `bytes` to `out`, so that a secret can be encoded straight into the
+    /// buffer that carries it (one copy to wipe, not two).
+    public static func append<C: Collection>(_ bytes: C, to out: inout [UInt8]) where C.Element == UInt8 {
+        let done: Void? = bytes.withContiguousStorageIfAvailable { append($0, to: &out) }
+        if done != nil { return }
+        var copy = Array(bytes)
+        defer { copy.wipe() }
+        copy.withUnsafeBufferPointer { append($0, to: &out) }
+    }
+
+    /// The same for a buffer: the load generator's hot path, without generic overhead.
+    public static func append(_ input: UnsafeBufferPointer<UInt8>, to out: inout [UInt8]) {
+        alphabet.withUnsafeBufferPointer { a in
+            let n = input.count
+            var i = 0
+            while i + 3 <= n {
+                let v = UInt32(input[i]) << 16 | UInt32(input[i + 1]) << 8 | UInt32(input[i + 2])
+                out.append(a[Int(v >> 18 & 63)])
+                out.append(a[Int(v >> 12 & 63)])
+                out.append(a[Int(v >> 6 & 63)])
+                out.append(a[Int(v & 63)])
+                i += 3
+            }
+            switch n - i {
+            case 1:
+                let v = UInt32(input[i]) << 16
+                out.append(a[Int(v >> 18 & 63)])
+                out.append(a[Int(v >> 12 & 63)])
+                out.append(UInt8(ascii: "="))
+                out.append(UInt8(ascii: "="))
+            case 2:
+                let v = UInt32(input[i]) << 16 | UInt32(input[i + 1]) << 8
+                out.append(a[Int(v >> 18 & 63)])
+                out.append(a[Int(v >> 12 & 63)])
+                out.append(a[Int(v >> 6 & 63)])
+                out.append(UInt8(ascii: "="))
+            default:
+                break
+            }
+        }
+    }
+
     /// Strict decoding: the length is a multiple of 4, padding only at the very end, no white space.
     /// `canonical`: also refuse non-zero unused trailing bits, so every byte string has exactly one
     /// accepted encoding (SCRAM). nil when invalid.
     public static func decode<C: Collection>(_ input: C, canonical: Bool = false) -> [UInt8]? where C.Element == UInt8 {
-        let chars = Array(input)
-        guard chars.count % 4 == 0 else { return nil }
+        // One pass over the input, no copy of it: it is often a stored secret.
+        let total = input.count
+        guard total % 4 == 0 else { return nil }
         var out: [UInt8] = []
-        out.reserveCapacity(chars.count / 4 * 3)
-        var index = 0
-        while index < chars.count {
-            let isLast = index + 4 == chars.count
-            var v = [UInt8](repeating: 0, count: 4)
-            var count = 0
+        out.reserveCapacity(total / 4 * 3)
+        func refuse() -> [UInt8]? {
+            out.wipe()
+            return nil
+        }
+        var iterator = input.makeIterator()
+        var consumed = 0
+        while let first = iterator.next() {
+            var bits: UInt32 = 0  // the quad's symbols, 6 bits each
+            var symbols = 0
             var padding = 0
-            for c in chars[index..<(index + 4)] {
+            for position in 0..<4 {
+                let c = position == 0 ? first : iterator.next()!  // the count is a multiple of 4
                 if c == UInt8(ascii: "=") {
                     padding += 1
-                } else {
-                    guard padding == 0 else { return nil }
-                    let d = decodeTable[Int(c)]
-                    guard d != 0xFF else { return nil }
-                    v[count] = d
-                    count += 1
+                    continue
                 }
+                let d = decodeTable[Int(c)]
+                guard padding == 0, d != 0xFF else { return refuse() }
+                bits = bits << 6 | UInt32(d)
+                symbols += 1
             }
-            guard padding == 0 || (isLast && padding <= 2) else { return nil }
-            switch count {
+            consumed += 4
+            guard padding == 0 || (consumed == total && padding <= 2) else { return refuse() }
+            switch symbols {
             case 4:
-                out.append((v[0] << 2) | (v[1] >> 4))
-                out.append((v[1] << 4) | (v[2] >> 2))
-                out.append((v[2] << 6) | v[3])
-            case 3:
-                guard !canonical || v[2] & 0x03 == 0 else { return nil }
-                out.append((v[0] << 2) | (v[1] >> 4))
-                out.append((v[1] << 4) | (v[2] >> 2))
-            case 2:
-                guard !canonical || v[1] & 0x0F == 0 else { return nil }
-                out.append((v[0] << 2) | (v[1] >> 4))
+                out.append(UInt8(truncatingIfNeeded: bits >> 16))
+                out.append(UInt8(truncatingIfNeeded: bits >> 8))
+                out.append(UInt8(truncatingIfNeeded: bits))
+            case 3:  // 18 bits, 16 of data
+                guard !canonical || bits & 0x03 == 0 else { return refuse() }
+                out.append(UInt8(truncatingIfNeeded: bits >> 10))
+                out.append(UInt8(truncatingIfNeeded: bits >> 2))
+            case 2:  // 12 bits, 8 of data
+                guard !canonical || bits & 0x0F == 0 else { return refuse() }
+                out.append(UInt8(truncatingIfNeeded: bits >> 4))
             default:
-                return nil
+                return refuse()
             }
-            index += 4
         }
         return out
     }
@@ -113,7 +154,7 @@ public enum Hex {
         var it = text.makeIterator()
         while let hi = it.next(), let lo = it.next() {
             guard let h = nibble(hi), let l = nibble(lo) else {
-                wipe(&out)
+                out.wipe()
                 return nil
             }
             out.append(h << 4 | l)
@@ -127,12 +168,15 @@ public enum Hex {
     }
 }
 
-/// Overwrites a buffer that held password-equivalent bytes, then empties it.
-public func wipe(_ bytes: inout [UInt8]) {
-    bytes.withUnsafeMutableBytes { raw in
-        if let base = raw.baseAddress { explicitZero(base, raw.count) }
+extension Array where Element == UInt8 {
+    /// Overwrites bytes that held a password or password-equivalent material, then empties the array.
+    /// Best effort: copies the runtime made earlier (a grown buffer) are not reached.
+    public mutating func wipe() {
+        withUnsafeMutableBytes { raw in
+            if let base = raw.baseAddress { explicitZero(base, raw.count) }
+        }
+        removeAll()
     }
-    bytes.removeAll()
 }
 
 /// `explicit_bzero`: zeroes memory in a way the optimizer may not remove.

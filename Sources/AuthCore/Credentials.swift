@@ -35,3 +35,24 @@ public enum Credential: Sendable, CustomStringConvertible {
         }
     }
 }
+
+extension SCRAMHash {
+    /// The credential kind a SCRAM mechanism with this hash asks for.
+    public var credentialScheme: CredentialScheme {
+        switch self {
+        case .sha1: .scramSHA1
+        case .sha256: .scramSHA256
+        }
+    }
+}
+
+extension CredentialScheme {
+    /// The hash of a SCRAM kind; nil for the others.
+    public var scramHash: SCRAMHash? {
+        switch self {
+        case .scramSHA1: .sha1
+        case .scramSHA256: .sha256
+        case .plaintext, .cramMD5, .digestMD5: nil
+        }
+    }
+}

@@ -26,20 +26,20 @@ public enum ClientMessageParser {
         case "CONT":
             // `CONT id data`: the id, a TAB, then the raw rest (may be empty).
             guard hasArguments, let tabIndex = rest.firstIndex(of: tab),
-                let id = parseID(rest[rest.startIndex..<tabIndex])
+                let id = DecimalNumber.uint32(rest[rest.startIndex..<tabIndex])
             else { throw .brokenCont }
             return .cont(id: id, data: Array(rest[(tabIndex + 1)...]))
         case "CANCEL":
-            guard hasArguments, let id = parseID(rest) else { throw .brokenCancel }
+            guard hasArguments, let id = DecimalNumber.uint32(rest) else { throw .brokenCancel }
             return .cancel(id: id)
         case "VERSION":
             let fields = split(rest)
-            guard hasArguments, fields.count == 2, let major = parseUInt32(fields[0]),
-                let minor = parseUInt32(fields[1])
+            guard hasArguments, fields.count == 2, let major = DecimalNumber.uint32(fields[0]),
+                let minor = DecimalNumber.uint32(fields[1])
             else { throw .invalidVersionLine(preview(line)) }
             return .version(major: major, minor: minor)
         case "CPID":
-            guard hasArguments, let pid = parseUInt32(rest), pid != 0 else { throw .invalidCPID(preview(line)) }
+            guard hasArguments, let pid = DecimalNumber.uint32(rest), pid != 0 else { throw .invalidCPID(preview(line)) }
             return .cpid(pid)
         default:
             throw .unknownCommand(preview(command))
@@ -51,7 +51,7 @@ public enum ClientMessageParser {
         var fields = FieldIterator(rest)
         let idField = fields.next()!
         guard let mechField = fields.next() else { throw .brokenAuth("no mechanism") }
-        guard let id = parseUInt32(idField), id != 0 else { throw .brokenAuth("bad id") }
+        guard let id = DecimalNumber.uint32(idField), id != 0 else { throw .brokenAuth("bad id") }
         guard !mechField.isEmpty, mechField.count <= ProtocolLimits.maxMechanismNameLength else {
             throw .brokenAuth("bad mechanism name")
         }
@@ -158,20 +158,6 @@ public enum ClientMessageParser {
             }
             return bytes[start..<i]
         }
-    }
-
-    static func parseID(_ bytes: ArraySlice<UInt8>) -> UInt32? { parseUInt32(bytes) }
-
-    /// Decimal digits only, at most UInt32.max; leading zeros accepted (`007` is 7).
-    static func parseUInt32(_ bytes: ArraySlice<UInt8>) -> UInt32? {
-        guard !bytes.isEmpty else { return nil }
-        var value: UInt64 = 0
-        for b in bytes {
-            guard b >= UInt8(ascii: "0"), b <= UInt8(ascii: "9") else { return nil }
-            value = value * 10 + UInt64(b - UInt8(ascii: "0"))
-            if value > UInt64(UInt32.max) { return nil }
-        }
-        return UInt32(value)
     }
 
     /// A short, printable excerpt of client text for a log line.

@@ -2,23 +2,12 @@ import AuthCore
 
 /// Base64 exactly as Dovecot 2.3 decodes it (`src/lib/base64.c`, protocol.md §3.3): standard alphabet,
 /// padding required (length without whitespace a multiple of 4), space/TAB/CR/LF skipped anywhere,
-/// any other byte, surplus padding or data after padding is invalid; "" decodes to zero bytes.
+/// any other byte, surplus padding or data after padding is invalid; "" decodes to zero bytes. Encoding
+/// and the symbol table are AuthCore's `Base64`; only this lenient reading is the wire's own.
 public enum DovecotBase64 {
-    private static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
-
-    private static let decodeTable: [UInt8] = {
-        var table = [UInt8](repeating: 0xFF, count: 256)
-        for (i, c) in alphabet.enumerated() { table[Int(c)] = UInt8(i) }
-        return table
-    }()
-
     /// Encodes with padding and no line breaks.
     public static func encode<C: Collection>(_ bytes: C) -> String where C.Element == UInt8 {
-        String(decoding: encodeBytes(bytes), as: UTF8.self)
-    }
-
-    public static func encodeBytes<C: Collection>(_ bytes: C) -> [UInt8] where C.Element == UInt8 {
-        Base64.encode(bytes)
+        Base64.encodeString(bytes)
     }
 
     /// Decodes; nil when the input is not valid by Dovecot's rules.
@@ -39,7 +28,7 @@ public enum DovecotBase64 {
                 n += 1
             } else {
                 guard padding == 0 else { return nil }  // data after padding
-                let v = decodeTable[Int(c)]
+                let v = Base64.decodeTable[Int(c)]
                 guard v != 0xFF else { return nil }
                 quad = (quad << 6) | UInt32(v)
                 n += 1

@@ -32,7 +32,7 @@ public enum ServerMessage: Equatable, Sendable {
             word(name)
             if let value {
                 out.append(UInt8(ascii: "="))
-                out.append(contentsOf: TabEscape.escape(value.utf8))
+                TabEscape.escape(value.utf8, into: &out)
             }
         }
         switch self {
@@ -40,7 +40,7 @@ public enum ServerMessage: Equatable, Sendable {
             word("VERSION\t\(ProtocolLimits.majorVersion)\t\(ProtocolLimits.minorVersion)")
         case .mech(let name, let flags):
             word("MECH\t")
-            out.append(contentsOf: TabEscape.escape(name.utf8))
+            TabEscape.escape(name.utf8, into: &out)
             for flag in flags { tab(); word(flag) }
         case .spid(let pid): word("SPID\t\(pid)")
         case .cuid(let cuid): word("CUID\t\(cuid)")

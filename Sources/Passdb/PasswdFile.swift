@@ -182,11 +182,8 @@ public final class PasswdFile: Sendable {
     }
 
     static func key(forUser user: String, defaultRealm: String?) -> String {
-        if let at = user.utf8.lastIndex(of: UInt8(ascii: "@")) {
-            let local = user[..<at]
-            let realm = user[user.utf8.index(after: at)...]
-            return String(local) + "@" + realm.lowercased()
-        }
+        let (local, realm) = LoginName.split(user)
+        if let realm { return String(local) + "@" + realm.lowercased() }
         if let defaultRealm { return user + "@" + defaultRealm }
         return user
     }

@@ -144,9 +144,10 @@ public struct PasswdFileEditor: Sendable {
         }
         if bytes.contains(UInt8(ascii: ":")) { throw .invalidUserName(user, reason: "it contains ':'") }
         if bytes[0] == UInt8(ascii: "#") { throw .invalidUserName(user, reason: "it starts with '#' (a comment)") }
-        if let at = bytes.lastIndex(of: UInt8(ascii: "@")) {
-            if at == 0 { throw .invalidUserName(user, reason: "the part before '@' is empty") }
-            if at == bytes.count - 1 { throw .invalidUserName(user, reason: "the realm after '@' is empty") }
+        let (local, realm) = LoginName.split(user)
+        if let realm {
+            if local.isEmpty { throw .invalidUserName(user, reason: "the part before '@' is empty") }
+            if realm.isEmpty { throw .invalidUserName(user, reason: "the realm after '@' is empty") }
         }
     }
 

@@ -25,13 +25,9 @@ public struct PassdbRequest: Sendable {
         secured: Bool = false
     ) {
         self.user = user
-        if let at = user.lastIndex(of: "@") {
-            self.localPart = String(user[..<at])
-            self.realm = String(user[user.index(after: at)...]).lowercased()
-        } else {
-            self.localPart = user
-            self.realm = nil
-        }
+        let (local, realm) = LoginName.split(user)
+        self.localPart = String(local)
+        self.realm = realm.map { $0.lowercased() }
         self.mechanism = mechanism
         self.service = service
         self.remoteIP = remoteIP

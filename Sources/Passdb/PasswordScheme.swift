@@ -1,4 +1,5 @@
 public import AuthCore
+import AuthCrypto
 import Crypto
 
 /// A stored-password scheme as Dovecot names it in `{SCHEME}value`. Names are case-insensitive; a value
@@ -17,7 +18,7 @@ public enum PasswordScheme: String, Sendable, Hashable, CaseIterable, CustomStri
     case ssha256 = "SSHA256"
     /// base64(SHA-512(password || salt) || salt).
     case ssha512 = "SSHA512"
-    /// 64 hex digits: HMAC-MD5 outer and inner states (see `CRAMMD5Context`).
+    /// 64 hex digits: HMAC-MD5 outer and inner states (see `CRAMMD5.context`).
     case cramMD5 = "CRAM-MD5"
     /// 32 hex digits: MD5(user ":" realm ":" password).
     case digestMD5 = "DIGEST-MD5"
@@ -60,17 +61,17 @@ public enum PasswordScheme: String, Sendable, Hashable, CaseIterable, CustomStri
         }
     }
 
+    /// The challenge-response credential an entry of this scheme holds as such (`{CRAM-MD5}` holds the
+    /// CRAM-MD5 context, ...): Dovecot names these schemes after the mechanisms. nil for the others.
+    public var storedCredential: CredentialScheme? {
+        self == .plain ? nil : CredentialScheme(rawValue: rawValue)
+    }
+
     /// Credential kinds an entry of this scheme can give to challenge-response mechanisms. A clear-text
     /// entry can give all of them: `StoredPassword.credential(_:user:)` converts on the fly, as Dovecot does.
     public var credentialSchemes: Set<CredentialScheme> {
-        switch self {
-        case .plain: Set(CredentialScheme.allCases)
-        case .cramMD5: [.cramMD5]
-        case .digestMD5: [.digestMD5]
-        case .scramSHA1: [.scramSHA1]
-        case .scramSHA256: [.scramSHA256]
-        default: []
-        }
+        if self == .plain { return Set(CredentialScheme.allCases) }
+        return storedCredential.map { [$0] } ?? []
     }
 
     /// Schemes `hash(_:user:)` can write.
@@ -253,30 +254,30 @@ public struct StoredPassword: Sendable, CustomStringConvertible {
             }
         case .ssha256, .ssha512:
             let digest = scheme == .ssha256 ? SHA256.byteCount : SHA512.byteCount
-            guard var decoded = PasswordEncoding.base64Decode(value), decoded.count > digest else {
+            guard var decoded = Base64.decode(value), decoded.count > digest else {
                 return .error(.malformedValue(scheme, expected: "base64 of a \(digest)-byte digest followed by a salt"))
             }
             decoded.wipe()
             return .ok
         case .cramMD5:
-            guard value.count == 64, var decoded = PasswordEncoding.hexDecode(value) else {
+            guard value.count == 64, var decoded = Hex.decode(value) else {
                 return .error(.malformedValue(scheme, expected: "64 hex digits"))
             }
             decoded.wipe()
             return .ok
         case .digestMD5:
-            guard value.count == 32, var decoded = PasswordEncoding.hexDecode(value) else {
+            guard value.count == 32, var decoded = Hex.decode(value) else {
                 return .error(.malformedValue(scheme, expected: "32 hex digits"))
             }
             decoded.wipe()
             return .ok
         case .scramSHA1, .scramSHA256:
-            guard SCRAMVerifier.parse(value, hash: scheme == .scramSHA1 ? .sha1 : .sha256) != nil else {
+            guard let hash = scheme.storedCredential?.scramHash, SCRAM.parseStored(value, hash: hash) != nil else {
                 return .error(
                     .malformedValue(
                         scheme,
                         expected:
-                            "iterations,salt,storedkey,serverkey with iterations 1 to \(SCRAMVerifier.iterationRange.upperBound) "
+                            "iterations,salt,storedkey,serverkey with iterations 1 to \(SCRAM.maximumIterations) "
                             + "and base64 keys of the digest's length"
                     )
                 )
@@ -318,37 +319,38 @@ public struct StoredPassword: Sendable, CustomStringConvertible {
         case .ssha512:
             return verifySalted(SHA512.self, stored: stored, password: password, scheme: scheme)
         case .cramMD5:
-            guard var expected = PasswordEncoding.hexDecode(stored), expected.count == CRAMMD5Context.byteCount else {
+            guard var expected = Hex.decode(stored), expected.count == CRAMMD5.contextLength else {
                 return .unverifiable("malformed {CRAM-MD5} value")
             }
-            var computed = CRAMMD5Context.compute(password: password)
+            var computed = CRAMMD5.context(password: password)
             defer {
                 expected.wipe()
                 computed.wipe()
             }
             return ConstantTime.equals(computed, expected) ? .match : .mismatch
         case .digestMD5:
-            guard var expected = PasswordEncoding.hexDecode(stored), expected.count == 16 else {
+            guard var expected = Hex.decode(stored), expected.count == DigestMD5.ha1Length else {
                 return .unverifiable("malformed {DIGEST-MD5} value")
             }
-            var computed = digestMD5HA1(user: user, password: password)
+            var computed = DigestMD5.ha1(login: user, password: password)
             defer {
                 expected.wipe()
                 computed.wipe()
             }
             return ConstantTime.equals(computed, expected) ? .match : .mismatch
         case .scramSHA1, .scramSHA256:
-            guard let verifier = SCRAMVerifier.parse(stored, hash: scheme == .scramSHA1 ? .sha1 : .sha256) else {
-                return .unverifiable("malformed {\(scheme)} value")
-            }
-            return verifier.matches(password: password) ? .match : .mismatch
+            guard let hash = scheme.storedCredential?.scramHash,
+                case .scram(_, let salt, let iterations, let storedKey, _)? = SCRAM.parseStored(stored, hash: hash)
+            else { return .unverifiable("malformed {\(scheme)} value") }
+            let matches = SCRAM.matches(password, hash: hash, salt: salt, iterations: iterations, storedKey: storedKey)
+            return matches ? .match : .mismatch
         }
     }
 
     private static func verifySalted<H: HashFunction>(
         _: H.Type, stored: UnsafeBufferPointer<UInt8>, password: UnsafeBufferPointer<UInt8>, scheme: PasswordScheme
     ) -> PasswordVerification {
-        guard var decoded = PasswordEncoding.base64Decode(stored), decoded.count > H.Digest.byteCount else {
+        guard var decoded = Base64.decode(stored), decoded.count > H.Digest.byteCount else {
             return .unverifiable("malformed {\(scheme)} value")
         }
         defer { decoded.wipe() }
@@ -359,24 +361,6 @@ public struct StoredPassword: Sendable, CustomStringConvertible {
         let digest = hasher.finalize()
         let equal = digest.withUnsafeBytes { ConstantTime.equals($0, decoded[..<H.Digest.byteCount]) }
         return equal ? .match : .mismatch
-    }
-
-    /// MD5(local ":" realm ":" password), splitting `user` at its last `@` (Dovecot's digest_md5_generate).
-    static func digestMD5HA1(user: String, password: UnsafeBufferPointer<UInt8>) -> [UInt8] {
-        var input: [UInt8] = []
-        defer { input.wipe() }
-        let utf8 = Array(user.utf8)
-        if let at = utf8.lastIndex(of: UInt8(ascii: "@")) {
-            input += utf8[..<at]
-            input.append(UInt8(ascii: ":"))
-            input += utf8[(at + 1)...]
-        } else {
-            input += utf8
-            input.append(UInt8(ascii: ":"))
-        }
-        input.append(UInt8(ascii: ":"))
-        input += password
-        return Array(Insecure.MD5.hash(data: input))
     }
 
     // MARK: credentials
@@ -391,7 +375,7 @@ public struct StoredPassword: Sendable, CustomStringConvertible {
             case (.plain, .plaintext):
                 return .plaintext(Secret(stored))
             case (.plain, .cramMD5):
-                var context = CRAMMD5Context.compute(password: stored)
+                var context = CRAMMD5.context(password: stored)
                 defer { context.wipe() }
                 return .cramMD5Context(Secret(context))
             case (.plain, .digestMD5):
@@ -400,23 +384,21 @@ public struct StoredPassword: Sendable, CustomStringConvertible {
                 // username="u@example.org",realm=""), so the mechanism must compute HA1 from those.
                 return .plaintext(Secret(stored))
             case (.plain, .scramSHA1), (.plain, .scramSHA256):
-                let hash: SCRAMHash = kind == .scramSHA1 ? .sha1 : .sha256
-                return SCRAMVerifier.derive(
-                    password: stored, hash: hash, salt: SecureRandom.bytes(SCRAMVerifier.defaultSaltLength),
-                    iterations: SCRAMVerifier.defaultIterations
-                ).credential
+                guard let hash = kind.scramHash else { return nil }
+                return try? SCRAM.makeCredential(
+                    hash: hash, password: stored, salt: SecureRandom.bytes(SCRAM.saltLength))
             case (.cramMD5, .cramMD5):
-                guard var bytes = PasswordEncoding.hexDecode(stored) else { return nil }
+                guard var bytes = Hex.decode(stored) else { return nil }
                 defer { bytes.wipe() }
                 return .cramMD5Context(Secret(bytes))
             case (.digestMD5, .digestMD5):
-                guard var bytes = PasswordEncoding.hexDecode(stored) else { return nil }
+                guard var bytes = Hex.decode(stored) else { return nil }
                 defer { bytes.wipe() }
                 return .digestMD5HA1(Secret(bytes))
             case (.scramSHA1, .scramSHA1):
-                return SCRAMVerifier.parse(stored, hash: .sha1)?.credential
+                return SCRAM.parseStored(stored, hash: .sha1)
             case (.scramSHA256, .scramSHA256):
-                return SCRAMVerifier.parse(stored, hash: .sha256)?.credential
+                return SCRAM.parseStored(stored, hash: .sha256)
             default:
                 return nil
             }
@@ -455,20 +437,22 @@ extension PasswordScheme {
         case .ssha256: return saltedHash(SHA256.self, pw)
         case .ssha512: return saltedHash(SHA512.self, pw)
         case .cramMD5:
-            var context = CRAMMD5Context.compute(password: pw)
+            var context = CRAMMD5.context(password: pw)
             defer { context.wipe() }
-            return PasswordEncoding.hexEncode(context)
+            return Hex.encodeString(context)
         case .digestMD5:
             guard let user, !user.isEmpty else { throw .needsUserName(self) }
-            var ha1 = StoredPassword.digestMD5HA1(user: user, password: pw)
+            var ha1 = DigestMD5.ha1(login: user, password: pw)
             defer { ha1.wipe() }
-            return PasswordEncoding.hexEncode(ha1)
+            return Hex.encodeString(ha1)
         case .scramSHA1, .scramSHA256:
-            return SCRAMVerifier.derive(
-                password: pw, hash: self == .scramSHA1 ? .sha1 : .sha256,
-                salt: SecureRandom.bytes(SCRAMVerifier.defaultSaltLength),
-                iterations: SCRAMVerifier.defaultIterations
-            ).encoded
+            guard let hash = storedCredential?.scramHash,
+                let credential = try? SCRAM.makeCredential(
+                    hash: hash, password: pw, salt: SecureRandom.bytes(SCRAM.saltLength)),
+                var value = SCRAM.encodeStored(credential)
+            else { throw .hashingFailed(self, "the SCRAM key derivation failed") }
+            defer { value.wipe() }
+            return String(decoding: value, as: UTF8.self)
         }
     }
 
@@ -512,7 +496,7 @@ extension PasswordScheme {
         hasher.update(data: salt)
         var out = Array(hasher.finalize()) + salt
         defer { out.wipe() }
-        return PasswordEncoding.base64Encode(out)
+        return Base64.encodeString(out)
     }
 }
 

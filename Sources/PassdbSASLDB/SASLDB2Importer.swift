@@ -202,7 +202,7 @@ public struct SASLDB2Importer: Sendable {
                 fresh.append(candidate)
             }
         }
-        let kinds = policy.kinds.properties
+        let kinds = policy.kinds.ordered
         if dryRun || fresh.isEmpty {
             let warnings = FileIdentityProbe.exists(storePath) ? (try? SASLDBStore.checkFile(path: storePath).warnings) ?? [] : []
             return SASLDB2ImportReport(

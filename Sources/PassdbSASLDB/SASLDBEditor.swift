@@ -100,7 +100,7 @@ public struct SASLDBEditor: Sendable {
         if let policy {
             effective = policy
         } else {
-            var kinds = SASLDBSecretKinds(current.map(\.kind))
+            var kinds = Set(current)
             if kinds.contains(.cleartext) {
                 kinds.remove(.cleartext)
                 droppedCleartext = true

@@ -173,7 +173,7 @@ public final class SASLDBPassdb: PasswordDatabase {
         let shown = sanitizeForLog(user.description)
         let cleartext = stored[.cleartext]
 
-        guard let property = SASLDBProperty.forScheme(scheme) else {
+        guard let property = SASLDBProperty(storing: scheme) else {
             // `.plaintext`: only a stored cleartext can answer.
             if let cleartext { return .found(.plaintext(cleartext)) }
             return .schemeNotAvailable("no cleartext password stored for \(shown) (the store keeps hashes)")

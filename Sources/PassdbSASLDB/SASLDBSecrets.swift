@@ -1,6 +1,6 @@
 public import AuthCore
 public import Passdb
-import SASL
+import AuthCrypto
 
 /// The properties a store row can have: Cyrus's `userPassword` and saslgate's own secrets. Each value
 /// is the format Dovecot uses for the same scheme, so values move between a passwd-file and the store.
@@ -23,103 +23,78 @@ public enum SASLDBProperty: String, Sendable, Hashable, CaseIterable, CustomStri
 
     public var description: String { rawValue }
 
-    /// The kind this property stores.
-    public var kind: SASLDBSecretKinds {
+    /// The property that stores the secret of a mechanism: `saslgate:` and the mechanism's name in lower
+    /// case. nil for `.plaintext` (only the cleartext serves it).
+    public init?(storing scheme: CredentialScheme) {
+        guard scheme != .plaintext else { return nil }
+        self.init(rawValue: "saslgate:" + scheme.rawValue.lowercased())
+    }
+
+    /// The mechanism whose secret this property stores; nil for the cleartext and the hash.
+    public var storedCredential: CredentialScheme? {
         switch self {
-        case .cleartext: .cleartext
-        case .hash: .hash
-        case .scramSHA1: .scramSHA1
-        case .scramSHA256: .scramSHA256
-        case .cramMD5: .cramMD5
-        case .digestMD5: .digestMD5
+        case .cleartext, .hash: nil
+        default: CredentialScheme(rawValue: String(rawValue.dropFirst("saslgate:".count)).uppercased())
         }
     }
 
     /// Credential kinds a row of this property can give to challenge-response mechanisms.
     public var credentialSchemes: Set<CredentialScheme> {
-        switch self {
-        case .cleartext: Set(CredentialScheme.allCases)
-        case .hash: []
-        case .scramSHA1: [.scramSHA1]
-        case .scramSHA256: [.scramSHA256]
-        case .cramMD5: [.cramMD5]
-        case .digestMD5: [.digestMD5]
-        }
+        if self == .cleartext { return Set(CredentialScheme.allCases) }
+        return storedCredential.map { [$0] } ?? []
     }
 
-    /// The property that stores the secret of a credential kind (nil for `.plaintext`: only cleartext).
-    static func forScheme(_ scheme: CredentialScheme) -> SASLDBProperty? {
-        switch scheme {
-        case .plaintext: nil
-        case .cramMD5: .cramMD5
-        case .digestMD5: .digestMD5
-        case .scramSHA1: .scramSHA1
-        case .scramSHA256: .scramSHA256
-        }
-    }
-}
-
-/// Which secrets are stored for a user. `hash` is always stored by the editor and the importer;
-/// `cleartext` only when explicitly asked for.
-public struct SASLDBSecretKinds: OptionSet, Sendable, Hashable, CustomStringConvertible {
-    public let rawValue: UInt8
-    public init(rawValue: UInt8) { self.rawValue = rawValue }
-
-    public static let hash = SASLDBSecretKinds(rawValue: 1 << 0)
-    public static let scramSHA1 = SASLDBSecretKinds(rawValue: 1 << 1)
-    public static let scramSHA256 = SASLDBSecretKinds(rawValue: 1 << 2)
-    public static let cramMD5 = SASLDBSecretKinds(rawValue: 1 << 3)
-    public static let digestMD5 = SASLDBSecretKinds(rawValue: 1 << 4)
-    /// The password itself (`userPassword`), like Cyrus. Serves every mechanism; a stolen file gives
-    /// away every password. Opt-in only.
-    public static let cleartext = SASLDBSecretKinds(rawValue: 1 << 5)
+    /// The per-mechanism secrets, in a fixed order.
+    public static let mechanismSecrets: [SASLDBProperty] = allCases.filter { $0.storedCredential != nil }
 
     /// The hash and every per-mechanism secret: what `import sasldb2` writes by default.
-    public static let allMechanismSecrets: SASLDBSecretKinds = [.hash, .scramSHA1, .scramSHA256, .cramMD5, .digestMD5]
+    public static let allMechanismSecrets: Set<SASLDBProperty> = Set(mechanismSecrets).union([.hash])
 
     /// Names accepted by `parse(mechanisms:)`.
-    public static let mechanismNames = ["plain", "login", "scram-sha-1", "scram-sha-256", "cram-md5", "digest-md5", "all"]
+    public static let mechanismNames =
+        ["plain", "login"] + mechanismSecrets.compactMap { $0.storedCredential?.rawValue.lowercased() } + ["all"]
 
     /// Parses a `--mechs` list such as `scram-sha-256,cram-md5` (case-insensitive, comma or space
-    /// separated). `plain`/`login` name the hash (always stored anyway); `all` is every mechanism
-    /// secret. The result always contains `.hash`. Cleartext is not a mechanism: it has its own flag.
-    public static func parse(mechanisms list: String) throws(SASLDBError) -> SASLDBSecretKinds {
-        var kinds: SASLDBSecretKinds = .hash
+    /// separated) into the properties to store. `plain`/`login` name the hash (always stored anyway);
+    /// `all` is every mechanism secret. The result always contains `.hash`. Cleartext is not a
+    /// mechanism: it has its own flag.
+    public static func parse(mechanisms list: String) throws(SASLDBError) -> Set<SASLDBProperty> {
+        var kinds: Set<SASLDBProperty> = [.hash]
         let names = list.split(whereSeparator: { $0 == "," || $0 == " " || $0 == "\t" })
         guard !names.isEmpty else {
             throw .invalidMechanismList("empty; give one or more of \(mechanismNames.joined(separator: ", "))")
         }
         for raw in names {
-            switch raw.lowercased() {
+            let name = raw.lowercased()
+            switch name {
             case "plain", "login", "hash": kinds.insert(.hash)
-            case "scram-sha-1": kinds.insert(.scramSHA1)
-            case "scram-sha-256": kinds.insert(.scramSHA256)
-            case "cram-md5": kinds.insert(.cramMD5)
-            case "digest-md5": kinds.insert(.digestMD5)
-            case "all": kinds.formUnion(.allMechanismSecrets)
+            case "all": kinds.formUnion(allMechanismSecrets)
             case "cleartext", "userpassword":
                 throw .invalidMechanismList("cleartext is not a mechanism; store it only with --cleartext")
             default:
-                throw .invalidMechanismList(
-                    "unknown mechanism '\(sanitizeForLog(String(raw)))'; use \(mechanismNames.joined(separator: ", "))")
+                guard let scheme = CredentialScheme(rawValue: name.uppercased()),
+                    let property = SASLDBProperty(storing: scheme)
+                else {
+                    throw .invalidMechanismList(
+                        "unknown mechanism '\(sanitizeForLog(String(raw)))'; use \(mechanismNames.joined(separator: ", "))")
+                }
+                kinds.insert(property)
             }
         }
         return kinds
     }
+}
 
-    /// The properties these kinds are stored as, in a fixed order.
-    public var properties: [SASLDBProperty] {
-        SASLDBProperty.allCases.filter { contains($0.kind) }
-    }
-
-    public var description: String { properties.map(\.rawValue).joined(separator: " ") }
+extension Set where Element == SASLDBProperty {
+    /// The properties in the fixed order of `SASLDBProperty.allCases` (rows are written in this order).
+    public var ordered: [SASLDBProperty] { SASLDBProperty.allCases.filter { contains($0) } }
 }
 
 /// What to store for a new password: the kinds, the hash scheme and the SCRAM iteration count.
 public struct SASLDBSecretPolicy: Sendable, Equatable {
-    /// Kinds to store; `.hash` is always added.
-    public var kinds: SASLDBSecretKinds {
-        didSet { kinds.formUnion(.hash) }
+    /// Properties to store; `.hash` is always added.
+    public var kinds: Set<SASLDBProperty> {
+        didSet { kinds.insert(.hash) }
     }
     /// Scheme of `saslgate:hash`: a crypt(3) method or salted SHA-2; default yescrypt (`{CRYPT}$y$`).
     public var hashScheme: PasswordScheme
@@ -127,10 +102,10 @@ public struct SASLDBSecretPolicy: Sendable, Equatable {
     public var scramIterations: Int
 
     public init(
-        kinds: SASLDBSecretKinds = .hash, hashScheme: PasswordScheme = .defaultForNewPasswords,
+        kinds: Set<SASLDBProperty> = [.hash], hashScheme: PasswordScheme = .defaultForNewPasswords,
         scramIterations: Int = SCRAM.defaultIterations
     ) {
-        self.kinds = kinds.union(.hash)
+        self.kinds = kinds.union([.hash])
         self.hashScheme = hashScheme
         self.scramIterations = scramIterations
     }
@@ -138,7 +113,7 @@ public struct SASLDBSecretPolicy: Sendable, Equatable {
     /// The hash only (`user add` without `--mechs`).
     public static let hashOnly = SASLDBSecretPolicy()
     /// The hash and every mechanism secret, no cleartext (`import sasldb2` without `--mechs`).
-    public static let importDefault = SASLDBSecretPolicy(kinds: .allMechanismSecrets)
+    public static let importDefault = SASLDBSecretPolicy(kinds: SASLDBProperty.allMechanismSecrets)
 
     /// Schemes allowed for `saslgate:hash`.
     public static let hashSchemes: [PasswordScheme] = [.crypt, .sha512Crypt, .sha256Crypt, .blfCrypt, .ssha512, .ssha256]
@@ -146,9 +121,9 @@ public struct SASLDBSecretPolicy: Sendable, Equatable {
     /// Checks the scheme and the iteration count.
     public func validate() throws(SASLDBError) {
         guard SASLDBSecretPolicy.hashSchemes.contains(hashScheme) else { throw .unsupportedHashScheme(hashScheme) }
-        guard (SCRAM.minimumIterations...SCRAMVerifier.iterationRange.upperBound).contains(scramIterations) else {
+        guard (SCRAM.minimumIterations...SCRAM.maximumIterations).contains(scramIterations) else {
             throw .derivationFailed(
-                "SCRAM secrets with \(scramIterations) iterations (use \(SCRAM.minimumIterations) to \(SCRAMVerifier.iterationRange.upperBound))"
+                "SCRAM secrets with \(scramIterations) iterations (use \(SCRAM.minimumIterations) to \(SCRAM.maximumIterations))"
             )
         }
     }
@@ -178,7 +153,7 @@ enum SASLDBSecrets {
         try policy.validate()
         try checkStorable(password, policy: policy)
         var rows: [SASLDBRow] = []
-        for property in policy.kinds.properties {
+        for property in policy.kinds.ordered {
             switch property {
             case .cleartext:
                 rows.append(SASLDBRow(property: property, value: Secret(password.bytes)))
@@ -191,7 +166,7 @@ enum SASLDBSecrets {
                 }
                 rows.append(SASLDBRow(property: property, value: Secret(field)))
             case .scramSHA1, .scramSHA256:
-                let hash: SCRAMHash = property == .scramSHA1 ? .sha1 : .sha256
+                guard let hash = property.storedCredential?.scramHash else { continue }
                 let credential: Credential
                 do {
                     credential = try SCRAM.makeCredential(
@@ -199,29 +174,18 @@ enum SASLDBSecrets {
                 } catch {
                     throw .derivationFailed("the SCRAM-\(hash.rawValue) secret (\(error))")
                 }
-                guard let encoded = encodeSCRAM(credential) else { throw .derivationFailed("the SCRAM-\(hash.rawValue) secret") }
-                rows.append(SASLDBRow(property: property, value: encoded))
+                guard var encoded = SCRAM.encodeStored(credential) else { throw .derivationFailed("the SCRAM-\(hash.rawValue) secret") }
+                rows.append(SASLDBRow(property: property, value: Secret(encoded)))
+                encoded.wipe()
             case .cramMD5:
                 let context = CRAMMD5.context(password: password)
-                rows.append(SASLDBRow(property: property, value: context.withBytes { Secret(Codec.hex($0)) }))
+                rows.append(SASLDBRow(property: property, value: context.withBytes { Secret(Hex.encode($0)) }))
             case .digestMD5:
                 let ha1 = DigestMD5.ha1(user: user.authid, realm: user.realm, password: password)
-                rows.append(SASLDBRow(property: property, value: ha1.withBytes { Secret(Codec.hex($0)) }))
+                rows.append(SASLDBRow(property: property, value: ha1.withBytes { Secret(Hex.encode($0)) }))
             }
         }
         return rows
-    }
-
-    /// `iterations,salt,storedkey,serverkey` with standard base64 fields (Dovecot's SCRAM format).
-    static func encodeSCRAM(_ credential: Credential) -> Secret? {
-        guard case .scram(_, let salt, let iterations, let storedKey, let serverKey) = credential else { return nil }
-        var out = Array("\(iterations),".utf8) + Codec.base64(salt[...])
-        out.append(UInt8(ascii: ","))
-        storedKey.withBytes { out += Codec.base64($0[...]) }
-        out.append(UInt8(ascii: ","))
-        serverKey.withBytes { out += Codec.base64($0[...]) }
-        defer { Codec.wipe(&out) }
-        return Secret(out)
     }
 
     /// The credential a stored row gives, or nil when the value is malformed.
@@ -231,38 +195,20 @@ enum SASLDBSecrets {
             case .cleartext:
                 return .plaintext(Secret(bytes))
             case .cramMD5:
-                guard bytes.count == 64, var raw = Codec.unhex(bytes) else { return nil }
-                defer { Codec.wipe(&raw) }
+                guard bytes.count == 2 * CRAMMD5.contextLength, var raw = Hex.decode(bytes) else { return nil }
+                defer { raw.wipe() }
                 return .cramMD5Context(Secret(raw))
             case .digestMD5:
-                guard bytes.count == 32, var raw = Codec.unhex(bytes) else { return nil }
-                defer { Codec.wipe(&raw) }
+                guard bytes.count == 2 * DigestMD5.ha1Length, var raw = Hex.decode(bytes) else { return nil }
+                defer { raw.wipe() }
                 return .digestMD5HA1(Secret(raw))
             case .scramSHA1, .scramSHA256:
-                return decodeSCRAM(bytes, hash: property == .scramSHA1 ? .sha1 : .sha256)
+                guard let hash = property.storedCredential?.scramHash else { return nil }
+                return SCRAM.parseStored(bytes, hash: hash)
             case .hash:
                 return nil
             }
         }
-    }
-
-    static func decodeSCRAM(_ bytes: UnsafeBufferPointer<UInt8>, hash: SCRAMHash) -> Credential? {
-        let parts = bytes.split(separator: UInt8(ascii: ","), omittingEmptySubsequences: false)
-        guard parts.count == 4, (1...9).contains(parts[0].count),
-            parts[0].allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") })
-        else { return nil }
-        let iterations = parts[0].reduce(0) { $0 * 10 + Int($1 - UInt8(ascii: "0")) }
-        guard SCRAMVerifier.iterationRange.contains(iterations),
-            let salt = Codec.unbase64(parts[1]), !salt.isEmpty,
-            var stored = Codec.unbase64(parts[2]), var server = Codec.unbase64(parts[3])
-        else { return nil }
-        defer {
-            Codec.wipe(&stored)
-            Codec.wipe(&server)
-        }
-        let length = SCRAM.digestLength(hash)
-        guard stored.count == length, server.count == length else { return nil }
-        return .scram(hash: hash, salt: salt, iterations: iterations, storedKey: Secret(stored), serverKey: Secret(server))
     }
 
     /// Checks a plaintext password against any stored secret (for `verifyPlain`). `.hash` and SCRAM
@@ -293,12 +239,10 @@ enum SASLDBSecrets {
             guard iterations >= SCRAM.minimumIterations else {
                 return .unverifiable("the \(property) value has fewer than \(SCRAM.minimumIterations) iterations")
             }
-            guard case .scram(_, _, _, let candidate, _)? = try? SCRAM.makeCredential(
-                hash: hash, password: password, salt: salt, iterations: iterations)
-            else {
-                return .unverifiable("the \(property) value cannot be checked")
+            let matches = password.withBytes {
+                SCRAM.matches($0, hash: hash, salt: salt, iterations: iterations, storedKey: storedKey)
             }
-            return candidate.withBytes { storedKey.constantTimeEquals($0) } ? .match : .mismatch
+            return matches ? .match : .mismatch
         case .cramMD5:
             guard case .cramMD5Context(let stored)? = credential(property, value: value) else {
                 return .unverifiable("the \(property) value is malformed")
@@ -322,32 +266,3 @@ enum SASLDBSecrets {
         }
     }
 }
-
-/// Hex and base64 on byte buffers, without Strings (values may be secrets).
-enum Codec {
-
-    static func hex<C: Collection>(_ bytes: C) -> [UInt8] where C.Element == UInt8 {
-        Hex.encode(bytes)
-    }
-
-    /// Lower- or upper-case hex; nil when malformed.
-    static func unhex<C: Collection>(_ text: C) -> [UInt8]? where C.Element == UInt8 {
-        Hex.decode(text)
-    }
-
-    static func base64<C: Collection>(_ bytes: C) -> [UInt8] where C.Element == UInt8 {
-        Base64.encode(bytes)
-    }
-
-    /// Strict padded base64; nil when malformed.
-    static func unbase64<C: Collection>(_ text: C) -> [UInt8]? where C.Element == UInt8 {
-        Base64.decode(text)
-    }
-
-    static func wipe(_ bytes: inout [UInt8]) {
-        bytes.withUnsafeMutableBytes { raw in
-            if let base = raw.baseAddress { explicitZero(base, raw.count) }
-        }
-    }
-}
-

@@ -27,10 +27,9 @@ public struct SASLDBUser: Sendable, Hashable, Comparable, CustomStringConvertibl
     public init(name: String, realm: String? = nil) throws(SASLDBError) {
         if let realm {
             try self.init(authid: name, realm: realm)
-        } else if let at = name.lastIndex(of: "@") {
-            try self.init(authid: String(name[..<at]), realm: String(name[name.index(after: at)...]))
         } else {
-            try self.init(authid: name, realm: "")
+            let (local, realm) = LoginName.split(name)
+            try self.init(authid: String(local), realm: String(realm ?? ""))
         }
     }
 

@@ -1,3 +1,5 @@
+import AuthProtocol
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -25,18 +27,21 @@ struct Memory {
 
 /// One AUTH PLAIN on an established connection; true when answered OK.
 func authOnce(fd: Int32, reader: LineReader, users: UserTable, user: Int, id: Int, secured: Bool) -> Bool {
+    var parameters = [
+        AuthParameter("service", "smtp"), AuthParameter("nologin"), AuthParameter("lip", "127.0.0.1"),
+        AuthParameter("rip", "10.255.255.254"),
+    ]
+    if secured { parameters.append(AuthParameter("secured")) }
+    parameters.append(AuthParameter("no-penalty"))
+    var response: [UInt8] = []
+    users.plainResponse(user, good: true, into: &response)
     var line: [UInt8] = []
-    line.append(ascii: "AUTH\t")
-    line.appendDecimal(UInt64(id))
-    line.append(ascii: "\tPLAIN\tservice=smtp\tnologin\tlip=127.0.0.1\trip=10.255.255.254")
-    if secured { line.append(ascii: "\tsecured") }
-    line.append(ascii: "\tno-penalty\tresp=")
-    var scratch: [UInt8] = []
-    users.appendPlainResponse(user, good: true, scratch: &scratch, into: &line)
-    line.append(lf)
+    response.withUnsafeBufferPointer {
+        ClientLineEncoder.auth(id: UInt32(id), mechanism: "PLAIN", parameters: parameters, initialResponse: $0, into: &line)
+    }
     guard writeAll(fd, line) else { return false }
     switch reader.nextLine() {
-    case .line(let l): return l.count > 3 && l[0] == 0x4F && l[1] == 0x4B && l[2] == tab
+    case .line(let l): return ServerReply.parse(l)?.kind == .ok
     default: return false
     }
 }

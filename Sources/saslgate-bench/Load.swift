@@ -1,3 +1,5 @@
+import AuthProtocol
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -11,9 +13,10 @@ struct LoadPlan: @unchecked Sendable {
     var end: UInt64
     /// --requests: requests each worker sends after the warm-up.
     var quota: [Int]
-    /// Precomputed constant parts of the AUTH line.
-    var authPrefixAfterID: [UInt8]  // "\tPLAIN\tservice=smtp\tnologin\tlip=127.0.0.1"
-    var authFlags: [UInt8]  // "\tsecured\tno-penalty"
+    /// The AUTH line's constant parameters, encoded once: before rip= (`service=smtp\tnologin\tlip=...`)
+    /// and after it (`secured\tno-penalty`), each field with its leading TAB.
+    var authParameters: [UInt8]
+    var authFlags: [UInt8]
 }
 
 /// One connection's closed loop (or, with --oneshot, one thread's loop of connections). With
@@ -42,6 +45,8 @@ final class LoadWorker: @unchecked Sendable {
     var inFlight = 0
     var out: [UInt8] = []
     var scratch: [UInt8] = []
+    /// rip= values are made here, then escaped into `out` like any other value.
+    var ripScratch: [UInt8] = []
     var ripCounter: UInt32 = 0
     let ripBase: UInt32
 
@@ -86,26 +91,28 @@ final class LoadWorker: @unchecked Sendable {
             a = (ripBase &+ ripCounter) & 0xFF_FFFF
             ripCounter &+= 1
         }
-        out.append(ascii: "\trip=10.")
-        out.appendDecimal(UInt64(a >> 16 & 255))
-        out.append(0x2E)
-        out.appendDecimal(UInt64(a >> 8 & 255))
-        out.append(0x2E)
-        out.appendDecimal(UInt64(a & 255))
+        ripScratch.removeAll(keepingCapacity: true)
+        ripScratch.append(ascii: "10.")
+        ripScratch.appendDecimal(UInt64(a >> 16 & 255))
+        ripScratch.append(0x2E)
+        ripScratch.appendDecimal(UInt64(a >> 8 & 255))
+        ripScratch.append(0x2E)
+        ripScratch.appendDecimal(UInt64(a & 255))
+        ripScratch.withUnsafeBufferPointer { ClientLineEncoder.parameter("rip", value: $0, into: &out) }
     }
 
     /// Appends one AUTH line for `id`.
     private func appendAuth(id: UInt32, user: Int, good: Bool) {
-        out.append(ascii: "AUTH\t")
-        out.appendDecimal(UInt64(id))
-        out.append(contentsOf: plan.authPrefixAfterID)
+        ClientLineEncoder.authStart(id: id, mechanism: plan.options.mech, into: &out)
+        out.append(contentsOf: plan.authParameters)
         appendRip()
         out.append(contentsOf: plan.authFlags)
         if plan.options.mech == "PLAIN" {
-            out.append(ascii: "\tresp=")
-            plan.users.appendPlainResponse(user, good: good, scratch: &scratch, into: &out)
+            plan.users.plainResponse(user, good: good, into: &scratch)
+            scratch.withUnsafeBufferPointer { ClientLineEncoder.authEnd(initialResponse: $0, into: &out) }
+        } else {
+            ClientLineEncoder.authEnd(initialResponse: nil, into: &out)
         }
-        out.append(lf)
     }
 
     static let detachedBit: UInt32 = 0x8000_0000
@@ -191,28 +198,11 @@ final class LoadWorker: @unchecked Sendable {
 
     /// Handles one reply line. Returns the slot that became free (or nil).
     func handle(_ line: UnsafeBufferPointer<UInt8>, now: UInt64) -> Int? {
-        // Kind.
-        let kind: UInt8
-        var p: Int
-        if line.count > 3 && line[0] == 0x4F && line[1] == 0x4B && line[2] == tab {  // OK\t
-            kind = 0x4F
-            p = 3
-        } else if line.count > 5 && line[0] == 0x46 && line[1] == 0x41 && line[2] == 0x49 && line[3] == 0x4C && line[4] == tab {
-            kind = 0x46  // FAIL\t
-            p = 5
-        } else if line.count > 5 && line[0] == 0x43 && line[1] == 0x4F && line[2] == 0x4E && line[3] == 0x54 && line[4] == tab {
-            kind = 0x43  // CONT\t
-            p = 5
-        } else {
+        guard let reply = ServerReply.parse(line) else {
             error("unexpected line: \(lineText(line))")
             return nil
         }
-        let idEnd = indexOf(tab, in: line, from: p)
-        guard let id64 = parseDecimal(line, p, idEnd), id64 >= 1, id64 <= UInt64(UInt32.max) else {
-            error("bad id in: \(lineText(line))")
-            return nil
-        }
-        let id = UInt32(id64)
+        let id = reply.id
         var slot: Slot
         var s: Int? = nil
         if id & Self.detachedBit != 0 {
@@ -233,42 +223,33 @@ final class LoadWorker: @unchecked Sendable {
         func release() {
             if let s { slots[s].inFlight = false } else { detached[id] = nil }
         }
-        switch kind {
-        case 0x43:  // CONT
-            guard plan.options.mech == "LOGIN", slot.step < 2, idEnd < line.count else {
+        switch reply.kind {
+        case .cont:
+            guard plan.options.mech == "LOGIN", slot.step < 2 else {
                 error("unexpected CONT: \(lineText(line))")
                 release()
                 record(slot, ok: false, now: now)
                 return s
             }
-            out.append(ascii: "CONT\t")
-            out.appendDecimal(UInt64(id))
-            out.append(tab)
             if slot.step == 0 {
-                plan.users.appendUser(slot.user, scratch: &scratch, into: &out)
+                plan.users.userName(slot.user, into: &scratch)
             } else {
-                plan.users.appendPassword(slot.user, good: slot.good, scratch: &scratch, into: &out)
+                plan.users.password(slot.user, good: slot.good, into: &scratch)
             }
-            out.append(lf)
+            scratch.withUnsafeBufferPointer { ClientLineEncoder.cont(id: id, response: $0, into: &out) }
             if let s { slots[s].step += 1 } else { detached[id]!.step += 1 }
             return nil
-        case 0x4F:  // OK
+        case .ok:
             if !slot.good {
                 error("OK for a wrong password: \(lineText(line))")
+            } else if let user = reply.leadingUser(in: line),
+                plan.users.userMatches(slot.user, UnsafeBufferPointer(rebasing: line[user]))
+            {
+                okGood += 1
             } else {
-                // First field after the id must be user=<expected>.
-                let f = idEnd + 1
-                let fEnd = indexOf(tab, in: line, from: f)
-                if f + 5 <= fEnd && line[f] == 0x75 && line[f + 1] == 0x73 && line[f + 2] == 0x65
-                    && line[f + 3] == 0x72 && line[f + 4] == 0x3D  // user=
-                    && plan.users.userMatches(slot.user, UnsafeBufferPointer(rebasing: line[(f + 5)..<fEnd]))
-                {
-                    okGood += 1
-                } else {
-                    error("OK with an unexpected user= (wanted \(plan.users.user(slot.user))): \(lineText(line))")
-                }
+                error("OK with an unexpected user= (wanted \(plan.users.user(slot.user))): \(lineText(line))")
             }
-        default:  // FAIL
+        case .fail:
             if slot.good {
                 error("FAIL for a good password (user \(plan.users.user(slot.user))): \(lineText(line))")
             } else {
@@ -276,7 +257,7 @@ final class LoadWorker: @unchecked Sendable {
             }
         }
         release()
-        record(slot, ok: kind == 0x4F, now: now)
+        record(slot, ok: reply.kind == .ok, now: now)
         return s
     }
 
@@ -404,15 +385,14 @@ final class LoadWorker: @unchecked Sendable {
 /// Runs the load test and prints its results.
 func runLoad(_ o: Options) throws(BenchError) {
     let users = try UserTable(path: o.usersFile!)
-    var prefix: [UInt8] = []
-    prefix.append(tab)
-    prefix.append(contentsOf: Array(o.mech.utf8))
-    prefix.append(ascii: "\tservice=")
-    prefix.append(contentsOf: Array(o.service.utf8))
-    prefix.append(ascii: "\tnologin\tlip=127.0.0.1")
+    // Postfix's parameters (protocol.md §1.6), rip= per request in between.
+    var parameters: [UInt8] = []
+    ClientLineEncoder.parameter("service", value: o.service, into: &parameters)
+    ClientLineEncoder.parameter("nologin", into: &parameters)
+    ClientLineEncoder.parameter("lip", value: "127.0.0.1", into: &parameters)
     var flags: [UInt8] = []
-    if o.secured { flags.append(ascii: "\tsecured") }
-    if o.noPenalty { flags.append(ascii: "\tno-penalty") }
+    if o.secured { ClientLineEncoder.parameter("secured", into: &flags) }
+    if o.noPenalty { ClientLineEncoder.parameter("no-penalty", into: &flags) }
     signal(SIGPIPE, SIG_IGN)
 
     let t0 = monoNow()
@@ -423,7 +403,7 @@ func runLoad(_ o: Options) throws(BenchError) {
         for i in 0..<o.connections { quota.append(total / o.connections + (i < total % o.connections ? 1 : 0)) }
     }
     let plan = LoadPlan(options: o, users: users, start: start, end: end, quota: quota,
-                        authPrefixAfterID: prefix, authFlags: flags)
+                        authParameters: parameters, authFlags: flags)
     let workers = (0..<o.connections).map { LoadWorker(index: $0, plan: plan) }
     // --engine threads (and --oneshot): a thread per worker. --engine epoll: T event loops, worker i
     // on loop i mod T.

@@ -258,8 +258,8 @@ final class UserTable: @unchecked Sendable {
         String(decoding: bytes[Int(starts[i])..<Int(colons[i])], as: UTF8.self)
     }
 
-    /// Appends "\0user\0password" (a wrong password when `good` is false) base64-encoded.
-    func appendPlainResponse(_ i: Int, good: Bool, scratch: inout [UInt8], into out: inout [UInt8]) {
+    /// "\0user\0password" (a wrong password when `good` is false) into `scratch`, replacing what it held.
+    func plainResponse(_ i: Int, good: Bool, into scratch: inout [UInt8]) {
         scratch.removeAll(keepingCapacity: true)
         scratch.append(0)
         bytes.withUnsafeBufferPointer { b in
@@ -268,20 +268,19 @@ final class UserTable: @unchecked Sendable {
             scratch.append(contentsOf: UnsafeBufferPointer(rebasing: b[Int(colons[i]) + 1..<Int(ends[i])]))
         }
         if !good { scratch.append(contentsOf: [0x2D, 0x62, 0x61, 0x64]) }  // "-bad"
-        Base64.encode(scratch, into: &out)
     }
 
-    func appendUser(_ i: Int, scratch: inout [UInt8], into out: inout [UInt8]) {
+    /// User i's name into `scratch`.
+    func userName(_ i: Int, into scratch: inout [UInt8]) {
         scratch.removeAll(keepingCapacity: true)
         scratch.append(contentsOf: bytes[Int(starts[i])..<Int(colons[i])])
-        Base64.encode(scratch, into: &out)
     }
 
-    func appendPassword(_ i: Int, good: Bool, scratch: inout [UInt8], into out: inout [UInt8]) {
+    /// User i's password (a wrong one when `good` is false) into `scratch`.
+    func password(_ i: Int, good: Bool, into scratch: inout [UInt8]) {
         scratch.removeAll(keepingCapacity: true)
         scratch.append(contentsOf: bytes[Int(colons[i]) + 1..<Int(ends[i])])
         if !good { scratch.append(contentsOf: [0x2D, 0x62, 0x61, 0x64]) }
-        Base64.encode(scratch, into: &out)
     }
 
     /// True when `value` equals user i's name, compared case-insensitively (servers may lower-case it).

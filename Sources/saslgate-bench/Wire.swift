@@ -1,9 +1,11 @@
+import AuthProtocol
+
 #if canImport(Glibc)
 import Glibc
 #endif
 
-// Low-level pieces: clocks, blocking AF_UNIX sockets, a line reader, base64, process statistics.
-// No dependencies beyond Glibc, so the load generator builds even while daemon modules are being edited.
+// Low-level pieces: clocks, blocking AF_UNIX sockets, a line reader, process statistics. What goes on
+// the wire is AuthProtocol's client codec (ClientLineEncoder, ServerReply, ServerLine).
 
 // MARK: - Clocks
 
@@ -213,66 +215,6 @@ extension Array where Element == UInt8 {
     }
 }
 
-enum Base64 {
-    static let alphabet: [UInt8] = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
-
-    /// Appends the padded base64 encoding of `input` to `out`.
-    static func encode(_ input: UnsafeBufferPointer<UInt8>, into out: inout [UInt8]) {
-        alphabet.withUnsafeBufferPointer { a in
-            var i = 0
-            let n = input.count
-            while i + 3 <= n {
-                let v = UInt32(input[i]) << 16 | UInt32(input[i + 1]) << 8 | UInt32(input[i + 2])
-                out.append(a[Int(v >> 18 & 63)])
-                out.append(a[Int(v >> 12 & 63)])
-                out.append(a[Int(v >> 6 & 63)])
-                out.append(a[Int(v & 63)])
-                i += 3
-            }
-            if n - i == 1 {
-                let v = UInt32(input[i]) << 16
-                out.append(a[Int(v >> 18 & 63)])
-                out.append(a[Int(v >> 12 & 63)])
-                out.append(0x3D)
-                out.append(0x3D)
-            } else if n - i == 2 {
-                let v = UInt32(input[i]) << 16 | UInt32(input[i + 1]) << 8
-                out.append(a[Int(v >> 18 & 63)])
-                out.append(a[Int(v >> 12 & 63)])
-                out.append(a[Int(v >> 6 & 63)])
-                out.append(0x3D)
-            }
-        }
-    }
-
-    static func encode(_ input: [UInt8], into out: inout [UInt8]) {
-        input.withUnsafeBufferPointer { encode($0, into: &out) }
-    }
-}
-
-/// Parses an unsigned decimal from `line[from..<to]`; nil if empty or not digits.
-@inline(__always)
-func parseDecimal(_ line: UnsafeBufferPointer<UInt8>, _ from: Int, _ to: Int) -> UInt64? {
-    guard from < to, to - from <= 19 else { return nil }
-    var v: UInt64 = 0
-    for i in from..<to {
-        let c = line[i]
-        guard c >= 0x30 && c <= 0x39 else { return nil }
-        v = v * 10 + UInt64(c - 0x30)
-    }
-    return v
-}
-
-@inline(__always)
-func indexOf(_ byte: UInt8, in line: UnsafeBufferPointer<UInt8>, from: Int) -> Int {
-    var i = from
-    while i < line.count {
-        if line[i] == byte { return i }
-        i += 1
-    }
-    return line.count
-}
-
 func lineText(_ line: UnsafeBufferPointer<UInt8>, limit: Int = 160) -> String {
     var s = ""
     for b in line.prefix(limit) {
@@ -290,30 +232,25 @@ func lineText(_ line: UnsafeBufferPointer<UInt8>, limit: Int = 160) -> String {
 /// advertised mechanisms (upper case).
 func clientHandshake(fd: Int32, reader: LineReader) throws(BenchError) -> [String] {
     var hello: [UInt8] = []
-    hello.append(ascii: "VERSION\t1\t2\nCPID\t")
-    hello.appendDecimal(UInt64(getpid()))
-    hello.append(lf)
+    ClientLineEncoder.version(into: &hello)
+    ClientLineEncoder.cpid(UInt32(getpid()), into: &hello)
     guard writeAll(fd, hello) else { throw BenchError("write handshake: \(errnoText())") }
-    var mechs: [String] = []
-    var sawVersion = false
-    while true {
+    var greeting = ServerGreeting()
+    while !greeting.isComplete {
         switch reader.nextLine() {
         case .line(let l):
-            let text = String(decoding: l, as: UTF8.self)
-            if text.hasPrefix("VERSION\t1\t") {
-                sawVersion = true
-            } else if text.hasPrefix("MECH\t") {
-                let name = text.dropFirst(5).split(separator: "\t", omittingEmptySubsequences: false).first ?? ""
-                mechs.append(name.uppercased())
-            } else if text == "DONE" {
-                guard sawVersion else { throw BenchError("greeting without VERSION") }
-                return mechs
+            do throws(MalformedServerLine) {
+                greeting.add(try ServerLine.parse(l))
+            } catch {
+                throw BenchError("greeting: \(error)")
             }
         case .eof: throw BenchError("server closed the connection during the handshake")
         case .timeout: throw BenchError("timeout waiting for the greeting")
         case .error(let e): throw BenchError("read greeting: \(errnoText(e))")
         }
     }
+    guard greeting.major == 1 else { throw BenchError("greeting without VERSION 1") }
+    return greeting.mechanismNames
 }
 
 // MARK: - /proc

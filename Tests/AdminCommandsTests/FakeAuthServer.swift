@@ -69,50 +69,62 @@ final class FakeAuthServer: Sendable {
         guard conn >= 0 else { return }
         defer { close(conn) }
         var reader = LineReader(fd: conn)
-        func send(_ s: String) {
-            _ = Array(s.utf8).withUnsafeBytes { Glibc.send(conn, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        func send(_ messages: [ServerMessage]) {
+            var out: [UInt8] = []
+            for m in messages { m.encode(into: &out) }
+            _ = out.withUnsafeBytes { Glibc.send(conn, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
         }
+        let plain = ServerMessage.mech(name: "PLAIN", flags: ["plaintext"])
+        let rest: [ServerMessage] = [.spid(1), .cuid(1), .cookie("00"), .done]
         switch behavior {
         case .silent:
-            send("VERSION\t1\t2\nMECH\tPLAIN\tplaintext\n")
-            while let line = reader.next() { received.withLock { $0.append(line) } }
+            send([.version, plain])
+            while let line = reader.next() { received.withLock { $0.append(String(decoding: line, as: UTF8.self)) } }
             return
         case .plainOnly:
-            send("VERSION\t1\t2\nMECH\tPLAIN\tplaintext\nSPID\t1\nCUID\t1\nCOOKIE\t00\nDONE\n")
+            send([.version, plain] + rest)
         case .normal:
-            send("VERSION\t1\t2\nMECH\tPLAIN\tplaintext\nMECH\tLOGIN\tplaintext\nSPID\t1\nCUID\t1\nCOOKIE\t00\nDONE\n")
+            send([.version, plain, .mech(name: "LOGIN", flags: ["plaintext"])] + rest)
         }
         var loginUser: String?
-        while let line = reader.next() {
-            received.withLock { $0.append(line) }
-            let fields = line.split(separator: "\t", omittingEmptySubsequences: false).map(String.init)
-            func verdict(_ u: String, _ p: String) {
-                if u == user && p == password {
-                    send("OK\t1\tuser=\(u)\n")
-                } else {
-                    send("FAIL\t1\tuser=\(u)\tcode=authfail\treason=Password mismatch\n")
-                }
+        func verdict(_ id: UInt32, _ u: String, _ p: String) {
+            if u == user && p == password {
+                send([.ok(id: id, user: u, fields: [])])
+            } else {
+                send([.fail(id: id, user: u, code: nil, reason: nil, fields: [("code", "authfail"), ("reason", "Password mismatch")])])
             }
-            if fields.first == "AUTH" {
-                if fields[2] == "PLAIN", let resp = fields.first(where: { $0.hasPrefix("resp=") }) {
-                    let bytes = DovecotBase64.decode(String(resp.dropFirst(5))) ?? []
-                    let parts = bytes.split(separator: 0, omittingEmptySubsequences: false).map {
-                        String(decoding: $0, as: UTF8.self)
-                    }
-                    verdict(parts.count > 1 ? parts[1] : "", parts.count > 2 ? parts[2] : "")
-                } else if fields[2] == "LOGIN" {
-                    send("CONT\t1\t\(DovecotBase64.encode(Array("Username:".utf8)))\n")
-                } else {
-                    send("FAIL\t1\n")
+        }
+        func prompt(_ id: UInt32, _ text: String) {
+            send([.cont(id: id, base64: DovecotBase64.encode(Array(text.utf8)))])
+        }
+        while let line = reader.next() {
+            received.withLock { $0.append(String(decoding: line, as: UTF8.self)) }
+            // The client's lines, read by the daemon's own parser.
+            guard let message = try? ClientMessageParser.parse(line) else { return }
+            switch message {
+            case .auth(let command) where command.mechanismKey == "PLAIN":
+                guard case .bytes(let response) = command.initialResponse(clientMinor: 2) else {
+                    send([.fail(id: command.id, user: nil, code: nil, reason: nil, fields: [])])
+                    continue
                 }
-            } else if fields.first == "CONT" {
-                let value = String(decoding: DovecotBase64.decode(fields[2]) ?? [], as: UTF8.self)
+                let parts = response.split(separator: 0, omittingEmptySubsequences: false).map {
+                    String(decoding: $0, as: UTF8.self)
+                }
+                verdict(command.id, parts.count > 1 ? parts[1] : "", parts.count > 2 ? parts[2] : "")
+            case .auth(let command) where command.mechanismKey == "LOGIN":
+                prompt(command.id, "Username:")
+            case .auth(let command):
+                send([.fail(id: command.id, user: nil, code: nil, reason: nil, fields: [])])
+            case .cont(let id, let data):
+                let value = String(decoding: DovecotBase64.decode(data) ?? [], as: UTF8.self)
                 if let u = loginUser {
-                    verdict(u, value)
+                    verdict(id, u, value)
                 } else {
                     loginUser = value
-                    send("CONT\t1\t\(DovecotBase64.encode(Array("Password:".utf8)))\n")
+                    prompt(id, "Password:")
                 }
+            case .version, .cpid, .cancel:
+                continue
             }
         }
     }
@@ -123,10 +135,11 @@ final class FakeAuthServer: Sendable {
 
         init(fd: Int32) { self.fd = fd }
 
-        mutating func next() -> String? {
+        /// The next line without its LF; nil at end of input.
+        mutating func next() -> [UInt8]? {
             while true {
                 if let nl = buffer.firstIndex(of: 0x0A) {
-                    let line = String(decoding: buffer[..<nl], as: UTF8.self)
+                    let line = Array(buffer[..<nl])
                     buffer.removeSubrange(...nl)
                     return line
                 }

@@ -1,5 +1,6 @@
 import AuthConfig
 import AuthCore
+import AuthCrypto
 import AuthEngine
 import AuthProtocol
 import Logging

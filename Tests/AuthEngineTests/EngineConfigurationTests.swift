@@ -1,3 +1,4 @@
+import PassdbRegistry
 import AuthConfig
 import AuthEngine
 import Testing
@@ -23,7 +24,7 @@ import Testing
             penalty_window = 120s
             penalty_max_entries = 1000
             trusted_networks = 10.0.0.0/8
-            """, file: "engine.conf")
+            """, file: "engine.conf", passdbDrivers: PassdbRegistry.catalog)
         let c = EngineConfiguration(settings: settings)
         #expect(c.failureDelay == 0.5)
         #expect(!c.cleartextRequiresTLS)

@@ -1,4 +1,5 @@
 import AuthCore
+import AuthCrypto
 import AuthProtocol
 import Foundation
 import SASL

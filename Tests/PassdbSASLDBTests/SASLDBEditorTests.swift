@@ -117,16 +117,34 @@ struct SASLDBEditorTests {
     }
 
     @Test func mechanismLists() throws {
-        #expect(try SASLDBSecretKinds.parse(mechanisms: "scram-sha-256,CRAM-MD5") == [.hash, .scramSHA256, .cramMD5])
-        #expect(try SASLDBSecretKinds.parse(mechanisms: "plain login") == [.hash])
-        #expect(try SASLDBSecretKinds.parse(mechanisms: "all") == .allMechanismSecrets)
-        #expect(try SASLDBSecretKinds.parse(mechanisms: "digest-md5,scram-sha-1").properties == [.hash, .scramSHA1, .digestMD5])
+        #expect(try SASLDBProperty.parse(mechanisms: "scram-sha-256,CRAM-MD5") == [.hash, .scramSHA256, .cramMD5])
+        #expect(try SASLDBProperty.parse(mechanisms: "plain login") == [.hash])
+        #expect(try SASLDBProperty.parse(mechanisms: "all") == SASLDBProperty.allMechanismSecrets)
+        #expect(try SASLDBProperty.parse(mechanisms: "digest-md5,scram-sha-1").ordered == [.hash, .scramSHA1, .digestMD5])
         for bad in ["", "cleartext", "ntlm", "scram-sha-512"] {
-            #expect(throws: SASLDBError.self, "\(bad)") { try SASLDBSecretKinds.parse(mechanisms: bad) }
+            #expect(throws: SASLDBError.self, "\(bad)") { try SASLDBProperty.parse(mechanisms: bad) }
         }
-        #expect(!SASLDBSecretKinds.allMechanismSecrets.contains(.cleartext))
-        #expect(SASLDBSecretPolicy.importDefault.kinds == .allMechanismSecrets)
-        #expect(SASLDBSecretPolicy(kinds: .cramMD5).kinds.contains(.hash), "the hash is always stored")
+        #expect(!SASLDBProperty.allMechanismSecrets.contains(.cleartext))
+        #expect(SASLDBSecretPolicy.importDefault.kinds == SASLDBProperty.allMechanismSecrets)
+        #expect(SASLDBSecretPolicy(kinds: [.cramMD5]).kinds.contains(.hash), "the hash is always stored")
+    }
+
+    /// The property names are the store's format: they must not move. Each mechanism secret is named
+    /// after its mechanism, and maps back to it.
+    @Test func propertiesAreNamedAfterTheirMechanisms() {
+        #expect(SASLDBProperty.allCases.map(\.rawValue) == [
+            "userPassword", "saslgate:hash", "saslgate:scram-sha-1", "saslgate:scram-sha-256", "saslgate:cram-md5",
+            "saslgate:digest-md5",
+        ])
+        for scheme in CredentialScheme.allCases {
+            let property = SASLDBProperty(storing: scheme)
+            #expect((property == nil) == (scheme == .plaintext), "\(scheme)")
+            #expect(property?.storedCredential == property.map { _ in scheme })
+            #expect(property?.credentialSchemes == property.map { _ in [scheme] })
+        }
+        #expect(SASLDBProperty.cleartext.credentialSchemes == Set(CredentialScheme.allCases))
+        #expect(SASLDBProperty.hash.credentialSchemes.isEmpty && SASLDBProperty.hash.storedCredential == nil)
+        #expect(SASLDBProperty.mechanismNames == ["plain", "login", "scram-sha-1", "scram-sha-256", "cram-md5", "digest-md5", "all"])
     }
 
     @Test func defaultHashIsYescryptAndValuesHaveDovecotFormats() throws {
@@ -134,7 +152,7 @@ struct SASLDBEditorTests {
         let path = dir.file("store")
         let editor = SASLDBEditor(path: path)
         let alice = Fixtures.user("alice@example.org")
-        try editor.add(alice, password: Secret("pencil"), policy: SASLDBSecretPolicy(kinds: .allMechanismSecrets))
+        try editor.add(alice, password: Secret("pencil"), policy: SASLDBSecretPolicy(kinds: SASLDBProperty.allMechanismSecrets))
         let c = try SQLiteConnection(path: path, mode: .readOnly, busyTimeoutMilliseconds: 1000)
         var values: [SASLDBProperty: String] = [:]
         for (p, v) in try SASLDBStore.rows(c, user: alice) { values[p!] = v.withBytes { String(decoding: $0, as: UTF8.self) } }

@@ -1,4 +1,5 @@
 import AuthCore
+import AuthCrypto
 import Foundation
 import Passdb
 import SASL
@@ -112,7 +113,7 @@ struct SASLDBPassdbTests {
         let dir = TempDir()
         let path = dir.file("clear.db")
         try SASLDBEditor(path: path).add(
-            Fixtures.user("dave@example.org"), password: Secret("dave pw"), policy: SASLDBSecretPolicy(kinds: .cleartext, hashScheme: .ssha512))
+            Fixtures.user("dave@example.org"), password: Secret("dave pw"), policy: SASLDBSecretPolicy(kinds: [.cleartext], hashScheme: .ssha512))
         let db = try Fixtures.passdb(path)
         #expect(db.capabilities.credentials == Set(CredentialScheme.allCases))
         #expect(await db.verifyPlain(Fixtures.request("dave@example.org"), password: Secret("dave pw")) == .ok)
@@ -132,8 +133,8 @@ struct SASLDBPassdbTests {
         let dir = TempDir()
         let path = dir.file("fallback.db")
         let editor = SASLDBEditor(path: path)
-        for (name, kinds) in [("s256", SASLDBSecretKinds.scramSHA256), ("s1", .scramSHA1), ("cram", .cramMD5), ("digest", .digestMD5)] {
-            try editor.add(Fixtures.user("\(name)@example.org"), password: Secret("pw-\(name)"), policy: SASLDBSecretPolicy(kinds: kinds, hashScheme: .ssha512))
+        for (name, property) in [("s256", SASLDBProperty.scramSHA256), ("s1", .scramSHA1), ("cram", .cramMD5), ("digest", .digestMD5)] {
+            try editor.add(Fixtures.user("\(name)@example.org"), password: Secret("pw-\(name)"), policy: SASLDBSecretPolicy(kinds: [property], hashScheme: .ssha512))
         }
         try Fixtures.execute(path, "DELETE FROM sasldb WHERE property = 'saslgate:hash'")
         try Fixtures.execute(path, "INSERT INTO sasldb VALUES ('nothing', 'example.org', 'cmusaslsecretOTP', x'00')")
@@ -176,7 +177,7 @@ struct SASLDBPassdbTests {
         let db = try Fixtures.passdb(path, checkInterval: .milliseconds(20))
         #expect(db.capabilities.credentials.isEmpty)
 
-        try editor.add(Fixtures.user("b@example.org"), password: Secret("pw"), policy: SASLDBSecretPolicy(kinds: .cramMD5, hashScheme: .ssha512))
+        try editor.add(Fixtures.user("b@example.org"), password: Secret("pw"), policy: SASLDBSecretPolicy(kinds: [.cramMD5], hashScheme: .ssha512))
         // Picked up by the background check that lookups start (at most once per interval).
         var seen: Set<CredentialScheme> = []
         for _ in 0..<250 {

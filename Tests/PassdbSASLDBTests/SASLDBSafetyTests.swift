@@ -19,7 +19,7 @@ struct SASLDBSafetyTests {
 
         let optedIn = dir.file("clear")
         try SASLDBEditor(path: optedIn).add(
-            Fixtures.user("alice@example.org"), password: Secret(password), policy: SASLDBSecretPolicy(kinds: .cleartext, hashScheme: .ssha512))
+            Fixtures.user("alice@example.org"), password: Secret(password), policy: SASLDBSecretPolicy(kinds: [.cleartext], hashScheme: .ssha512))
         #expect(Fixtures.contains(Fixtures.storeBytes(optedIn), Array(password.utf8)), "--cleartext stores it (userPassword)")
     }
 

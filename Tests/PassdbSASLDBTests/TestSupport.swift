@@ -1,4 +1,5 @@
 import AuthCore
+import AuthCrypto
 import Foundation
 import Logging
 import Passdb
@@ -25,8 +26,8 @@ final class TempDir: @unchecked Sendable {
 
 enum Fixtures {
     /// Fast secrets for tests that are about the store, not the hash: SSHA512 instead of yescrypt.
-    static let fastPolicy = SASLDBSecretPolicy(kinds: .hash, hashScheme: .ssha512)
-    static let fastAll = SASLDBSecretPolicy(kinds: .allMechanismSecrets, hashScheme: .ssha512)
+    static let fastPolicy = SASLDBSecretPolicy(kinds: [.hash], hashScheme: .ssha512)
+    static let fastAll = SASLDBSecretPolicy(kinds: SASLDBProperty.allMechanismSecrets, hashScheme: .ssha512)
 
     static func user(_ name: String, _ realm: String? = nil) -> SASLDBUser {
         do {

@@ -1,4 +1,5 @@
 import AuthCore
+import AuthCrypto
 import Foundation
 import SASL
 import Testing
@@ -167,7 +168,7 @@ enum SCRAMTestClient {
         #expect(fields.count == 3)
         #expect(fields[0].hasPrefix("r=abc"))
         let snonce = fields[0].dropFirst(5)
-        #expect(snonce.utf8.count == SCRAM.serverNonceLength)
+        #expect(snonce.utf8.count == SCRAMMechanism.serverNonceLength)
         #expect(snonce.utf8.allSatisfy { $0 >= 0x21 && $0 <= 0x7E && $0 != UInt8(ascii: ",") })
         #expect(snonce.first == "!")  // random byte 0
         #expect(snonce.dropFirst().first == "~")  // random byte 11 would be ','

@@ -28,6 +28,7 @@
 // challenges and final data stay small, and after success or failure every further input fails.
 
 import AuthCore
+import AuthCrypto
 import CLibFuzzer
 import SASL
 
@@ -182,7 +183,7 @@ struct Exchange {
         if let nonce { out = replacing("@N", with: nonce, in: out) }
         if mechanismName == "CRAM-MD5", !lastChallenge.isEmpty {
             let digest = CRAMMD5.digest(password: password, challenge: lastChallenge)
-            out = replacing("@D", with: hex(digest), in: out)
+            out = replacing("@D", with: Hex.encode(digest), in: out)
         }
         let proofMarker = Array(",p=@P".utf8)
         if mechanismName.hasPrefix("SCRAM"), out.count >= proofMarker.count, out.suffix(proofMarker.count).elementsEqual(proofMarker),
@@ -194,7 +195,7 @@ struct Exchange {
             let sha1 = mechanismName == "SCRAM-SHA-1"
             let proof = SCRAM.clientProof(
                 hash: sha1 ? .sha1 : .sha256, saltedPassword: sha1 ? saltedSHA1 : saltedSHA256, authMessage: authMessage)
-            out = withoutProof + Array(",p=".utf8) + base64(proof)
+            out = withoutProof + Array(",p=".utf8) + Base64.encode(proof)
         }
         return out
     }
@@ -208,27 +209,6 @@ func scramBare(_ clientFirst: [UInt8]) -> [UInt8] {
         if commas == 2 { return Array(clientFirst[(i + 1)...]) }
     }
     return []
-}
-
-func hex(_ bytes: [UInt8]) -> [UInt8] {
-    let digits = Array("0123456789abcdef".utf8)
-    return bytes.flatMap { [digits[Int($0 >> 4)], digits[Int($0 & 0x0F)]] }
-}
-
-func base64(_ bytes: [UInt8]) -> [UInt8] {
-    let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
-    var out: [UInt8] = []
-    var i = 0
-    while i < bytes.count {
-        let chunk = Array(bytes[i..<min(i + 3, bytes.count)])
-        let b0 = chunk[0], b1 = chunk.count > 1 ? chunk[1] : 0, b2 = chunk.count > 2 ? chunk[2] : 0
-        out.append(alphabet[Int(b0 >> 2)])
-        out.append(alphabet[Int(((b0 & 0x03) << 4) | (b1 >> 4))])
-        out.append(chunk.count > 1 ? alphabet[Int(((b1 & 0x0F) << 2) | (b2 >> 6))] : UInt8(ascii: "="))
-        out.append(chunk.count > 2 ? alphabet[Int(b2 & 0x3F)] : UInt8(ascii: "="))
-        i += 3
-    }
-    return out
 }
 
 // MARK: the driver

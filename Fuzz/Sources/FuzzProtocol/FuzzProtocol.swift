@@ -17,6 +17,10 @@
 //     Hex.decode(encode(x)) == x with encode all lower case; arbitrary input never traps.
 //  7. A ServerMessage (FAIL) carrying the input as user, reason and field value encodes to exactly
 //     one line (one LF, at the end) of five TAB-separated fields that unescape back to the values.
+//  8. The client codec: ServerLine.parse of the input never traps, and agrees with the allocation-free
+//     ServerReply.parse on the kind and id of every reply; an AUTH line written by ClientLineEncoder
+//     with the input as service and initial response is one line that ClientMessageParser reads back
+//     to the same service and response.
 // A violated property calls fatalError, which libFuzzer reports as a crash.
 
 import AuthCore
@@ -41,6 +45,7 @@ public func fuzzProtocol(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     checkBase64(bytes)
     checkCodecs(bytes)
     checkServerMessages(bytes)
+    checkClientCodec(bytes)
     return 0
 }
 
@@ -84,13 +89,13 @@ private func checkParser(_ bytes: [UInt8]) {
             case .invalidBase64:
                 break
             case .bytes(let decoded):
-                let again = DovecotBase64.decode(DovecotBase64.encodeBytes(decoded))
+                let again = DovecotBase64.decode(Base64.encode(decoded))
                 guard again == decoded else { fatalError("initial response does not survive re-encoding") }
             }
         }
     case .cont(_, let payload):
         if let decoded = DovecotBase64.decode(payload) {
-            guard DovecotBase64.decode(DovecotBase64.encodeBytes(decoded)) == decoded else {
+            guard DovecotBase64.decode(Base64.encode(decoded)) == decoded else {
                 fatalError("CONT payload does not survive re-encoding")
             }
         }
@@ -115,14 +120,14 @@ private func checkTabEscape(_ bytes: [UInt8]) {
 }
 
 private func checkBase64(_ bytes: [UInt8]) {
-    let encoded = DovecotBase64.encodeBytes(bytes)
+    let encoded = Base64.encode(bytes)
     guard encoded.count == (bytes.count + 2) / 3 * 4 else { fatalError("base64 length is wrong") }
     guard DovecotBase64.decode(encoded) == bytes else { fatalError("DovecotBase64 round trip failed") }
     guard DovecotBase64.encode(bytes) == String(decoding: encoded, as: UTF8.self) else {
-        fatalError("encode and encodeBytes differ")
+        fatalError("DovecotBase64.encode and Base64.encode differ")
     }
     if let decoded = DovecotBase64.decode(bytes) {
-        guard DovecotBase64.decode(DovecotBase64.encodeBytes(decoded)) == decoded else {
+        guard DovecotBase64.decode(Base64.encode(decoded)) == decoded else {
             fatalError("decode(encode(decode(x))) != decode(x)")
         }
         guard decoded.count <= bytes.count else { fatalError("decoding grew the data") }
@@ -167,6 +172,36 @@ private func checkServerMessages(_ bytes: [UInt8]) {
         guard let eq = field.firstIndex(of: UInt8(ascii: "=")),
             TabEscape.unescape(field[(eq + 1)...]) == expected
         else { fatalError("a server message field does not unescape to its value") }
+    }
+}
+
+private func checkClientCodec(_ bytes: [UInt8]) {
+    let typed: ServerLine? = try? ServerLine.parse(bytes)
+    let located = bytes.withUnsafeBufferPointer { ServerReply.parse($0) }
+    if bytes.last != UInt8(ascii: "\r"), let located {
+        switch (located.kind, typed) {
+        case (.ok, .ok(let id, _)?), (.fail, .fail(let id, _)?), (.cont, .cont(let id, _)?):
+            guard id == located.id else { fatalError("ServerReply and ServerLine disagree on the id") }
+        default:
+            fatalError("ServerReply and ServerLine disagree on the kind")
+        }
+    }
+
+    var line: [UInt8] = []
+    let service = String(decoding: bytes, as: UTF8.self)
+    bytes.withUnsafeBufferPointer {
+        ClientLineEncoder.auth(
+            id: 1, mechanism: "PLAIN", parameters: [AuthParameter("service", service)], initialResponse: $0, into: &line)
+    }
+    guard line.last == 0x0A, line.firstIndex(of: 0x0A) == line.count - 1 else {
+        fatalError("an AUTH line is not exactly one line")
+    }
+    guard line.count - 1 <= ProtocolLimits.maxLineLength else { return }  // the server refuses longer lines
+    guard case .auth(let command)? = try? ClientMessageParser.parse(Array(line.dropLast())) else {
+        fatalError("ClientMessageParser refuses an AUTH line ClientLineEncoder wrote")
+    }
+    guard command.service == service, command.initialResponse(clientMinor: 0) == .bytes(bytes) else {
+        fatalError("an AUTH line does not read back to what was written")
     }
 }
 

@@ -1,92 +1,5 @@
 public import AuthCore
-internal import Crypto
-internal import FoundationEssentials  // DataProtocol conformances swift-crypto's API takes
-
-/// DIGEST-MD5 helpers: Dovecot's stored `{DIGEST-MD5}` credential and the RFC 2831 digests.
-public enum DigestMD5 {
-    /// Bytes in the stored credential MD5(user ":" realm ":" password).
-    public static let ha1Length = 16
-
-    /// MD5(user ":" realm ":" password), Dovecot's `{DIGEST-MD5}` credential (16 bytes; `doveadm pw`
-    /// prints it as hex). Dovecot splits the passdb user name at its last `@` into user and realm.
-    /// Password-equivalent: store it like a password.
-    public static func ha1(user: String, realm: String, password: Secret) -> Secret {
-        var md5 = Insecure.MD5()
-        md5.update(data: Array(user.utf8) + [colon] + Array(realm.utf8) + [colon])
-        password.withBytes { md5.update(bufferPointer: UnsafeRawBufferPointer($0)) }
-        var digest = Array(md5.finalize())
-        defer { ChallengeResponseSupport.wipe(&digest) }
-        return Secret(digest)
-    }
-
-    /// The client's `response=` value and the server's `rspauth=` value (both lower-case hex) for
-    /// qop `auth` (RFC 2831 §2.1.2.1). `ha1` is MD5(user:realm:password); nil if it is not 16 bytes.
-    public static func digests(
-        ha1: Secret, nonce: String, cnonce: String, authzid: String? = nil, nonceCount: String = "00000001",
-        qop: String = "auth", digestURI: String
-    ) -> (response: String, rspauth: String)? {
-        guard
-            let (response, rspauth) = digests(
-                ha1: ha1, nonce: Array(nonce.utf8), cnonce: Array(cnonce.utf8), authzid: authzid.map { Array($0.utf8) },
-                nonceCount: Array(nonceCount.utf8), qop: Array(qop.utf8), digestURI: Array(digestURI.utf8))
-        else { return nil }
-        return (String(decoding: response, as: UTF8.self), String(decoding: rspauth, as: UTF8.self))
-    }
-
-    static func digests(
-        ha1: Secret, nonce: [UInt8], cnonce: [UInt8], authzid: [UInt8]?, nonceCount: [UInt8], qop: [UInt8],
-        digestURI: [UInt8]
-    ) -> (response: [UInt8], rspauth: [UInt8])? {
-        guard ha1.count == ha1Length else { return nil }
-        // A1 = H(user:realm:pass) ":" nonce ":" cnonce [":" authzid]
-        var md5 = Insecure.MD5()
-        ha1.withBytes { md5.update(bufferPointer: UnsafeRawBufferPointer($0)) }
-        var rest = [colon] + nonce + [colon] + cnonce
-        if let authzid { rest += [colon] + authzid }
-        md5.update(data: rest)
-        var a1Digest = Array(md5.finalize())
-        var hexA1 = ChallengeResponseSupport.hex(a1Digest)
-        ChallengeResponseSupport.wipe(&a1Digest)
-        defer { ChallengeResponseSupport.wipe(&hexA1) }
-
-        func kd(a2: [UInt8]) -> [UInt8] {
-            let hexA2 = ChallengeResponseSupport.hex(Array(Insecure.MD5.hash(data: a2)))
-            var text =
-                hexA1 + [colon] + nonce + [colon] + nonceCount + [colon] + cnonce + [colon] + qop + [colon] + hexA2
-            defer { ChallengeResponseSupport.wipe(&text) }
-            return ChallengeResponseSupport.hex(Array(Insecure.MD5.hash(data: text)))
-        }
-        let response = kd(a2: Array("AUTHENTICATE:".utf8) + digestURI)
-        let rspauth = kd(a2: [colon] + digestURI)
-        return (response, rspauth)
-    }
-
-    /// The server's first challenge (protocol.md §5.5): one `realm="…",` per realm (or `realm="",`),
-    /// then nonce, qop, charset and algorithm.
-    static func challenge(realms: [String], nonce: [UInt8]) -> [UInt8] {
-        var out: [UInt8] = []
-        if realms.isEmpty {
-            out += Array("realm=\"\",".utf8)
-        } else {
-            for realm in realms { out += Array("realm=\"".utf8) + quoted(Array(realm.utf8)) + Array("\",".utf8) }
-        }
-        out += Array("nonce=\"".utf8) + nonce + Array("\",".utf8)
-        out += Array("qop=\"auth\",charset=\"utf-8\",algorithm=\"md5-sess\"".utf8)
-        return out
-    }
-
-    /// Escapes `"` and `\` for a quoted-string (Dovecot does not, but realm names could contain them).
-    private static func quoted(_ value: [UInt8]) -> [UInt8] {
-        var out: [UInt8] = []
-        for b in value {
-            if b == UInt8(ascii: "\"") || b == UInt8(ascii: "\\") { out.append(UInt8(ascii: "\\")) }
-            out.append(b)
-        }
-        return out
-    }
-
-    private static let colon = UInt8(ascii: ":")
-}
+internal import AuthCrypto
 
 /// DIGEST-MD5 (RFC 2831), authentication only (qop `auth`), as Dovecot's `mech-digest-md5.c` does it
 /// (protocol.md §5.5).
@@ -137,9 +50,9 @@ public struct DigestMD5Mechanism: SASLMechanism {
         switch (state, input) {
         case (.initial, .start):
             // Dovecot ignores an initial response and always sends its challenge.
-            if nonce.isEmpty { nonce = ChallengeResponseSupport.base64Encode(context.randomBytes(16)) }
+            if nonce.isEmpty { nonce = Base64.encode(context.randomBytes(16)) }
             state = .awaitingResponse
-            return .challenge(DigestMD5.challenge(realms: context.realms, nonce: nonce))
+            return .challenge(Self.challenge(realms: context.realms, nonce: nonce))
 
         case (.awaitingResponse, .response(let data)):
             state = .finished
@@ -148,8 +61,8 @@ public struct DigestMD5Mechanism: SASLMechanism {
                 return .failure(.malformed(error.reason))
             case .success(let response):
                 state = .awaitingCredentials(response)
-                let realm = ChallengeResponseSupport.utf8(response.realm) ?? ""
-                let authzid = response.authzid.flatMap { ChallengeResponseSupport.utf8($0) }
+                let realm = String(validating: response.realm, as: UTF8.self) ?? ""
+                let authzid = response.authzid.flatMap { String(validating: $0, as: UTF8.self) }
                 return .lookupCredentials(
                     MechanismIdentity(authcid: response.user, authzid: authzid, realm: realm.isEmpty ? nil : realm),
                     scheme: .digestMD5)
@@ -171,12 +84,12 @@ public struct DigestMD5Mechanism: SASLMechanism {
         let ha1: Secret
         switch credential {
         case .plaintext(let password):
-            var md5 = Insecure.MD5()
-            md5.update(data: response.username + [UInt8(ascii: ":")] + response.realm + [UInt8(ascii: ":")])
-            password.withBytes { md5.update(bufferPointer: UnsafeRawBufferPointer($0)) }
-            var digest = Array(md5.finalize())
+            // HA1 from the name and realm exactly as the client sent them.
+            var digest = password.withBytes {
+                DigestMD5.ha1(user: response.username, realm: response.realm, password: $0)
+            }
             ha1 = Secret(digest)
-            ChallengeResponseSupport.wipe(&digest)
+            digest.wipe()
         case .digestMD5HA1(let stored):
             ha1 = stored
         default:
@@ -191,12 +104,36 @@ public struct DigestMD5Mechanism: SASLMechanism {
         }
         // Dovecot compares against lower-case hex: an upper-case response fails.
         let matches = ConstantTime.equals(expected, response.response)
-        ChallengeResponseSupport.wipe(&expected)
+        expected.wipe()
         guard matches else {
-            ChallengeResponseSupport.wipe(&rspauth)
+            rspauth.wipe()
             return .failure(.failed(user: response.user, reason: "response mismatch"))
         }
         return .success(finalData: Array("rspauth=".utf8) + rspauth)
+    }
+
+    /// The server's first challenge (protocol.md §5.5): one `realm="…",` per realm (or `realm="",`),
+    /// then nonce, qop, charset and algorithm.
+    static func challenge(realms: [String], nonce: [UInt8]) -> [UInt8] {
+        var out: [UInt8] = []
+        if realms.isEmpty {
+            out += Array("realm=\"\",".utf8)
+        } else {
+            for realm in realms { out += Array("realm=\"".utf8) + quoted(Array(realm.utf8)) + Array("\",".utf8) }
+        }
+        out += Array("nonce=\"".utf8) + nonce + Array("\",".utf8)
+        out += Array("qop=\"auth\",charset=\"utf-8\",algorithm=\"md5-sess\"".utf8)
+        return out
+    }
+
+    /// Escapes `"` and `\` for a quoted-string (Dovecot does not, but realm names could contain them).
+    private static func quoted(_ value: [UInt8]) -> [UInt8] {
+        var out: [UInt8] = []
+        for b in value {
+            if b == UInt8(ascii: "\"") || b == UInt8(ascii: "\\") { out.append(UInt8(ascii: "\\")) }
+            out.append(b)
+        }
+        return out
     }
 
     struct ParseError: Error, Equatable {
@@ -211,7 +148,7 @@ public struct DigestMD5Mechanism: SASLMechanism {
             return .failure(ParseError("response too long"))
         }
         guard !data.contains(0) else { return .failure(ParseError("NUL in response")) }
-        guard ChallengeResponseSupport.utf8(data) != nil else { return .failure(ParseError("response is not UTF-8")) }
+        guard String(validating: data, as: UTF8.self) != nil else { return .failure(ParseError("response is not UTF-8")) }
 
         let directives: [(key: String, value: [UInt8])]
         switch DigestDirectiveParser.parse(data) {
@@ -294,7 +231,7 @@ public struct DigestMD5Mechanism: SASLMechanism {
         }
         guard nonceFound else { return .failure(ParseError("missing nonce")) }
         guard let cnonce else { return .failure(ParseError("missing cnonce")) }
-        guard let username, let user = ChallengeResponseSupport.utf8(username) else {
+        guard let username, let user = String(validating: username, as: UTF8.self) else {
             return .failure(ParseError("missing username"))
         }
         guard let response else { return .failure(ParseError("missing response")) }

@@ -1,29 +1,41 @@
-/// Dovecot's `{CRAM-MD5}` value: the HMAC-MD5 outer and inner MD5 chaining states after absorbing the
-/// padded key (`hmac_md5_get_cram_context()` in Dovecot's `src/lib/hmac-cram-md5.c`), 32 bytes, each
-/// state as the four little-endian words a, b, c, d, outer state first.
-///
-/// swift-crypto does not expose MD5's internal state, so the one compression function needed to
-/// compute it lives here.
-public enum CRAMMD5Context {
-    /// Byte length of the context (two MD5 states).
-    public static let byteCount = 32
+public import AuthCore
+internal import Crypto
+internal import FoundationEssentials  // DataProtocol/ContiguousBytes conformances swift-crypto's API takes
 
-    /// The context for `password`, as Dovecot stores it (before hex encoding).
-    public static func compute(password: UnsafeBufferPointer<UInt8>) -> [UInt8] {
+/// CRAM-MD5 (RFC 2195): the client's digest and Dovecot's stored `{CRAM-MD5}` credential.
+public enum CRAMMD5 {
+    /// Bytes in a stored context (two MD5 chaining states).
+    public static let contextLength = 32
+    /// Bytes in a CRAM-MD5 digest (shown to the client as 32 lower-case hex digits).
+    public static let digestLength = 16
+
+    /// Dovecot's `{CRAM-MD5}` credential for `password` (what `doveadm pw -s CRAM-MD5` prints as hex):
+    /// the HMAC-MD5 chaining states after absorbing the 64-byte `key XOR opad` and `key XOR ipad`
+    /// blocks, each as four little-endian words a, b, c, d. The outer state comes first, as Dovecot's
+    /// `hmac_md5_get_cram_context` writes it, so values move between Dovecot and saslgate unchanged.
+    /// Password-equivalent: store it like a password.
+    public static func context(password: Secret) -> Secret {
+        var bytes = password.withBytes { context(password: $0) }
+        defer { bytes.wipe() }
+        return Secret(bytes)
+    }
+
+    /// The same from raw password bytes; the caller wipes the result.
+    public static func context(password: UnsafeBufferPointer<UInt8>) -> [UInt8] {
         var key = [UInt8](repeating: 0, count: 64)
-        defer { wipe(&key) }
+        defer { key.wipe() }
         if password.count > 64 {
             var digest = MD5Block.digest(password)
             for i in 0..<16 { key[i] = digest[i] }
-            wipe(&digest)
+            digest.wipe()
         } else {
             for i in 0..<password.count { key[i] = password[i] }
         }
         var inner = [UInt8](repeating: 0, count: 64)
         var outer = [UInt8](repeating: 0, count: 64)
         defer {
-            wipe(&inner)
-            wipe(&outer)
+            inner.wipe()
+            outer.wipe()
         }
         for i in 0..<64 {
             inner[i] = key[i] ^ 0x36
@@ -34,7 +46,7 @@ public enum CRAMMD5Context {
         inner.withUnsafeBufferPointer { MD5Block.compress(&innerState, block: $0) }
         outer.withUnsafeBufferPointer { MD5Block.compress(&outerState, block: $0) }
         var out: [UInt8] = []
-        out.reserveCapacity(32)
+        out.reserveCapacity(contextLength)
         for word in [
             outerState.0, outerState.1, outerState.2, outerState.3, innerState.0, innerState.1, innerState.2,
             innerState.3,
@@ -47,23 +59,42 @@ public enum CRAMMD5Context {
         return out
     }
 
-    /// HMAC-MD5(key, message) resumed from a stored context, as a CRAM-MD5 server computes the expected
-    /// digest. `context` must be `byteCount` bytes.
-    public static func hmac(context: UnsafeBufferPointer<UInt8>, message: [UInt8]) -> [UInt8] {
-        precondition(context.count == byteCount, "a CRAM-MD5 context is 32 bytes")
+    /// HMAC-MD5(key = password, text = challenge): the digest a client sends (as lower-case hex).
+    public static func digest(password: Secret, challenge: [UInt8]) -> [UInt8] {
+        let key = password.withBytes { SymmetricKey(data: UnsafeRawBufferPointer($0)) }
+        return Array(HMAC<Insecure.MD5>.authenticationCode(for: challenge, using: key))
+    }
+
+    /// The same digest, finished from a stored context (see `context(password:)`); nil if the context
+    /// does not have `contextLength` bytes.
+    public static func digest(context: Secret, challenge: [UInt8]) -> [UInt8]? {
+        guard context.count == contextLength else { return nil }
+        return context.withBytes { digest(context: $0, challenge: challenge) }
+    }
+
+    /// HMAC-MD5 resumed from a context of `contextLength` bytes.
+    static func digest(context: UnsafeBufferPointer<UInt8>, challenge: [UInt8]) -> [UInt8] {
+        precondition(context.count == contextLength, "a CRAM-MD5 context is 32 bytes")
         func word(_ i: Int) -> UInt32 {
-            UInt32(context[i]) | UInt32(context[i + 1]) << 8 | UInt32(context[i + 2]) << 16 | UInt32(context[i + 3])
-                << 24
+            UInt32(context[i]) | UInt32(context[i + 1]) << 8 | UInt32(context[i + 2]) << 16
+                | UInt32(context[i + 3]) << 24
         }
         let outerState = (word(0), word(4), word(8), word(12))
         let innerState = (word(16), word(20), word(24), word(28))
-        // Both states have absorbed exactly one 64-byte block.
-        var innerDigest = MD5Block.finish(state: innerState, absorbed: 64, tail: message)
-        defer { wipe(&innerDigest) }
+        // Each state has absorbed exactly one 64-byte block.
+        var innerDigest = MD5Block.finish(state: innerState, absorbed: 64, tail: challenge)
+        defer { innerDigest.wipe() }
         return MD5Block.finish(state: outerState, absorbed: 64, tail: innerDigest)
+    }
+
+    /// The client's response for `challenge`: `user SP lower-case-hex(digest)` (for test clients).
+    public static func response(user: String, password: Secret, challenge: [UInt8]) -> [UInt8] {
+        Array(user.utf8) + [0x20] + Hex.encode(digest(password: password, challenge: challenge))
     }
 }
 
+/// swift-crypto does not expose MD5's chaining state, which the stored context is made of, so the one
+/// compression function needed lives here.
 /// A minimal MD5 (RFC 1321) with access to the chaining state.
 enum MD5Block {
     typealias State = (UInt32, UInt32, UInt32, UInt32)
@@ -138,7 +169,7 @@ enum MD5Block {
     static func finish<C: Collection>(state: State, absorbed: Int, tail: C) -> [UInt8] where C.Element == UInt8 {
         var state = state
         var data = Array(tail)
-        defer { wipe(&data) }
+        defer { data.wipe() }
         let bitLength = UInt64(absorbed + data.count) &* 8
         data.append(0x80)
         while data.count % 64 != 56 { data.append(0) }
