@@ -96,7 +96,7 @@ public struct PasswordOptions: ParsableArguments, Sendable {
     @Option(
         name: .long,
         help: ArgumentHelp(
-            "\(SASLDBPassdb.driverName) only: mechanism secrets to store besides the hash: scram-sha-1, scram-sha-256, cram-md5, digest-md5, all (comma-separated).",
+            "\(SASLDBPassdb.driverName) only: mechanism secrets to store besides the hash: \(SASLDBProperty.mechanismNames.dropFirst(2).joined(separator: ", ")) (comma-separated).",
             valueName: "list"))
     public var mechs: String?
 

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import AuthCore
 
 // How values are written in the file: lists, yes/no, durations, networks; and the hint for a misspelt key.
 extension Settings {
@@ -16,19 +17,7 @@ extension Settings {
         return cwd + "/" + rest
     }
 
-    static func isCIDR(_ text: String) -> Bool {
-        let parts = text.split(separator: "/", maxSplits: 1)
-        guard let first = parts.first else { return false }
-        var v4 = in_addr()
-        var v6 = in6_addr()
-        let address = String(first)
-        let isV4 = inet_pton(AF_INET, address, &v4) == 1
-        guard isV4 || inet_pton(AF_INET6, address, &v6) == 1 else { return false }
-        if parts.count == 2 {
-            guard let p = Int(parts[1]), p >= 0, p <= (isV4 ? 32 : 128) else { return false }
-        }
-        return true
-    }
+    static func isCIDR(_ text: String) -> Bool { CIDR(text) != nil }
 
     /// Splits a list value at white space and commas, as Postfix does.
     static func words(_ value: String) -> [String] {

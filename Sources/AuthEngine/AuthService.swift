@@ -8,9 +8,6 @@ public import SASL
 /// Everything the connections of one configuration generation share: the enabled mechanisms that the
 /// passdbs can really serve, the passdb chain, the policies. Immutable; a reload builds a new one.
 public final class AuthService: Sendable {
-    /// The whole configuration this generation was built from, for the server around the engine (the
-    /// socket path, the handshake timeout). The engine itself reads only `configuration`.
-    public let settings: Settings
     public let configuration: EngineConfiguration
     public let chain: PassdbChain
     /// Mechanisms to advertise, in configuration order.
@@ -39,7 +36,6 @@ public final class AuthService: Sendable {
         metrics: (any AuthMetrics)? = nil, requestLog: (any AuthRequestLog)? = nil
     ) throws(ConfigErrors) {
         let configuration = EngineConfiguration(settings: settings)
-        self.settings = settings
         self.configuration = configuration
         self.metrics = metrics
         self.requestLog = requestLog ?? LoggerRequestLog(logger)

@@ -1,4 +1,5 @@
 public import AuthConfig
+public import AuthCore
 
 /// The part of the configuration the request engine reads: what it takes from `Settings`, and nothing
 /// more. The only place in the engine where a `Settings` key becomes an engine value; `conf/saslgated.conf`

@@ -60,16 +60,10 @@ public final class PenaltyTable: Sendable {
     private let fingerprintKey: SymmetricKey
     private let clock: @Sendable () -> Double
 
-    public init(policy: Policy, clock: @escaping @Sendable () -> Double = PenaltyTable.monotonicNow) {
+    public init(policy: Policy, clock: @escaping @Sendable () -> Double = MonotonicClock.now) {
         state = Mutex(State(policy: policy))
         fingerprintKey = SymmetricKey(size: .bits256)
         self.clock = clock
-    }
-
-    public static let monotonicNow: @Sendable () -> Double = {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
     }
 
     public func update(policy: Policy) {

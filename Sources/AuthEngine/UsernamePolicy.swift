@@ -1,3 +1,5 @@
+import AuthCore
+
 /// Turns the login name a client sent into the name passdbs see and `OK user=` returns (so Postfix's
 /// `smtpd_sender_login_maps` can rely on it): refuses empty, over-long and disallowed names; lower-cases
 /// (Dovecot's default `%Lu`) when configured; appends the default realm to a bare name; refuses realms
@@ -103,9 +105,10 @@ public struct UsernamePolicy: Sendable {
         var local = name
         var realm: String?
         var realmFromName = false
-        if let at = name.utf8.lastIndex(of: UInt8(ascii: "@")) {
-            local = String(name[..<at])
-            realm = String(name[name.utf8.index(after: at)...])
+        let parts = LoginName.split(name)
+        if let realmPart = parts.realm {
+            local = String(parts.local)
+            realm = String(realmPart)
             realmFromName = true
             guard !local.isEmpty, let r = realm, !r.isEmpty else { return .failure(.disallowedCharacter) }
         } else if let explicitRealm, !explicitRealm.isEmpty {

@@ -122,11 +122,11 @@ final class AuthServer: Service, CustomStringConvertible {
                 return channel.eventLoop.makeCompletedFuture {
                     let handler = ConnectionHandler(
                         identity: identity, logger: logger, counters: counters,
-                        handshakeTimeout: box.service.settings.handshakeTimeout,
+                        handshakeTimeout: box.settings.handshakeTimeout,
                         allowlist: box.allowlist,
                         onClose: { counters.connections.wrappingSubtract(1, ordering: .relaxed) },
-                        makeSession: { io in
-                            AuthClientSession(io: io, cuid: cuid, peer: "", serviceProvider: { box.service })
+                        makeSession: { io, peer in
+                            AuthClientSession(io: io, cuid: cuid, peer: peer, serviceProvider: { box.service })
                         })
                     try channel.pipeline.syncOperations.addHandler(handler)
                 }

@@ -22,7 +22,8 @@ final class ConnectionHandler: ChannelInboundHandler, ConnectionIO {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
-    private let makeSession: (ConnectionIO) -> AuthClientSession
+    /// Makes the engine's session once the peer is known (its description goes into the session's logs).
+    private let makeSession: (ConnectionIO, String) -> AuthClientSession
     private let identity: ServerIdentity
     private var logger: Logger
     private let counters: ServerCounters
@@ -47,7 +48,7 @@ final class ConnectionHandler: ChannelInboundHandler, ConnectionIO {
 
     init(identity: ServerIdentity, logger: Logger, counters: ServerCounters, handshakeTimeout: Double,
          allowlist: PeerAllowlist, onClose: @escaping () -> Void,
-         makeSession: @escaping (ConnectionIO) -> AuthClientSession) {
+         makeSession: @escaping (ConnectionIO, String) -> AuthClientSession) {
         self.identity = identity
         self.logger = logger
         self.counters = counters
@@ -80,7 +81,7 @@ final class ConnectionHandler: ChannelInboundHandler, ConnectionIO {
             context.close(promise: nil)
             return
         }
-        let session = makeSession(self)
+        let session = makeSession(self, peer.map { "\($0)" } ?? "unknown")
         self.session = session
         logger[metadataKey: "conn"] = "\(session.cuid)"
         logger.debug("client connected")
@@ -219,7 +220,7 @@ final class ConnectionHandler: ChannelInboundHandler, ConnectionIO {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        logger.info("client connection error: \(error)", metadata: sessionMetadata)
+        logger.info("client connection error: \(error)")
         framer.discard()
         context.close(promise: nil)
     }
@@ -243,8 +244,6 @@ final class ConnectionHandler: ChannelInboundHandler, ConnectionIO {
         reportBuffered()
         context.fireChannelWritabilityChanged()
     }
-
-    private var sessionMetadata: Logger.Metadata { [:] }
 
     private func violation(_ error: any Error, context: ChannelHandlerContext) {
         guard session != nil else { return }

@@ -26,13 +26,15 @@ public enum ExitStatus {
 
 /// The configuration generation currently in force; swapped whole on reload.
 final class ServiceBox: Sendable {
-    private let current: Mutex<(service: AuthService, allowlist: PeerAllowlist)>
-    init(_ service: AuthService, allowlist: PeerAllowlist) { current = Mutex((service, allowlist)) }
+    private let current: Mutex<Daemon.Built>
+    init(_ built: Daemon.Built) { current = Mutex(built) }
     /// What requests are served with.
     var service: AuthService { current.withLock { $0.service } }
     /// Who may connect (`client_allowlist`); a connection is checked once, when it is made.
     var allowlist: PeerAllowlist { current.withLock { $0.allowlist } }
-    func replace(_ built: Daemon.Built) { current.withLock { $0 = (built.service, built.allowlist) } }
+    /// The settings of the generation in service (for what the server itself reads: timeouts, paths).
+    var settings: Settings { current.withLock { $0.settings } }
+    func replace(_ built: Daemon.Built) { current.withLock { $0 = built } }
 }
 
 /// Wires settings, passdbs, the engine and the NIO server together. Tests and `main` use the same code.
@@ -173,7 +175,7 @@ public enum Daemon {
         }
         raiseFileLimit(logger: logger)
 
-        let box = ServiceBox(built.service, allowlist: built.allowlist)
+        let box = ServiceBox(built)
         penaltyProbe.set { box.service.penalty.count }
         let group = MultiThreadedEventLoopGroup(numberOfThreads: cores)
         let control = built.settings.controlSocket.map { ControlServer(path: $0, metrics: metrics, box: box, logger: logger) }
@@ -269,7 +271,7 @@ struct ReloadService: Service, CustomStringConvertible {
                 let built = try Daemon.build(
                     Daemon.load(configPath), executor: executor, logger: logger, penalty: box.service.penalty,
                     metrics: metrics, requestLog: requestLog)
-                if built.settings.listen != box.service.settings.listen {
+                if built.settings.listen != box.settings.listen {
                     logger.warning("reload: 'listen' changed; the new path takes effect only after a restart")
                 }
                 box.replace(built)

@@ -35,18 +35,12 @@ public final class AuthCache: Sendable {
     private let stats = Mutex<(hits: Int, misses: Int)>((0, 0))
 
     /// `clock`: seconds on a clock that never goes back (the default reads CLOCK_MONOTONIC).
-    public init(maxEntries: Int, ttl: Double, negativeTTL: Double, clock: @escaping @Sendable () -> Double = AuthCache.monotonicNow) {
+    public init(maxEntries: Int, ttl: Double, negativeTTL: Double, clock: @escaping @Sendable () -> Double = MonotonicClock.now) {
         self.maxEntries = max(1, maxEntries)
         self.ttl = ttl
         self.negativeTTL = negativeTTL
         self.clock = clock
         self.entries = Mutex(LRUTable())
-    }
-
-    public static let monotonicNow: @Sendable () -> Double = {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
     }
 
     func makeKey(user: String, password: Secret) -> Key {

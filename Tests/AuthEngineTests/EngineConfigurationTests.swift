@@ -1,5 +1,6 @@
 import PassdbRegistry
 import AuthConfig
+import AuthCore
 import AuthEngine
 import Testing
 

@@ -83,9 +83,10 @@ final class DaemonUnderTest: @unchecked Sendable {
         try process.run()
         let deadline = Date().addingTimeInterval(10)
         let waitPath = launcher.contains("-l") ? launcher[launcher.firstIndex(of: "-l")! + 1] : socketPath
-        // The control socket is bound right after the auth socket: wait for both when both are used.
+        // The control socket is bound right after the auth socket: wait for both when both are used (a
+        // socket-activated daemon starts only with its first connection: nothing more to wait for then).
         var waitPaths = [waitPath]
-        if merged.contains("control_socket = \(dir)/control") { waitPaths.append(dir + "/control") }
+        if launcher.isEmpty && merged.contains("control_socket = \(dir)/control") { waitPaths.append(dir + "/control") }
         for path in waitPaths {
             while !FileManager.default.fileExists(atPath: path) {
                 guard Date() < deadline, process.isRunning else {

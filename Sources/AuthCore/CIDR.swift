@@ -2,8 +2,8 @@
 import Glibc
 #endif
 
-/// An IPv4 or IPv6 network in CIDR notation, or a single address (`trusted_networks`,
-/// docs/SECURITY.md). An IPv4-mapped IPv6 address (`::ffff:192.0.2.1`) is taken as the IPv4 address it
+/// An IPv4 or IPv6 network in CIDR notation, or a single address (`trusted_networks`, penalty keys,
+/// docs/SECURITY.md); the one parser the config check and the engine share. An IPv4-mapped IPv6 address (`::ffff:192.0.2.1`) is taken as the IPv4 address it
 /// carries, on both sides of `contains`.
 public struct CIDR: Sendable, Equatable {
     let bytes: [UInt8]
@@ -33,10 +33,10 @@ public struct CIDR: Sendable, Equatable {
 }
 
 /// Textual IP addresses as the kernel reads them (`inet_pton`).
-enum IPAddress {
+public enum IPAddress {
     /// The address in network byte order: 4 bytes for IPv4 and for IPv4-mapped IPv6, 16 for other IPv6;
     /// nil when `text` is not an address (Postfix sends `rip=` empty or `unknown` when it has none).
-    static func bytes(_ text: String) -> [UInt8]? {
+    public static func bytes(_ text: String) -> [UInt8]? {
         var v4 = in_addr()
         if inet_pton(AF_INET, text, &v4) == 1 { return withUnsafeBytes(of: &v4) { Array($0) } }
         var v6 = in6_addr()
@@ -44,5 +44,15 @@ enum IPAddress {
         let b = withUnsafeBytes(of: &v6) { Array($0) }
         if b[0..<10].allSatisfy({ $0 == 0 }) && b[10] == 0xFF && b[11] == 0xFF { return Array(b[12...]) }
         return b
+    }
+}
+
+/// Seconds on the monotonic clock: the default clock of the penalty table and the auth cache (tests pass
+/// a manual one).
+public enum MonotonicClock {
+    public static let now: @Sendable () -> Double = {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
     }
 }

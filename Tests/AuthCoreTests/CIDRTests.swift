@@ -1,4 +1,4 @@
-@testable import AuthEngine
+import AuthCore
 import Testing
 
 /// `trusted_networks` entries and the addresses they are matched against.
