@@ -2,7 +2,7 @@
 """Writes the committed seed corpora Fuzz/corpus/FuzzProtocol and Fuzz/corpus/FuzzMechanisms.
 
 Deterministic: run it again and nothing changes (`git status` stays clean). The protocol seeds are
-real client lines from /work/shared/protocol.md (Postfix 3.7, Exim, doveadm 2.3 transcripts); the
+real client lines from /work/docs/PROTOCOL.md (Postfix 3.7, Exim, doveadm 2.3 transcripts); the
 mechanism seeds are complete exchanges computed for the fuzz harness's fixed context (same random
 bytes, clock and host name as Sources/FuzzMechanisms/FuzzMechanisms.swift), so the successful path
 of every mechanism is in the corpus. User `user`, password `pencil` (the RFC 5802 example).
@@ -93,7 +93,7 @@ def scram_exchange(hashname, client_first, extensions=b""):
 # --- corpora --------------------------------------------------------------------------------------
 
 PROTOCOL = {
-    # Postfix 3.7.11 (protocol.md §1.6)
+    # Postfix 3.7.11 (docs/PROTOCOL.md §1.6)
     "postfix-version": b"VERSION\t1\t0",
     "postfix-cpid": b"CPID\t4583",
     "postfix-plain-ir": b"AUTH\t1\tPLAIN\tservice=smtp\tnologin\tlip=127.0.0.1\trip=127.0.0.1\tresp=AHRlc3QAdGVzdHBhc3M=",

@@ -11,7 +11,7 @@ public struct AuthParameter: Sendable, Equatable {
     }
 }
 
-/// The lines an auth client sends (protocol.md §1.3, §2.1, §2.4, §2.7), the other half of
+/// The lines an auth client sends (docs/PROTOCOL.md §1.3, §2.1, §2.4, §2.7), the other half of
 /// `ClientMessageParser`. Every function appends whole fields to a caller's buffer, so a client can
 /// batch lines, and a buffer that carried a response can be wiped: responses are base64-encoded
 /// straight into it. Values are tab-escaped; nothing here allocates beyond the buffer's growth.

@@ -1,6 +1,6 @@
 import AuthCore
 
-/// Base64 exactly as Dovecot 2.3 decodes it (`src/lib/base64.c`, protocol.md §3.3): standard alphabet,
+/// Base64 exactly as Dovecot 2.3 decodes it (`src/lib/base64.c`, docs/PROTOCOL.md §3.3): standard alphabet,
 /// padding required (length without whitespace a multiple of 4), space/TAB/CR/LF skipped anywhere,
 /// any other byte, surplus padding or data after padding is invalid; "" decodes to zero bytes. Encoding
 /// and the symbol table are AuthCore's `Base64`; only this lenient reading is the wire's own.

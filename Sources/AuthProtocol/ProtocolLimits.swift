@@ -2,7 +2,7 @@
 public enum ProtocolLimits {
     /// Longest input line in bytes, excluding the LF. Dovecot's input buffer is 16384 bytes
     /// (`AUTH_CLIENT_MAX_LINE_LENGTH`); a line of 16383 bytes + LF is accepted, 16384 + LF is not
-    /// (protocol.md §3.1).
+    /// (docs/PROTOCOL.md §3.1).
     public static let maxLineLength = 16383
     /// Longest mechanism name we look at (RFC 4422 §3.1: at most 20 characters; be generous).
     public static let maxMechanismNameLength = 64

@@ -1,4 +1,4 @@
-/// A reply line (`OK`, `FAIL`, `CONT`, protocol.md §2.3–2.6) located in the bytes it arrived in. Nothing
+/// A reply line (`OK`, `FAIL`, `CONT`, docs/PROTOCOL.md §2.3–2.6) located in the bytes it arrived in. Nothing
 /// is copied, so a client that reads many replies (the load generator) pays no allocation per line.
 public struct ServerReply: Equatable, Sendable {
     public enum Kind: Equatable, Sendable { case ok, fail, cont }

@@ -1,4 +1,4 @@
-/// Dovecot's tab-escaping (`src/lib/strescape.c`, protocol.md §3.2): 0x01 is the escape byte.
+/// Dovecot's tab-escaping (`src/lib/strescape.c`, docs/PROTOCOL.md §3.2): 0x01 is the escape byte.
 /// Writer: 0x01 -> 0x01 '1', TAB -> 0x01 't', CR -> 0x01 'r', LF -> 0x01 'n', NUL -> 0x01 '0'.
 /// Reader: 0x01 followed by 0/1/t/r/n gives NUL/0x01/TAB/CR/LF, followed by any other byte gives that
 /// byte, and a 0x01 at the very end is dropped.

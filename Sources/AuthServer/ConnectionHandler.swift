@@ -85,7 +85,7 @@ final class ConnectionHandler: ChannelInboundHandler, ConnectionIO {
         self.session = session
         logger[metadataKey: "conn"] = "\(session.cuid)"
         logger.debug("client connected")
-        // The whole greeting at once, unprompted (protocol.md §1.2, §1.5).
+        // The whole greeting at once, unprompted (docs/PROTOCOL.md §1.2, §1.5).
         send(session.greeting(identity: identity))
         flushIfNeeded()
         let loopBoundSelf = NIOLoopBound(self, eventLoop: context.eventLoop)

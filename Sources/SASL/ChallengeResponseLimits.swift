@@ -1,5 +1,5 @@
 /// Size caps for the challenge-response mechanisms (CRAM-MD5, DIGEST-MD5, SCRAM). Dovecot itself only
-/// bounds the whole line (16 KiB, protocol.md §3.1); these are tighter so a client cannot make a
+/// bounds the whole line (16 KiB, docs/PROTOCOL.md §3.1); these are tighter so a client cannot make a
 /// mechanism hold or hash much data. Real clients send a few hundred bytes.
 public enum ChallengeResponseLimits {
     /// One decoded client message (SCRAM client-first/-final, DIGEST-MD5 response, CRAM-MD5 response).

@@ -1,6 +1,6 @@
 internal import AuthCore
 
-/// Descriptors of the challenge-response mechanisms (protocol.md §5.4–5.6). Each needs a passdb that can
+/// Descriptors of the challenge-response mechanisms (docs/PROTOCOL.md §5.4–5.6). Each needs a passdb that can
 /// hand out the matching credential (or the cleartext password).
 extension MechanismDescriptor {
     /// CRAM-MD5 (RFC 2195): `dictionary active`.

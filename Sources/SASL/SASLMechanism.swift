@@ -59,7 +59,7 @@ public protocol SASLMechanism: Sendable {
     mutating func step(_ input: MechanismInput) -> MechanismStep
 }
 
-/// Security properties advertised on the MECH line, in Dovecot's fixed order (protocol.md §1.2).
+/// Security properties advertised on the MECH line, in Dovecot's fixed order (docs/PROTOCOL.md §1.2).
 public struct MechanismFlags: OptionSet, Sendable, Hashable {
     public let rawValue: UInt8
     public init(rawValue: UInt8) { self.rawValue = rawValue }

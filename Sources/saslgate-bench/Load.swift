@@ -385,7 +385,7 @@ final class LoadWorker: @unchecked Sendable {
 /// Runs the load test and prints its results.
 func runLoad(_ o: Options) throws(BenchError) {
     let users = try UserTable(path: o.usersFile!)
-    // Postfix's parameters (protocol.md §1.6), rip= per request in between.
+    // Postfix's parameters (docs/PROTOCOL.md §1.6), rip= per request in between.
     var parameters: [UInt8] = []
     ClientLineEncoder.parameter("service", value: o.service, into: &parameters)
     ClientLineEncoder.parameter("nologin", into: &parameters)

@@ -32,7 +32,7 @@ struct ClientLineEncoderTests {
         #expect(try ClientMessageParser.parse(lines[1]) == .cpid(4583))
     }
 
-    /// What Postfix sends (protocol.md §1.6), byte for byte.
+    /// What Postfix sends (docs/PROTOCOL.md §1.6), byte for byte.
     @Test func postfixAuthLine() {
         let response = Array("\0test\0testpass".utf8)
         let line = response.withUnsafeBufferPointer { resp in
@@ -230,7 +230,7 @@ struct ServerGreetingTests {
         return g
     }
 
-    /// Dovecot 2.3's greeting, as observed (protocol.md §1.2).
+    /// Dovecot 2.3's greeting, as observed (docs/PROTOCOL.md §1.2).
     @Test func dovecotGreeting() throws {
         let g = try greeting([
             "VERSION\t1\t2", "MECH\tPLAIN\tplaintext", "MECH\tscram-sha-256\tmutual-auth", "MECH\tEXTERNAL", "SPID\t25985",

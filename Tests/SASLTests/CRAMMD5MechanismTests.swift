@@ -6,7 +6,7 @@ import Testing
 private typealias F = CRFixtures
 
 @Suite struct CRAMMD5MechanismTests {
-    /// The observed Dovecot exchange (protocol.md §5.4): random bytes 0,9,2,6,... give those digits.
+    /// The observed Dovecot exchange (docs/PROTOCOL.md §5.4): random bytes 0,9,2,6,... give those digits.
     static let observedDigits: [UInt8] = [0, 9, 2, 6, 6, 4, 8, 9, 8, 6, 3, 8, 3, 0, 8, 6]
     static let observedChallenge = "<0926648986383086.1795557314@vm>"
 

@@ -13,7 +13,7 @@ private typealias F = CRFixtures
         var testDescription: String { name }
     }
 
-    /// protocol.md §5.4–5.6: names, MECH-line flags in Dovecot's order, and what the passdb must provide.
+    /// docs/PROTOCOL.md §5.4–5.6: names, MECH-line flags in Dovecot's order, and what the passdb must provide.
     static let expected: [Expected] = [
         Expected(descriptor: .cramMD5, name: "CRAM-MD5", words: ["dictionary", "active"], scheme: .cramMD5),
         Expected(
@@ -31,7 +31,7 @@ private typealias F = CRFixtures
         #expect(row.descriptor.allowsNUL == false)
     }
 
-    /// Each factory makes a fresh machine that starts the way protocol.md §5.1 says.
+    /// Each factory makes a fresh machine that starts the way docs/PROTOCOL.md §5.1 says.
     @Test(arguments: expected)
     func factoryMakesFreshMechanism(row: Expected) {
         let context = F.randomContext()

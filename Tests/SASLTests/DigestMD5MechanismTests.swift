@@ -7,7 +7,7 @@ import Testing
 private typealias F = CRFixtures
 
 @Suite struct DigestMD5MechanismTests {
-    /// The nonce of the observed Dovecot challenge (protocol.md §5.5), fed as the 16 random bytes.
+    /// The nonce of the observed Dovecot challenge (docs/PROTOCOL.md §5.5), fed as the 16 random bytes.
     static let observedNonce = "SBnO+3Q6QIF4xBKrW39fiw=="
     static let cnonce = "OA6MHXh6VqTrRk"
 
@@ -42,7 +42,7 @@ private typealias F = CRFixtures
             ha1: ha1, nonce: observedNonce, cnonce: cnonce, authzid: authzid, digestURI: uri)!.rspauth
     }
 
-    /// The response a client like Postfix/Cyrus sends (protocol.md §5.5 observed shape).
+    /// The response a client like Postfix/Cyrus sends (docs/PROTOCOL.md §5.5 observed shape).
     static let canonical =
         "username=\"test\",realm=\"\",nonce=\"\(observedNonce)\",cnonce=\"\(cnonce)\",nc=00000001,qop=auth,"
         + "digest-uri=\"smtp/localhost\",response=\(responseValue()),charset=utf-8"
@@ -157,7 +157,7 @@ private typealias F = CRFixtures
         #expect(n.crStep(.credentials(.plaintext(Secret("testpass")))) == .failed(user: "test"))
     }
 
-    /// protocol.md §5.5: the realm goes to the engine separately; a name with `@` stays as sent.
+    /// docs/PROTOCOL.md §5.5: the realm goes to the engine separately; a name with `@` stays as sent.
     @Test func realmHandling() {
         let a =
             "username=\"u@example.org\",realm=\"\",nonce=\"\(Self.observedNonce)\",cnonce=\"\(Self.cnonce)\","

@@ -28,7 +28,7 @@ private func bytes(_ s: String) -> [UInt8] { Array(s.utf8) }
     }
 
     @Test(arguments: [
-        "",  // empty initial response: fails at once (protocol.md §2.2)
+        "",  // empty initial response: fails at once (docs/PROTOCOL.md §2.2)
         "test\0testpass",  // one NUL
         "\0test\0test\0pass",  // three NULs
         "\0\0testpass",  // empty authcid

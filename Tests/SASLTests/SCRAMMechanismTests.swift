@@ -6,7 +6,7 @@ import Testing
 
 private typealias F = CRFixtures
 
-/// One RFC exchange (protocol.md §5.6), user `user`, password `pencil`.
+/// One RFC exchange (docs/PROTOCOL.md §5.6), user `user`, password `pencil`.
 struct SCRAMVector: Sendable, CustomTestStringConvertible {
     enum CredentialKind: String, Sendable { case stored, plaintext }
 
@@ -125,7 +125,7 @@ enum SCRAMTestClient {
         #expect(m.crStep(.response(F.bytes(vector.clientFinal))) == .success(vector.serverFinal))
     }
 
-    /// The observed Dovecot exchange's base64 initial response (protocol.md §5.6).
+    /// The observed Dovecot exchange's base64 initial response (docs/PROTOCOL.md §5.6).
     @Test func observedInitialResponseParses() {
         var m = SCRAMMechanism(hash: .sha1, context: F.randomContext())
         let first = F.unbase64("biwsbj10ZXN0LHI9ck9wck5HZndFYmVSV2diTkVrcU8=")

@@ -1,4 +1,4 @@
-/// ANONYMOUS (RFC 4505): any trace data (at most 255 UTF-8 characters, protocol.md §5.7) succeeds as the
+/// ANONYMOUS (RFC 4505): any trace data (at most 255 UTF-8 characters, docs/PROTOCOL.md §5.7) succeeds as the
 /// configured anonymous user. Never offered unless the configuration lists it and names the user:
 /// behind Postfix's `permit_sasl_authenticated` an advertised ANONYMOUS is an open relay.
 public struct AnonymousMechanism: SASLMechanism {

@@ -1,7 +1,7 @@
 public import AuthCore
 internal import AuthCrypto
 
-/// CRAM-MD5 (RFC 2195) as Dovecot's `mech-cram-md5.c` does it (protocol.md §5.4).
+/// CRAM-MD5 (RFC 2195) as Dovecot's `mech-cram-md5.c` does it (docs/PROTOCOL.md §5.4).
 ///
 /// `start` (initial response ignored) → challenge → response `user SP 32-lower-hex` → credential lookup
 /// (`.cramMD5`) → success or failure. The credential may be `.plaintext` or `.cramMD5Context`.

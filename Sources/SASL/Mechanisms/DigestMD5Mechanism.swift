@@ -2,7 +2,7 @@ public import AuthCore
 internal import AuthCrypto
 
 /// DIGEST-MD5 (RFC 2831), authentication only (qop `auth`), as Dovecot's `mech-digest-md5.c` does it
-/// (protocol.md §5.5).
+/// (docs/PROTOCOL.md §5.5).
 ///
 /// `start` (initial response ignored) → challenge → digest-response → credential lookup (`.digestMD5`,
 /// identity with `realm` when the client sent a non-empty one) → `.success(finalData: "rspauth=…")`.
@@ -112,7 +112,7 @@ public struct DigestMD5Mechanism: SASLMechanism {
         return .success(finalData: Array("rspauth=".utf8) + rspauth)
     }
 
-    /// The server's first challenge (protocol.md §5.5): one `realm="…",` per realm (or `realm="",`),
+    /// The server's first challenge (docs/PROTOCOL.md §5.5): one `realm="…",` per realm (or `realm="",`),
     /// then nonce, qop, charset and algorithm.
     static func challenge(realms: [String], nonce: [UInt8]) -> [UInt8] {
         var out: [UInt8] = []

@@ -1,6 +1,6 @@
 public import AuthCore
 
-/// LOGIN (draft-murchison-sasl-login): `Username:` then `Password:` prompts (protocol.md §5.3).
+/// LOGIN (draft-murchison-sasl-login): `Username:` then `Password:` prompts (docs/PROTOCOL.md §5.3).
 /// A non-empty initial response is the user name; an empty or absent one gets the `Username:` prompt.
 public struct LoginMechanism: SASLMechanism {
     public static let usernamePrompt = Array("Username:".utf8)

@@ -1,6 +1,6 @@
 public import AuthCore
 
-/// PLAIN (RFC 4616): one message `[authzid] NUL authcid NUL password`, exactly two NULs (protocol.md §5.2).
+/// PLAIN (RFC 4616): one message `[authzid] NUL authcid NUL password`, exactly two NULs (docs/PROTOCOL.md §5.2).
 /// Without an initial response the server first sends an empty challenge.
 public struct PlainMechanism: SASLMechanism {
     /// RFC 4616 §2: authzid, authcid and passwd are each at most 255 octets.

@@ -2,7 +2,7 @@ public import AuthCore
 internal import AuthCrypto
 
 /// SCRAM-SHA-1 and SCRAM-SHA-256 (RFC 5802 / RFC 7677) without channel binding, as Dovecot's
-/// `mech-scram.c` does it (protocol.md §5.6). One implementation, parameterised by `SCRAMHash`.
+/// `mech-scram.c` does it (docs/PROTOCOL.md §5.6). One implementation, parameterised by `SCRAMHash`.
 ///
 /// `start` (no initial response → empty challenge first) → client-first → credential lookup
 /// (`.scramSHA1` / `.scramSHA256`) → server-first challenge → client-final → `.success("v=…")`.
