@@ -93,7 +93,7 @@ struct FreshnessTests {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let store = "sasldb:\(dir)/sasldb"
         for user in ["carol", "dave"] {
-            let r = try runBuiltWithInput(
+            let r = try runBuilt(
                 "saslgate", ["user", "add", "--db", store, "-u", "example.org", "--password-stdin", user], input: "pw-\(user)\n")
             #expect(r.code == 0, "\(r.out)")
         }
@@ -101,29 +101,11 @@ struct FreshnessTests {
         defer { d.stop() }
         #expect(try auth(d, "carol@example.org", "pw-carol").hasPrefix("OK\t"))
         #expect(try auth(d, "carol@example.org", "pw-carol").hasPrefix("OK\t"))  // now from the cache
-        let del = try runBuiltWithInput("saslgate", ["user", "del", "--db", store, "-u", "example.org", "carol"], input: "")
+        let del = try runBuilt("saslgate", ["user", "del", "--db", store, "-u", "example.org", "carol"], input: "")
         #expect(del.code == 0, "\(del.out)")
         usleep(Self.quietSpell)
         let first = try auth(d, "carol@example.org", "pw-carol")
         #expect(first.hasPrefix("FAIL\t"), "first request after user del and a quiet spell: \(first)")
         #expect(try auth(d, "dave@example.org", "pw-dave").hasPrefix("OK\t"))
     }
-}
-
-/// Runs a built executable with `input` on its standard input: exit status and stdout+stderr.
-func runBuiltWithInput(_ name: String, _ arguments: [String], input: String) throws -> (code: Int32, out: String) {
-    let p = Process()
-    let out = Pipe()
-    let inp = Pipe()
-    p.executableURL = URL(fileURLWithPath: builtExecutable(name))
-    p.arguments = arguments
-    p.standardOutput = out
-    p.standardError = out
-    p.standardInput = inp
-    try p.run()
-    inp.fileHandleForWriting.write(Data(input.utf8))
-    try inp.fileHandleForWriting.close()
-    let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-    p.waitUntilExit()
-    return (p.terminationStatus, text)
 }

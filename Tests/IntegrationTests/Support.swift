@@ -129,15 +129,22 @@ final class DaemonUnderTest: @unchecked Sendable {
     deinit { stop() }
 }
 
-/// Runs a built executable (`saslgated`, `saslgate`) to completion: exit status and stdout+stderr.
-func runBuilt(_ name: String, _ arguments: [String]) throws -> (code: Int32, out: String) {
+/// Runs a built executable (`saslgated`, `saslgate`) to completion, with `input` on its standard input
+/// when given: exit status and stdout+stderr.
+func runBuilt(_ name: String, _ arguments: [String], input: String? = nil) throws -> (code: Int32, out: String) {
     let p = Process()
     let pipe = Pipe()
     p.executableURL = URL(fileURLWithPath: builtExecutable(name))
     p.arguments = arguments
     p.standardOutput = pipe
     p.standardError = pipe
+    let stdin = input.map { _ in Pipe() }
+    if let stdin { p.standardInput = stdin }
     try p.run()
+    if let stdin, let input {
+        stdin.fileHandleForWriting.write(Data(input.utf8))
+        try stdin.fileHandleForWriting.close()
+    }
     let out = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
     p.waitUntilExit()
     return (p.terminationStatus, out)
