@@ -57,10 +57,14 @@ struct SocketSetupTests {
         let stop = Atomic<Bool>(false)
         let swaps = Atomic<Int>(0)
         let racer = Thread {
+            var st = stat()
             while !stop.load(ordering: .relaxed) {
-                // The socket's own name.
-                unlink(socket)
-                symlink(victim, socket)
+                // The socket's own name: the moment a socket appears there, it becomes a symlink (the
+                // window between bind and a chown by path).
+                if lstat(socket, &st) == 0, (st.st_mode & S_IFMT) == S_IFSOCK {
+                    unlink(socket)
+                    symlink(victim, socket)
+                }
                 // Any private directory the daemon makes: moved away, replaced by one with a symlink.
                 if let names = try? FileManager.default.contentsOfDirectory(atPath: spool) {
                     for name in names where name.hasPrefix(".") {
@@ -73,6 +77,7 @@ struct SocketSetupTests {
                 }
                 swaps.wrappingAdd(1, ordering: .relaxed)
             }
+            _ = st
         }
         racer.start()
         var started = 0
