@@ -137,7 +137,7 @@ public struct SystemDoctorEnvironment: DoctorEnvironment {
             let connection = try Connection(path: socketPath, deadline: ContinuousClock.now + timeout, timeout: timeout)
             defer { connection.close() }
             // What Postfix sends: VERSION 1 0 and CPID, at once.
-            try connection.send("VERSION\t1\t0\nCPID\t\(getpid())\n")
+            try connection.sendHandshake(minor: 0)
             var lines: [[String]] = []
             while lines.count < 256 {
                 let fields = try connection.readFields()

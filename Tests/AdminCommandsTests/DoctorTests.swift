@@ -1,6 +1,10 @@
 import AuthConfig
 import Testing
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 @testable import AdminCommands
 
 @Suite("saslgate doctor: Postfix's SASL mechanism filters")
@@ -122,6 +126,65 @@ struct DoctorGreetingTests {
             try DoctorGreeting.parse(lines("VERSION\t1\t2\nMECH\tPLAIN")).get()
         }
     }
+
+    /// The probe of a real socket reads the greeting up to DONE.
+    @Test func probeReadsTheGreeting() throws {
+        let dir = TempDir()
+        let server = FakeAuthServer(path: dir.file("auth"), user: "bob", password: "x")
+        defer { server.stop() }
+        let g = try SystemDoctorEnvironment().greeting(socketPath: dir.file("auth"), timeout: .seconds(10)).get()
+        #expect(g.major == 1 && g.mechanisms.map(\.name) == ["PLAIN", "LOGIN"])
+    }
+
+    /// The probe opens as Postfix does: VERSION 1 0 and CPID, at once, without waiting for the greeting.
+    /// The server here never answers, so the probe gives up; what it wrote stays queued in the socket.
+    @Test func probeOpensLikePostfix() throws {
+        let dir = TempDir()
+        let listener = try UnixListener(path: dir.file("auth"))
+        defer { listener.close() }
+        let result = SystemDoctorEnvironment().greeting(socketPath: dir.file("auth"), timeout: .milliseconds(100))
+        #expect(throws: DoctorGreetingError.self) { try result.get() }
+        #expect(listener.acceptAndReadAll() == "VERSION\t1\t0\nCPID\t\(getpid())\n")
+    }
+}
+
+/// A listening Unix socket that nobody serves: connections wait in the backlog until accepted.
+struct UnixListener {
+    let fd: Int32
+
+    struct Failure: Error {}
+
+    init(path: String) throws {
+        fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            for (i, b) in path.utf8.enumerated() { raw[i] = b }
+        }
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
+        }
+        guard bound == 0, listen(fd, 4) == 0 else { throw Failure() }
+    }
+
+    /// Takes the first waiting connection and reads what its client wrote, up to its close.
+    func acceptAndReadAll() -> String {
+        let connection = accept(fd, nil, nil)
+        guard connection >= 0 else { return "" }
+        defer { Glibc.close(connection) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { recv(connection, $0.baseAddress, $0.count, 0) }
+            if n <= 0 { break }
+            bytes += chunk[..<n]
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    func close() { Glibc.close(fd) }
 }
 
 @Suite("saslgate doctor: socket path and chroot")
@@ -446,6 +509,26 @@ struct DoctorCheckerTests {
     @Test func authOnlyWithoutTLSNeverOffersAuth() {
         let r = run(.debian(main: ["smtpd_tls_cert_file": ""]))
         #expect(fails(r).contains { $0.contains("smtpd_tls_auth_only = yes: Postfix never offers AUTH") })
+    }
+
+    /// Services with the same findings are reported once, named together; one that differs (here not
+    /// chrooted) gets lines of its own.
+    @Test func servicesWithTheSameFindingsAreReportedTogether() {
+        let r = run(
+            .debian(
+                master:
+                    "smtp inet n - y - - smtpd\nsubmission inet n - y - - smtpd\n127.0.0.1:2525 inet n - n - - smtpd"))
+        #expect(!r.failed, "\(r.lines)")
+        #expect(
+            r.lines.filter { $0.contains("smtpd_sasl_type = dovecot") } == [
+                "ok: smtp/inet, submission/inet: smtpd_sasl_type = dovecot",
+                "ok: 127.0.0.1:2525/inet: smtpd_sasl_type = dovecot",
+            ])
+        #expect(
+            r.lines.contains {
+                $0.hasPrefix("ok: 127.0.0.1:2525/inet: Postfix connects to /var/spool/postfix/private/auth")
+                    && $0.contains("smtpd not chrooted: master.cf chroot column n")
+            })
     }
 
     @Test func masterOverridesArePerService() {

@@ -1,0 +1,123 @@
+import AuthConfig
+import PassdbRegistry
+
+/// Where the daemon listens, and who says so.
+struct DaemonSocket {
+    var path: String
+    /// For messages: `listen in FILE`, or `ListenStream= of saslgated.socket`.
+    var source: String
+    var fromSystemd: Bool
+
+    /// The command that starts the daemon on this socket.
+    func startCommand(configPath: String) -> String {
+        fromSystemd
+            ? "systemctl enable --now saslgated.socket"
+            : "start saslgated (systemctl enable --now saslgated.socket, or saslgated -c \(configPath))"
+    }
+}
+
+/// What the checks need to know about saslgated.
+struct DaemonSetup {
+    var findings: [DoctorFinding]
+    /// The daemon's settings, or the built-in defaults when its configuration cannot be used.
+    var settings: Settings
+    var socket: DaemonSocket
+}
+
+/// saslgated's own side: its configuration, the socket systemd creates for it (which wins over
+/// `listen`), and the supplementary groups its passdbs need under `saslgated.service`.
+struct DaemonSetupCheck {
+    let environment: any DoctorEnvironment
+    let configPath: String
+    let daemonConfig: Result<Settings, CLIError>
+    let systemdDirectory: String
+
+    func run() -> DaemonSetup {
+        var findings: [DoctorFinding] = []
+        let settings: Settings
+        switch daemonConfig {
+        case .success(let s):
+            settings = s
+            findings.append(
+                .ok(
+                    "saslgated configuration \(configPath): mechanisms \(s.mechanisms.joined(separator: " ")), passdbs \(s.passdbs.map(\.description).joined(separator: " ")), cleartext_requires_tls = \(s.cleartextRequiresTLS ? "yes" : "no")"
+                ))
+        case .failure(let error):
+            settings = Settings()
+            findings.append(
+                .fail(
+                    "cannot use the saslgated configuration: \(error.message) (the checks below assume the built-in defaults)",
+                    fix: "correct it; 'saslgated -c \(configPath) --check' lists every error"))
+        }
+        let socket = listeningSocket(settings, &findings)
+        findings += passdbGroupFindings(settings)
+        return DaemonSetup(findings: findings, settings: settings, socket: socket)
+    }
+
+    /// `listen`, unless saslgated.socket is installed: then systemd creates the socket and the daemon
+    /// takes the one it is handed.
+    private func listeningSocket(_ settings: Settings, _ findings: inout [DoctorFinding]) -> DaemonSocket {
+        let configured = DaemonSocket(
+            path: doctorNormalizePath(settings.listen),
+            source: daemonConfigRead ? "listen in \(configPath)" : "the built-in default listen", fromSystemd: false)
+        let socketTexts = unitTexts("saslgated.socket")
+        guard !socketTexts.isEmpty else { return configured }
+        let unit = DoctorSocketUnit.parse(socketTexts)
+        guard let path = unit.socketPath else {
+            findings.append(
+                .warning(
+                    "\(systemdDirectory)/saslgated.socket has no ListenStream= path; systemd cannot pass saslgated its socket",
+                    fix: "ListenStream=\(settings.listen) (reinstall with scripts/install)"))
+            return configured
+        }
+        let p = doctorNormalizePath(path)
+        var owner: [String] = []
+        if let u = unit.socketUser { owner.append("SocketUser=\(u)") }
+        if let g = unit.socketGroup { owner.append("SocketGroup=\(g)") }
+        if let m = unit.socketMode { owner.append("SocketMode=\(m)") }
+        if p != configured.path {
+            findings.append(
+                .warning(
+                    "\(systemdDirectory)/saslgated.socket has ListenStream=\(p) but \(configured.source) is \(configured.path): under systemd the daemon serves \(p) and ignores 'listen'; started by hand it serves \(configured.path)",
+                    fix: "make them the same (listen = \(p) in \(configPath))"))
+        } else {
+            findings.append(
+                .ok(
+                    "\(systemdDirectory)/saslgated.socket: systemd creates \(p)\(owner.isEmpty ? "" : " (\(owner.joined(separator: " ")))") and hands it to saslgated"
+                ))
+        }
+        return DaemonSocket(path: p, source: "ListenStream= of saslgated.socket", fromSystemd: true)
+    }
+
+    /// The groups the daemon adds for its passdbs when it drops root (the registry decides, for the
+    /// daemon and for this check alike), against the unit's `User=` and `SupplementaryGroups=`.
+    private func passdbGroupFindings(_ settings: Settings) -> [DoctorFinding] {
+        let serviceTexts = unitTexts("saslgated.service")
+        let needed = PassdbRegistry.supplementaryGroups(for: settings.passdbs)
+        guard !serviceTexts.isEmpty, !needed.isEmpty else { return [] }
+        let unit = DoctorServiceUnit.parse(serviceTexts)
+        return needed.map { driver, group in
+            if unit.user != nil && unit.user != "root" && !unit.supplementaryGroups.contains(group.name) {
+                return .warning(
+                    "passdbs uses \(driver): but saslgated.service runs as \(unit.user ?? "?") without SupplementaryGroups=\(group.name): \(group.withoutIt)",
+                    fix:
+                        "add a drop-in \(systemdDirectory)/saslgated.service.d/\(driver).conf with '[Service]' and 'SupplementaryGroups=\(group.name)' (scripts/install writes it), then systemctl daemon-reload"
+                )
+            }
+            return .ok("saslgated.service can serve \(driver): (group \(group.name) for \(group.neededBy))")
+        }
+    }
+
+    private var daemonConfigRead: Bool {
+        if case .success = daemonConfig { return true }
+        return false
+    }
+
+    /// A unit file and its `.d/*.conf` drop-ins (in name order); empty when the unit is not installed.
+    private func unitTexts(_ name: String) -> [String] {
+        guard let main = environment.readFile("\(systemdDirectory)/\(name)") else { return [] }
+        let dropInDirectory = "\(systemdDirectory)/\(name).d"
+        let dropIns = (environment.listDirectory(dropInDirectory) ?? []).filter { $0.hasSuffix(".conf") }.sorted()
+        return [main] + dropIns.compactMap { environment.readFile("\(dropInDirectory)/\($0)") }
+    }
+}
