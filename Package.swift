@@ -155,6 +155,18 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // The NIO connection handler on an EmbeddedChannel: framing, flow control and closing, with no
+        // socket and no clock but the event loop's own.
+        .testTarget(
+            name: "AuthServerTests",
+            dependencies: [
+                "AuthServer", "AuthEngine", "AuthConfig", "Passdb", "PassdbRegistry", "AuthProtocol",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "InMemoryLogging", package: "swift-log"),
+            ]
+        ),
         .testTarget(
             name: "IntegrationTests",
             dependencies: ["AuthProtocol", "AuthCore", "AuthCrypto", "SASL", "AuthServer", "AuthEngine"]
