@@ -1,3 +1,4 @@
+import AuthEngine
 /// Do passwords travel only over TLS, and can anybody log in at all: smtpd's TLS posture against the
 /// daemon's `cleartext_requires_tls` and the plaintext mechanisms on offer.
 struct TLSPolicyCheck {
@@ -5,7 +6,7 @@ struct TLSPolicyCheck {
     let cleartextRequiresTLS: Bool
 
     /// The reason saslgated gives when it refuses PLAIN or LOGIN without TLS (Postfix shows it to the client).
-    static let daemonReason = "Plaintext authentication disallowed on non-secure (SSL/TLS) connections"
+    static let daemonReason = ClientReason.cleartextNeedsTLS
 
     func run(_ service: SMTPDService, tls: PostfixTLSPosture, mechanisms: [DoctorMechanism]) -> DoctorFinding {
         tls.tlsPossible

@@ -138,12 +138,13 @@ struct AuthFailure: Error, Equatable {
 
 /// The texts a FAIL line's `reason=` may carry: Dovecot 2.3's wording where it has one
 /// (docs/PROTOCOL.md, "FAIL"). Postfix shows them to the SMTP client verbatim.
-enum ClientReason {
+public enum ClientReason {
     static let timedOut = "Authentication request timed out"
     static let unexpectedContinuation = "Unexpected continuation"
     static let invalidBase64Initial = "Invalid base64 data in initial response"
     static let invalidBase64Continued = "Invalid base64 data in continued response"
-    static let cleartextNeedsTLS = "Plaintext authentication disallowed on non-secure (SSL/TLS) connections"
+    /// Public: `saslgate doctor` explains this refusal to the administrator.
+    public static let cleartextNeedsTLS = "Plaintext authentication disallowed on non-secure (SSL/TLS) connections"
     static let passwordExpired = "Password expired"
     static let tooManyRequests = "Too many pending authentication requests"
     static let coolDown = "Too many failed authentication attempts; try again later"

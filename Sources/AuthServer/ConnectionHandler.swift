@@ -239,14 +239,23 @@ final class ConnectionHandler: ChannelInboundHandler, ConnectionIO {
     }
 
     /// The client caught up with its replies: take lines and read again.
+    /// The client stopped reading its replies: take no further line. It caught up: take lines and read
+    /// again.
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable { resume() }
+        if context.channel.isWritable {
+            resume()
+        } else if !paused && session != nil {
+            pause(context)
+        }
         reportBuffered()
         context.fireChannelWritabilityChanged()
     }
 
+    /// Replies to the requests before the offending line still go out (as Dovecot's do); then the
+    /// connection closes.
     private func violation(_ error: any Error, context: ChannelHandlerContext) {
         guard session != nil else { return }
+        if context.channel.isWritable { flushIfNeeded() }
         close(context, "protocol violation: client \(error)")
     }
 

@@ -140,9 +140,9 @@ struct ConnectionHandlerTests {
         defer { connection.finish() }
         connection.clientStopsReading()
         try connection.send(Client.authPlain(1) + Client.authPlain(2) + Client.authPlain(3))
-        // The line in hand when the handler notices may still be answered, nothing after it.
+        // The handler pauses as soon as the channel turns unwritable: nothing is answered meanwhile.
         let whilePaused = try connection.lines()
-        #expect(whilePaused.allSatisfy { $0 == Client.ok(1) }, "\(whilePaused)")
+        #expect(whilePaused.isEmpty, "\(whilePaused)")
         #expect(!connection.readsSocket)
         try connection.send(Client.authPlain(4))
         #expect(try connection.lines().isEmpty)
@@ -159,10 +159,8 @@ struct ConnectionHandlerTests {
     @Test func inputHeldWhilePausedUpToTheCapIsServedLater() throws {
         let connection = try ready()
         defer { connection.finish() }
+        // The handler pauses the moment the client stops reading: everything that comes next is held.
         connection.clientStopsReading()
-        // The handler takes this line, then pauses: what comes next is held.
-        try connection.send(Client.authPlain(1))
-        _ = try connection.lines()
         let longest = ProtocolLimits.maxLineLength + 1
         #expect(ConnectionLimits.maxHeldInput == 2 * longest)
         try connection.send(Client.authPlain(2, length: longest) + Client.authPlain(3, length: longest))
@@ -178,9 +176,6 @@ struct ConnectionHandlerTests {
         let connection = try ready()
         defer { connection.finish() }
         connection.clientStopsReading()
-        // The handler takes this line, then pauses: what comes next is held.
-        try connection.send(Client.authPlain(1))
-        _ = try connection.lines()
         let longest = ProtocolLimits.maxLineLength + 1
         try connection.send(Client.authPlain(2, length: longest) + Client.authPlain(3, length: longest))
         try connection.send(Client.authPlain(4))
@@ -194,15 +189,15 @@ struct ConnectionHandlerTests {
 
     // MARK: - Closing
 
-    /// What follows a protocol violation in the same read, or arrives later, is never decoded.
+    /// What follows a protocol violation in the same read, or arrives later, is never decoded; the reply
+    /// to the request before it still goes out.
     @Test func nothingIsDecodedAfterTheConnectionCloses() throws {
         let connection = try ready()
         defer { connection.finish() }
         try connection.send(Client.authPlain(1) + "NOSUCHCOMMAND\t1\n" + Client.authPlain(2))
         #expect(!connection.isOpen)
         try connection.send(Client.authPlain(3))
-        let replies = try connection.lines()
-        #expect(replies.allSatisfy { $0 == Client.ok(1) }, "\(replies)")
+        #expect(try connection.lines() == [Client.ok(1)])
         #expect(connection.closedByHandler == 1)
     }
 }

@@ -65,14 +65,14 @@ final class TestConnection {
     init(allowlist: PeerAllowlist = PeerAllowlist()) throws {
         let logger = Logger(label: "test") { [logs] _ in logs }
         let service = try TestService.make(logger: logger)
-        handshakeTimeout = service.settings.handshakeTimeout
+        handshakeTimeout = Settings().handshakeTimeout  // the test configuration keeps the default
         channel = EmbeddedChannel()
         let handler = ConnectionHandler(
             identity: ServerIdentity(pid: TestConnection.pid) { [UInt8](repeating: TestConnection.cookieByte, count: $0) },
             logger: logger, counters: ServerCounters(), handshakeTimeout: handshakeTimeout,
             allowlist: allowlist, onClose: { [unowned self] in self.closedByHandler += 1 },
-            makeSession: { io in
-                AuthClientSession(io: io, cuid: TestConnection.cuid, peer: "", serviceProvider: { service })
+            makeSession: { io, peer in
+                AuthClientSession(io: io, cuid: TestConnection.cuid, peer: peer, serviceProvider: { service })
             })
         try channel.pipeline.syncOperations.addHandler(handler)
     }
