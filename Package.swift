@@ -132,10 +132,12 @@ let package = Package(
         .testTarget(
             name: "PassdbTests",
             dependencies: [
-                "Passdb", "AuthCore", "AuthConfig",
+                "Passdb", "AuthCore", "AuthConfig", "PassdbTestSupport",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // Test doubles shared by several test targets (linked into no executable).
+        .target(name: "PassdbTestSupport", dependencies: ["Passdb", "AuthCore"], path: "Sources/PassdbTestSupport"),
         .testTarget(name: "PassdbPAMTests", dependencies: ["PassdbPAM", "Passdb", "AuthCore"]),
         .testTarget(
             name: "PassdbSASLDBTests", dependencies: ["PassdbSASLDB", "Passdb", "SASL", "AuthCrypto", "AuthCore"]
@@ -145,6 +147,7 @@ let package = Package(
             name: "AuthEngineTests",
             dependencies: [
                 "AuthEngine", "AuthProtocol", "SASL", "AuthCrypto", "Passdb", "AuthConfig", "AuthCore", "PassdbRegistry",
+                "PassdbTestSupport",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

@@ -1,3 +1,4 @@
+import PassdbTestSupport
 import AuthCore
 import AuthConfig
 import AuthEngine
