@@ -2,6 +2,7 @@ public import ArgumentParser
 import AuthConfig
 import AuthCore
 import AuthEngine
+import Passdb
 
 /// `saslgate auth`: talk to a running daemon.
 public struct AuthCommand: ParsableCommand {
@@ -92,6 +93,11 @@ public struct AuthTestCommand: ParsableCommand {
             let settings = lookup?.settings ?? Settings()
             io.out("configuration: \(lookup?.path ?? "(none readable; built-in defaults)")")
             for line in AuthTestCommand.explainLines(user: user, settings: settings) { io.out("  \(line)") }
+            if lookup != nil {
+                for line in AuthTestCommand.lookupLines(user: user, service: service, remoteIP: rip, settings: settings) {
+                    io.out("  \(line)")
+                }
+            }
         }
         try AuthTestCommand.test(makeRequest(), passwordFromStandardInput: passwordStdin, io: io)
     }
@@ -106,6 +112,17 @@ public struct AuthTestCommand: ParsableCommand {
         if case .failure(let rejection) = result { lines.append("the daemon refuses this name: \(rejection)") }
         lines.append("passdbs, in order: " + settings.passdbs.map(\.description).joined(separator: " "))
         return lines
+    }
+
+    /// What each passdb looks up for the normalized name (the query and its bound values, the filter
+    /// and the DN found...), from this process: it needs to read the passdbs' settings.
+    public static func lookupLines(user: String, service: String, remoteIP: String?, settings: Settings) -> [String] {
+        let policy = UsernamePolicy(
+            defaultRealm: settings.defaultRealm, realms: settings.realms, lowercase: settings.usernameLowercase,
+            allowedCharacters: settings.usernameChars)
+        guard case .success(let normalized) = policy.explain(user).0 else { return [] }
+        let request = PassdbRequest(user: normalized, mechanism: "PLAIN", service: service, remoteIP: remoteIP)
+        return PassdbProbes.explain(request, settings: settings).map { sanitizeForLog($0, limit: 400) }
     }
 
     /// Reads the password, runs the exchange, prints the one-line verdict; throws exit 1 on FAIL.

@@ -15,6 +15,8 @@ public struct DoctorChecker {
     public let systemdDirectory: String
     /// How long to wait for the daemon's greeting.
     public var greetingTimeout: Duration = .seconds(5)
+    /// Reach the passdbs' servers (databases, directories) from here; off in tests of other checks.
+    public var probePassdbs = true
 
     public init(
         environment: any DoctorEnvironment, configPath: String, daemonConfig: Result<Settings, CLIError>,
@@ -39,6 +41,9 @@ public struct DoctorChecker {
             systemdDirectory: systemdDirectory
         ).run()
         for finding in daemon.findings { report.add(finding) }
+        if probePassdbs, let settings = try? daemonConfig.get() {
+            for finding in PassdbProbes.reachability(settings) { report.add(finding) }
+        }
         let postfix = PostfixSetupCheck(environment: environment, postconf: postconf).run()
         for finding in postfix.findings { report.add(finding) }
 

@@ -22,6 +22,8 @@ public enum ExitStatus {
     public static let software: Int32 = 70
     public static let osError: Int32 = 71
     public static let config: Int32 = 78
+    /// `--check`: the configuration is right but a passdb's server did not answer (EX_UNAVAILABLE).
+    public static let unavailable: Int32 = 69
 }
 
 /// The configuration generation currently in force; swapped whole on reload.
@@ -95,7 +97,7 @@ public enum Daemon {
     }
 
     /// `saslgated --check`: validate, print what would be served, exit status.
-    public static func check(configPath: String) -> Int32 {
+    public static func check(configPath: String) async -> Int32 {
         var logger = Logger(label: "saslgated", factory: { SaslgateLogHandler(label: $0, level: .warning) })
         logger.logLevel = .warning
         do {
@@ -121,7 +123,15 @@ public enum Daemon {
             if built.settings.cleartextRequiresTLS == false {
                 print("warning: cleartext_requires_tls = no: PLAIN/LOGIN passwords are accepted on connections without TLS")
             }
-            return ExitStatus.ok
+            // Databases and directories: connect and run one lookup, as the daemon would.
+            var unreachable = false
+            for db in built.service.chain.passdbs {
+                guard let probe = await db.probe() else { continue }
+                print("passdb \(db.name): \(probe.reachable ? "reachable" : "NOT reachable"): \(probe.lines.joined(separator: "; "))")
+                unreachable = unreachable || !probe.reachable
+            }
+            await built.service.chain.close()
+            return unreachable ? ExitStatus.unavailable : ExitStatus.ok
         } catch {
             printError(error.description)
             return ExitStatus.config
@@ -198,6 +208,7 @@ public enum Daemon {
             logger.error("\(error)")
             status = ExitStatus.osError
         }
+        await box.service.chain.close()
         try? await group.shutdownGracefully()
         try? await pool.shutdownGracefully()
         logger.info("stopped")
@@ -274,7 +285,14 @@ struct ReloadService: Service, CustomStringConvertible {
                 if built.settings.listen != box.settings.listen {
                     logger.warning("reload: 'listen' changed; the new path takes effect only after a restart")
                 }
+                let old = box.service.chain
                 box.replace(built)
+                // Requests already running on the old passdbs may finish; then their connections go.
+                let grace = Duration.milliseconds(Int64(built.settings.requestTimeout * 1000))
+                Task.detached {
+                    try? await Task.sleep(for: grace)
+                    await old.close()
+                }
                 logger.info("reload done: mechanisms \(built.service.advertised.map(\.name).joined(separator: " "))")
             } catch {
                 for e in error.errors { logger.error("reload rejected, old configuration stays in service: \(e)") }

@@ -157,6 +157,11 @@ public struct PassdbChain: Sendable {
     }
 
     /// True if at least one passdb can serve a mechanism with this need.
+    /// Closes every passdb (their connections and threads); the chain is out of service after it.
+    public func close() async {
+        for entry in entries { await entry.passdb.close() }
+    }
+
     public func canServe(_ need: SASLNeedKey) -> Bool {
         switch need {
         case .nothing: true

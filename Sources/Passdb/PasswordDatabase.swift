@@ -111,6 +111,30 @@ public protocol PasswordDatabase: Sendable {
     /// calling thread) when one is due. Every answer, and every `cacheGeneration` read for a cache
     /// lookup, comes after it.
     func ensureFresh() async
+
+    /// A live check for `saslgated --check` and `saslgate doctor`: reach the backend (a database, a
+    /// directory) and run one lookup for a dummy user. nil: there is nothing remote to reach (files, PAM).
+    func probe() async -> PassdbProbe?
+    /// What this passdb does for `request`, for `saslgate auth test --explain`: e.g. the query with its
+    /// bound values and the host that answered, or the filter sent and the DN found. It may run the
+    /// lookup, but verifies no password and returns no secret. Empty: nothing to add.
+    func explain(_ request: PassdbRequest) async -> [String]
+    /// Releases connections and threads. Called once when the passdb leaves service (a reload replaced it
+    /// and its requests had time to finish, or the daemon stops); requests after it may fail.
+    func close() async
+}
+
+/// The result of `PasswordDatabase.probe`.
+public struct PassdbProbe: Sendable, Equatable {
+    /// The backend answered the lookup (found or not found: both mean it works).
+    public var reachable: Bool
+    /// What was tried and what happened, one line each, for a terminal (no secrets).
+    public var lines: [String]
+
+    public init(reachable: Bool, lines: [String]) {
+        self.reachable = reachable
+        self.lines = lines
+    }
 }
 
 extension PasswordDatabase {
@@ -119,6 +143,9 @@ extension PasswordDatabase {
     public var isFresh: Bool { true }
     public func ensureFresh() async {}
     public func verifyPlainNow(_ request: PassdbRequest, password: Secret) -> PassdbResult? { nil }
+    public func probe() async -> PassdbProbe? { nil }
+    public func explain(_ request: PassdbRequest) async -> [String] { [] }
+    public func close() async {}
 }
 
 /// Process-wide source of data generations for `PasswordDatabase.cacheGeneration`.

@@ -18,7 +18,7 @@ struct SaslgatedCommand: AsyncParsableCommand {
 
     func run() async throws {
         Daemon.disableCoreDumps()
-        let status = check ? Daemon.check(configPath: config) : await Daemon.run(configPath: config)
+        let status = check ? await Daemon.check(configPath: config) : await Daemon.run(configPath: config)
         if status != 0 { throw ExitCode(status) }
     }
 }
