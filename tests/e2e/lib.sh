@@ -182,6 +182,53 @@ wait_for_socket() {
     e2e_die "no socket at $path after ${timeout}s" "$log"
 }
 
+# start_as_unit SERVICE_FILE SOCKET LOG : starts saslgated the way SERVICE_FILE (an installed
+# saslgated.service) has systemd start it, on a machine where systemd is not PID 1: ExecStartPre=
+# (checked) and ExecStart= as User=/Group= with the user's groups (setpriv), RuntimeDirectory=
+# created as systemd would, the socket SOCKET bound by systemd-socket-activate (or, without it,
+# by python3 with the same LISTEN_FDS protocol). Waits for the socket. Sets UNIT_PID, UNIT_USER,
+# UNIT_GROUP; what it created (the socket, the runtime directory) is removed at exit.
+start_as_unit() {
+    local unit=$1 sock=$2 log=$3 exec_start exec_check runtime_dir runtime_mode
+    exec_start=$(sed -n 's/^ExecStart=//p' "$unit" | tail -n 1)
+    exec_start=${exec_start#[-@+!:]}
+    exec_check=$(sed -n 's/^ExecStartPre=//p' "$unit" | tail -n 1)
+    exec_check=${exec_check#[-@+!:]}
+    UNIT_USER=$(sed -n 's/^User=//p' "$unit" | tail -n 1)
+    UNIT_GROUP=$(sed -n 's/^Group=//p' "$unit" | tail -n 1)
+    [ -n "$exec_start" ] && [ -n "$UNIT_USER" ] || e2e_die "start_as_unit: $unit has no ExecStart= or User="
+    local exec_argv check_argv as_unit=(setpriv --reuid "$UNIT_USER" --regid "$UNIT_GROUP" --init-groups)
+    read -r -a exec_argv <<<"$exec_start"
+    read -r -a check_argv <<<"$exec_check"
+    if [ ${#check_argv[@]} -gt 0 ]; then
+        check "ExecStartPre= (${check_argv[*]}) passes as $UNIT_USER" "${as_unit[@]}" "${check_argv[@]}"
+    fi
+    E2E_UNIT_CREATED+=("$sock")
+    runtime_dir=$(sed -n 's/^RuntimeDirectory=//p' "$unit" | tail -n 1)
+    runtime_mode=$(sed -n 's/^RuntimeDirectoryMode=//p' "$unit" | tail -n 1)
+    if [ -n "$runtime_dir" ] && [ ! -e "/run/$runtime_dir" ]; then
+        install -d -m "${runtime_mode:-0755}" -o "$UNIT_USER" -g "$UNIT_GROUP" "/run/$runtime_dir"
+        E2E_UNIT_CREATED+=("/run/$runtime_dir")
+    fi
+    if command -v systemd-socket-activate >/dev/null; then
+        echo "  starting: systemd-socket-activate -l $sock ${as_unit[*]} $exec_start"
+        start_daemon "$log" systemd-socket-activate -l "$sock" "${as_unit[@]}" "${exec_argv[@]}"
+    else
+        echo "  systemd-socket-activate is not installed (package systemd); passing the socket with python3"
+        start_daemon "$log" python3 -c '
+import os, socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.bind(sys.argv[1]); s.listen(1024)
+os.dup2(s.fileno(), 3)
+os.environ.update(LISTEN_FDS="1", LISTEN_PID=str(os.getpid()))
+os.execvp(sys.argv[2], sys.argv[2:])' "$sock" "${as_unit[@]}" "${exec_argv[@]}"
+    fi
+    UNIT_PID=$DAEMON_PID
+    wait_for_socket "$sock" 20 "$UNIT_PID" "$log"
+}
+E2E_UNIT_CREATED=()
+e2e_remove_unit_leftovers() { local p; for p in "${E2E_UNIT_CREATED[@]}"; do rm -rf "$p"; done; }
+
 # ---------------------------------------------------------------------------------------------
 # A private Postfix instance
 
@@ -501,6 +548,7 @@ e2e_cleanup() {
     for pid in "${E2E_DAEMON_PIDS[@]}"; do stop_daemon "$pid"; done
     local i
     for ((i = ${#E2E_EXIT_HOOKS[@]} - 1; i >= 0; i--)); do "${E2E_EXIT_HOOKS[i]}"; done
+    [ ${#E2E_UNIT_CREATED[@]} -eq 0 ] || e2e_remove_unit_leftovers
     if [ "$E2E_FAILED" -gt 0 ]; then
         for log in "${E2E_LOGS[@]}"; do
             [ -s "$log" ] || continue
