@@ -76,8 +76,10 @@ check "Depends: Debian libraries only (libpam, libcrypt, libsqlite3), adduser" \
 check "Depends: no Swift runtime package (linked statically)" bash -c "! grep -qi swift <<<'$depends'"
 dpkg-deb -e "$deb" "$E2E_TMP/control"
 check "postinst restarts saslgated.service after an upgrade" file_has_re "deb-systemd-invoke .*'saslgated.service'" "$E2E_TMP/control/postinst"
-check "maintainer scripts never stop or restart saslgated.socket on upgrade" \
-    bash -c "! grep -E \"deb-systemd-invoke (stop|restart|try-restart) .*'saslgated.socket'\" '$E2E_TMP/control/prerm' '$E2E_TMP/control/postinst' 2>/dev/null"
+check "postinst never stops or restarts saslgated.socket (Postfix keeps reaching it during an upgrade)" \
+    bash -c "! grep -E \"deb-systemd-invoke (stop|restart|try-restart) .*'saslgated.socket'\" '$E2E_TMP/control/postinst'"
+check "prerm stops saslgated.socket only on remove, not on upgrade" \
+    bash -c "grep -B2 \"deb-systemd-invoke stop 'saslgated.socket'\" '$E2E_TMP/control/prerm' | grep -q '\"\$1\" = remove'"
 
 # --- 2. Install
 rc=0
@@ -137,6 +139,7 @@ check "the daemon runs as $account" test "$(ps -o user= -p "$UNIT_PID" | tr -d '
 rc=0
 terminate_within 10 "$UNIT_PID" || rc=$?
 check "SIGTERM: saslgated exits 0" test "$rc" -eq 0
+rm -f "$sock"
 
 # --- 4. Upgrade to a newer build: the edited configuration and the user table stay
 printf '\n# edited by the admin (deb.test.sh)\ndefault_realm = example.org\n' >>"$conf"
@@ -166,7 +169,15 @@ rc=0
 terminate_within 10 "$UNIT_PID" || rc=$?
 check "SIGTERM after upgrade: saslgated exits 0" test "$rc" -eq 0
 
-# --- 5. remove keeps the configuration and the users; purge leaves nothing
+# --- 5. A pam: passdb: dpkg-reconfigure puts the daemon's user into group shadow (README.Debian)
+printf 'passdbs = passwd-file:%s pam:smtp\n' "$users" >>"$conf"
+rc=0
+DEBIAN_FRONTEND=noninteractive dpkg-reconfigure saslgate >"$out" 2>&1 || rc=$?
+check "dpkg-reconfigure with a pam: passdb exits 0" test "$rc" -eq 0
+check "a pam: passdb -> $account is in group shadow" bash -c "id -nG $account | grep -qw shadow"
+cp -a "$E2E_TMP/edited.conf" "$conf"
+
+# --- 6. remove keeps the configuration and the users; purge leaves nothing
 files=$(dpkg -L saslgate | while read -r f; do [ -f "$f" ] && printf '%s\n' "$f"; done)
 rc=0
 apt_get remove saslgate >"$out" 2>&1 || rc=$?

@@ -204,6 +204,8 @@ start_as_unit() {
         check "ExecStartPre= (${check_argv[*]}) passes as $UNIT_USER" "${as_unit[@]}" "${check_argv[@]}"
     fi
     E2E_UNIT_CREATED+=("$sock")
+    # A socket left by an earlier start would be taken for the new one before the activator binds.
+    if [ -S "$sock" ]; then rm -f "$sock"; fi
     runtime_dir=$(sed -n 's/^RuntimeDirectory=//p' "$unit" | tail -n 1)
     runtime_mode=$(sed -n 's/^RuntimeDirectoryMode=//p' "$unit" | tail -n 1)
     if [ -n "$runtime_dir" ] && [ ! -e "/run/$runtime_dir" ]; then
