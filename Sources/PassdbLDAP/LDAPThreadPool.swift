@@ -33,6 +33,8 @@ final class LDAPThreadPool: @unchecked Sendable {
     private final class Job: @unchecked Sendable {
         let body: (LDAPWorker) -> Void
         let refuse: @Sendable (LDAPPoolRefusal) -> Void
+        /// The deadline; cancelled once the work has run, so finished calls leave no timers behind.
+        var timer: DispatchWorkItem?
         init(body: @escaping (LDAPWorker) -> Void, refuse: @escaping @Sendable (LDAPPoolRefusal) -> Void) {
             self.body = body
             self.refuse = refuse
@@ -128,11 +130,17 @@ final class LDAPThreadPool: @unchecked Sendable {
     // MARK: - Internals
 
     private func submit(_ job: Job) {
+        let timer = DispatchWorkItem { [weak self, weak job] in
+            guard let job else { return }
+            self?.locked { self?.queue.removeAll { $0 === job } }
+            job.refuse(.timedOut)
+        }
+        job.timer = timer
         let refusal: LDAPPoolRefusal? = locked {
             if isShutDown { return .shutDown }
             if queue.count >= maxQueue + (maxThreads - threads) + idle { return .busy }
             queue.append(job)
-            if idle == 0 && threads < maxThreads {
+            if queue.count > idle && threads < maxThreads {
                 threads += 1
                 if !startThread() { threads -= 1 }
             }
@@ -140,13 +148,9 @@ final class LDAPThreadPool: @unchecked Sendable {
             return nil
         }
         if let refusal {
+            job.timer = nil
             job.refuse(refusal)
             return
-        }
-        let timer = DispatchWorkItem { [weak self] in
-            guard let self else { return }
-            self.locked { self.queue.removeAll { $0 === job } }
-            job.refuse(.timedOut)
         }
         DispatchQueue.global().asyncAfter(deadline: .now() + timeout.dispatchInterval, execute: timer)
     }
@@ -175,6 +179,7 @@ final class LDAPThreadPool: @unchecked Sendable {
                 let job = queue.removeFirst()
                 pthread_mutex_unlock(mutex)
                 job.body(worker)
+                job.timer?.cancel()
                 pthread_mutex_lock(mutex)
                 continue
             }

@@ -1,4 +1,5 @@
 import AuthConfig
+import AuthCore
 import Foundation
 import Passdb
 import Testing
@@ -101,5 +102,27 @@ import Testing
         #expect(db.filter(for: bare) == "(&(mail=bob@example.org)(dc=example.org)(uid=bob))")
         let quoted = PassdbRequest(user: "o'neil*@example.net", mechanism: "PLAIN", service: "smtp")
         #expect(db.filter(for: quoted) == "(&(mail=o'neil\\2a@example.net)(dc=example.net)(uid=o'neil\\2a))")
+    }
+}
+
+/// The shipped example and OpenLDAP's own hash formats.
+@Suite struct LDAPExampleAndSchemesTests {
+    static let root = #filePath.components(separatedBy: "/Tests/")[0]
+
+    @Test func theExampleFileParses() throws {
+        let s = try LDAPSettings.load(path: Self.root + "/conf/ldap.conf")
+        #expect(s.uris == ["ldap://ldap1.example.org", "ldap://ldap2.example.org"] && s.startTLS && s.authBind)
+        #expect(s.passFilter.text == "(&(objectClass=inetOrgPerson)(mail=%u))")
+    }
+
+    /// Values made by slappasswd 2.5 (`-s` and `-h {SHA}`).
+    @Test func slappasswdHashesVerify() throws {
+        let ssha = try StoredPassword(field: "{SSHA}Z4ubUYUip79Bxorr3zQfOFG3Vjen/q8X")
+        #expect(ssha.verify(Secret("Alice-ssha.1"), user: "alice") == .match)
+        #expect(ssha.verify(Secret("Alice-ssha.2"), user: "alice") == .mismatch)
+        let sha = try StoredPassword(field: "{SHA}qUqP5cyxm6YcTAhz05Hph5gvu9M=")
+        #expect(sha.verify(Secret("test"), user: "x") == .match)
+        #expect(sha.verify(Secret("tesT"), user: "x") == .mismatch)
+        #expect(throws: PasswordSchemeError.self) { try PasswordScheme.ssha.hash(Secret("x")) }
     }
 }

@@ -12,7 +12,9 @@
 #
 # Users (password in parentheses), all objectClass inetOrgPerson, uid and mail@example.org:
 #   alice ({SSHA} 'Alice-ssha.1'), bob ({CRYPT} $6$ 'Bob-crypt.2'), carol (no userPassword),
-#   "o'neil" ({SSHA} 'Quote-pw.3'), dave ({PLAIN}-less cleartext 'Dave-clear.4').
+#   "o'neil" ({SSHA} 'Quote-pw.3'), dave (cleartext without a scheme, 'Dave-clear.4').
+# With LDAP_BENCH_USERS=N also u1..uN ({SSHA} 'Bench-pw.I'), and LDAP_DIR/bench-users.txt lists them as
+# user@example.org:password for saslgate-bench.
 
 LDAP_BASE=dc=example,dc=org
 LDAP_PEOPLE=ou=people,$LDAP_BASE
@@ -103,6 +105,7 @@ EOF
         ldap_user carol ''
         ldap_user "o'neil" "$(slappasswd -s "$LDAP_QUOTE_PASS")"
         ldap_user dave "$LDAP_DAVE_PASS"
+        [ "${LDAP_BENCH_USERS:-0}" -eq 0 ] || ldap_bench_users "$LDAP_BENCH_USERS" "$LDAP_DIR/bench-users.txt"
     } >"$LDAP_DIR/data.ldif"
     slapadd -f "$LDAP_DIR/slapd.conf" -l "$LDAP_DIR/data.ldif" >"$LDAP_DIR/slapadd.log" 2>&1 ||
         ldap_die "slapadd failed" "$LDAP_DIR/slapadd.log"
@@ -114,6 +117,22 @@ ldap_user() {
         "$1" "$LDAP_PEOPLE" "$1" "$1" "$1" "$1"
     [ -z "$2" ] || printf 'userPassword: %s\n' "$2"
     printf '\n'
+}
+
+# ldap_bench_users N USERS_FILE : N entries u1..uN with {SSHA} passwords (computed here: one slappasswd
+# per user would take minutes), on stdout as LDIF; USERS_FILE gets user:password lines.
+ldap_bench_users() {
+    python3 - "$1" "$2" "$LDAP_PEOPLE" <<'PY'
+import base64, hashlib, os, sys
+n, users, people = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+with open(users, "w") as f:
+    for i in range(1, n + 1):
+        pw = "Bench-pw.%d" % i
+        salt = os.urandom(8)
+        ssha = base64.b64encode(hashlib.sha1(pw.encode() + salt).digest() + salt).decode()
+        print("dn: uid=u%d,%s\nobjectClass: inetOrgPerson\nuid: u%d\ncn: u%d\nsn: u%d\nmail: u%d@example.org\nuserPassword: {SSHA}%s\n" % (i, people, i, i, i, i, ssha))
+        f.write("u%d@example.org:%s\n" % (i, pw))
+PY
 }
 
 # ldap_make_certs DIR : a test CA, a server certificate for 127.0.0.1/localhost signed by it, and a
