@@ -56,6 +56,12 @@ let package = Package(
             name: "PassdbPAM",
             dependencies: ["AuthCore", "Passdb", "CPAM", .product(name: "Logging", package: "swift-log")]
         ),
+        // The LDAP passdb: OpenLDAP's libldap, blocking calls on a bounded pool of threads, a connection each.
+        .systemLibrary(name: "CLDAP", path: "Sources/CLDAP"),
+        .target(
+            name: "PassdbLDAP",
+            dependencies: ["AuthCore", "AuthConfig", "Passdb", "CLDAP", .product(name: "Logging", package: "swift-log")]
+        ),
         // SQLite (the sasldb store) and Berkeley DB 5.3 (reading Cyrus sasldb2 files for import).
         .systemLibrary(name: "CSQLite", path: "Sources/CSQLite"),
         .systemLibrary(name: "CBerkeleyDB", path: "Sources/CBerkeleyDB"),
@@ -73,7 +79,8 @@ let package = Package(
         .target(
             name: "PassdbRegistry",
             dependencies: [
-                "AuthConfig", "Passdb", "PassdbPAM", "PassdbSASLDB", .product(name: "Logging", package: "swift-log"),
+                "AuthConfig", "Passdb", "PassdbPAM", "PassdbSASLDB", "PassdbLDAP",
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         // The request engine: one client connection's requests, mechanisms, delays.
@@ -139,6 +146,7 @@ let package = Package(
         // Test doubles shared by several test targets (linked into no executable).
         .target(name: "PassdbTestSupport", dependencies: ["Passdb", "AuthCore"], path: "Sources/PassdbTestSupport"),
         .testTarget(name: "PassdbPAMTests", dependencies: ["PassdbPAM", "Passdb", "AuthCore"]),
+        .testTarget(name: "PassdbLDAPTests", dependencies: ["PassdbLDAP", "Passdb", "AuthConfig", "AuthCore", .product(name: "Logging", package: "swift-log")]),
         .testTarget(
             name: "PassdbSASLDBTests", dependencies: ["PassdbSASLDB", "Passdb", "SASL", "AuthCrypto", "AuthCore"]
         ),

@@ -18,6 +18,10 @@ public enum PasswordScheme: String, Sendable, Hashable, CaseIterable, CustomStri
     case ssha256 = "SSHA256"
     /// base64(SHA-512(password || salt) || salt).
     case ssha512 = "SSHA512"
+    /// base64(SHA-1(password || salt) || salt): OpenLDAP's slappasswd default. Verified, never written.
+    case ssha = "SSHA"
+    /// base64(SHA-1(password)), unsalted (OpenLDAP `{SHA}`). Verified for old entries, never written.
+    case sha = "SHA"
     /// 64 hex digits: HMAC-MD5 outer and inner states (see `CRAMMD5.context`).
     case cramMD5 = "CRAM-MD5"
     /// 32 hex digits: MD5(user ":" realm ":" password).
@@ -252,8 +256,14 @@ public struct StoredPassword: Sendable, CustomStringConvertible {
                     "{\(scheme)} value is not a hash this libcrypt understands; the user cannot log in until the password is set again"
                 )
             }
-        case .ssha256, .ssha512:
-            let digest = scheme == .ssha256 ? SHA256.byteCount : SHA512.byteCount
+        case .sha:
+            guard var decoded = Base64.decode(value), decoded.count == Insecure.SHA1.byteCount else {
+                return .error(.malformedValue(scheme, expected: "base64 of a 20-byte SHA-1 digest"))
+            }
+            decoded.wipe()
+            return .ok
+        case .ssha256, .ssha512, .ssha:
+            let digest = scheme == .ssha256 ? SHA256.byteCount : scheme == .ssha ? Insecure.SHA1.byteCount : SHA512.byteCount
             guard var decoded = Base64.decode(value), decoded.count > digest else {
                 return .error(.malformedValue(scheme, expected: "base64 of a \(digest)-byte digest followed by a salt"))
             }
@@ -318,6 +328,17 @@ public struct StoredPassword: Sendable, CustomStringConvertible {
             return verifySalted(SHA256.self, stored: stored, password: password, scheme: scheme)
         case .ssha512:
             return verifySalted(SHA512.self, stored: stored, password: password, scheme: scheme)
+        case .ssha:
+            return verifySalted(Insecure.SHA1.self, stored: stored, password: password, scheme: scheme)
+        case .sha:
+            guard var expected = Base64.decode(stored), expected.count == Insecure.SHA1.byteCount else {
+                return .unverifiable("malformed {SHA} value")
+            }
+            defer { expected.wipe() }
+            var hasher = Insecure.SHA1()
+            hasher.update(bufferPointer: UnsafeRawBufferPointer(password))
+            let equal = hasher.finalize().withUnsafeBytes { ConstantTime.equals($0, expected) }
+            return equal ? .match : .mismatch
         case .cramMD5:
             guard var expected = Hex.decode(stored), expected.count == CRAMMD5.contextLength else {
                 return .unverifiable("malformed {CRAM-MD5} value")
@@ -433,7 +454,7 @@ extension PasswordScheme {
         case .sha512Crypt: return try cryptHash(pw, prefix: "$6$", count: 0)
         case .sha256Crypt: return try cryptHash(pw, prefix: "$5$", count: 0)
         case .blfCrypt: return try cryptHash(pw, prefix: "$2y$", count: PasswordScheme.bcryptCost)
-        case .md5Crypt: throw .verifyOnly(self)
+        case .md5Crypt, .ssha, .sha: throw .verifyOnly(self)
         case .ssha256: return saltedHash(SHA256.self, pw)
         case .ssha512: return saltedHash(SHA512.self, pw)
         case .cramMD5:

@@ -1,6 +1,7 @@
 public import AuthConfig
 public import Logging
 public import Passdb
+import PassdbLDAP
 import PassdbPAM
 import PassdbSASLDB
 
@@ -10,7 +11,7 @@ import PassdbSASLDB
 /// `PasswordDatabase` with a `driverName`), add its entry to `drivers`, and add the module to this
 /// target's dependencies in Package.swift.
 public enum PassdbRegistry {
-    public static let drivers: [PassdbDriver] = [passwdFile, sasldb, pam]
+    public static let drivers: [PassdbDriver] = [passwdFile, sasldb, pam, ldap]
 
     /// What the configuration parser needs: `Settings.load(path:passdbDrivers: PassdbRegistry.catalog)`.
     public static let catalog = PassdbCatalog(drivers.map(\.info))
@@ -71,6 +72,14 @@ public enum PassdbRegistry {
             try PAMPassdb(
                 service: spec.argument, options: PAMOptions.parse(spec.options), defaultRealm: context.defaultRealm,
                 logger: context.logger)
+        })
+
+    static let ldap = PassdbDriver(
+        PassdbDriverInfo(
+            name: LDAPPassdb.driverName, argument: .secretFile,
+            example: "\(LDAPPassdb.driverName):/etc/saslgate/ldap.conf"),
+        open: { spec, context in
+            try LDAPPassdb(path: spec.argument, defaultRealm: context.defaultRealm, executor: context.executor, logger: context.logger)
         })
 
     // MARK: - What the daemon, doctor and the CLI ask

@@ -38,7 +38,7 @@ import Testing
         ("passdbs = passwd-file:/u\nlisten_mode = 999", "x.conf:2: listen_mode '999' is not an octal mode"),
         ("passdbs = passwd-file:/u\nfailure_delay = 20s", "x.conf:2: failure_delay '20s' must be a duration from 0 to 5s"),
         ("passdbs = passwd-file:/u\ncleartext_requires_tls = maybe", "x.conf:2: cleartext_requires_tls must be yes or no"),
-        ("passdbs = ldap:/x", "x.conf:1: unknown passdb driver 'ldap'"),
+        ("passdbs = nis:/x", "x.conf:1: unknown passdb driver 'nis'"),
         ("passdbs = passwd-file", "x.conf:1: passdb 'passwd-file' must be 'driver:argument'"),
         ("passdbs = passwd-file:/u\npassdbs = passwd-file:/v", "x.conf:2: 'passdbs' is already set on line 1"),
         ("  passdbs = passwd-file:/u", "x.conf:1: continuation line without a preceding"),

@@ -1,0 +1,140 @@
+import AuthCore
+import CLDAP
+
+/// The connections of one pool thread, reused from request to request: one bound as the service
+/// account for searches, one for the users' binds (so a user bind never changes the identity searches
+/// run as, and searches need no re-bind). A connection that fails is dropped and the operation is tried
+/// once more on a fresh one (the server may have restarted since the connection was made); a connect
+/// tries the servers in order, skipping those backing off. Touched only by its own thread.
+final class LDAPWorker {
+    let settings: LDAPSettings
+    let servers: LDAPServers
+    private var searchConnection: LDAPConnection?
+    private var authConnection: LDAPConnection?
+
+    init(settings: LDAPSettings, servers: LDAPServers) {
+        self.settings = settings
+        self.servers = servers
+    }
+
+    /// Unbinds both connections.
+    func close() {
+        searchConnection?.close()
+        searchConnection = nil
+        authConnection?.close()
+        authConnection = nil
+    }
+
+    /// What a search found.
+    enum Found {
+        case entry(LDAPEntry, uri: String)
+        case none(uri: String)
+        /// More than one entry: the filter does not name one user. Never guessed.
+        case ambiguous(Int, uri: String)
+    }
+
+    /// Runs `filter` (already escaped) below `base` as the service account.
+    func find(filter: String, attributes: [String]) -> Result<Found, LDAPError> {
+        withConnection(\.searchConnection, bindAsService: true) { c in
+            c.search(
+                base: settings.base, scope: settings.scope, filter: filter, attributes: attributes, sizeLimit: 2,
+                timeout: settings.timeout
+            ).map { result in
+                if result.entries.count > 1 || result.truncated { return .ambiguous(max(result.entries.count, 2), uri: c.uri) }
+                if let e = result.entries.first { return .entry(e, uri: c.uri) }
+                return .none(uri: c.uri)
+            }
+        }
+    }
+
+    /// Binds as `dn` with `password` on the auth connection. `.success(true)`: accepted; `false`: invalid
+    /// credentials. The caller refuses empty passwords first (an empty simple bind is anonymous).
+    func userBind(dn: String, password: Secret) -> Result<(accepted: Bool, uri: String), LDAPError> {
+        precondition(!password.isEmpty, "an empty password must never reach a bind")
+        return withConnection(\.authConnection, bindAsService: false) { c in
+            guard let error = c.bind(dn: dn, password: password) else { return .success((true, c.uri)) }
+            if error.code == LDAP_INVALID_CREDENTIALS_CODE { return .success((false, c.uri)) }
+            return .failure(error)
+        }
+    }
+
+    /// Binds as the service account on a fresh connection (for `probe`).
+    func checkServiceBind() -> Result<String, LDAPError> {
+        searchConnection?.close()
+        searchConnection = nil
+        return withConnection(\.searchConnection, bindAsService: true) { .success($0.uri) }
+    }
+
+    // MARK: - Connections
+
+    private func withConnection<T>(
+        _ slot: ReferenceWritableKeyPath<LDAPWorker, LDAPConnection?>, bindAsService: Bool,
+        _ body: (LDAPConnection) -> Result<T, LDAPError>
+    ) -> Result<T, LDAPError> {
+        var reused = self[keyPath: slot] != nil
+        for _ in 0..<2 {
+            let connection: LDAPConnection
+            if let existing = self[keyPath: slot] {
+                connection = existing
+            } else {
+                switch connect(bindAsService: bindAsService) {
+                case .success(let c):
+                    connection = c
+                    self[keyPath: slot] = c
+                case .failure(let e):
+                    return .failure(e)
+                }
+            }
+            let result = body(connection)
+            guard case .failure(let e) = result, e.connectionLost else { return result }
+            connection.close()
+            self[keyPath: slot] = nil
+            // A connection made just now failed: that server is in trouble; an old one may only have
+            // gone stale (a restarted server), so try once more on a new connection either way.
+            if !reused { servers.failed(connection.uri) }
+            if !reused && servers.candidates().isEmpty { return result }
+            reused = false
+        }
+        return .failure(LDAPError(code: LDAP_SERVER_DOWN, message: "the connection failed twice", uri: settings.uris.joined(separator: " ")))
+    }
+
+    /// Opens a connection to the first server that answers (and, for searches, accepts the service
+    /// account's bind).
+    private func connect(bindAsService: Bool) -> Result<LDAPConnection, LDAPError> {
+        let candidates = servers.candidates()
+        guard !candidates.isEmpty else {
+            let wait = servers.nextRetry().map { " (next try in \(Int($0.components.seconds * 1000 + $0.components.attoseconds / 1_000_000_000_000_000)) ms)" } ?? ""
+            return .failure(LDAPError(
+                code: LDAP_SERVER_DOWN, message: "every server failed recently and is backing off\(wait)",
+                uri: settings.uris.joined(separator: " ")))
+        }
+        var last: LDAPError?
+        for uri in candidates {
+            switch LDAPConnection.open(uri: uri, settings: settings) {
+            case .failure(let e):
+                servers.failed(uri)
+                last = e
+                continue
+            case .success(let c):
+                if bindAsService, let dn = settings.bindDN {
+                    if let e = c.bind(dn: dn, password: settings.bindPassword) {
+                        c.close()
+                        if e.connectionLost {
+                            servers.failed(uri)
+                            last = e
+                            continue
+                        }
+                        // Wrong service credentials are a configuration error, not an outage.
+                        return .failure(LDAPError(code: e.code, message: "service account bind as \(dn): \(e.message)", uri: uri))
+                    }
+                }
+                servers.succeeded(uri)
+                return .success(c)
+            }
+        }
+        return .failure(last ?? LDAPError(code: LDAP_SERVER_DOWN, message: "no server", uri: ""))
+    }
+}
+
+/// LDAP_INVALID_CREDENTIALS (49), named here because the header's macro is a cast Swift may not import.
+let LDAP_INVALID_CREDENTIALS_CODE: Int32 = 0x31
