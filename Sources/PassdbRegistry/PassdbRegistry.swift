@@ -1,6 +1,7 @@
 public import AuthConfig
 public import Logging
 public import Passdb
+import PassdbOAuth2
 import PassdbPAM
 import PassdbSASLDB
 
@@ -10,7 +11,7 @@ import PassdbSASLDB
 /// `PasswordDatabase` with a `driverName`), add its entry to `drivers`, and add the module to this
 /// target's dependencies in Package.swift.
 public enum PassdbRegistry {
-    public static let drivers: [PassdbDriver] = [passwdFile, sasldb, pam]
+    public static let drivers: [PassdbDriver] = [passwdFile, sasldb, pam, oauth2]
 
     /// What the configuration parser needs: `Settings.load(path:passdbDrivers: PassdbRegistry.catalog)`.
     public static let catalog = PassdbCatalog(drivers.map(\.info))
@@ -71,6 +72,15 @@ public enum PassdbRegistry {
             try PAMPassdb(
                 service: spec.argument, options: PAMOptions.parse(spec.options), defaultRealm: context.defaultRealm,
                 logger: context.logger)
+        })
+
+    /// Bearer tokens (OAUTHBEARER, XOAUTH2) only; its argument is a settings file that may hold a client secret.
+    static let oauth2 = PassdbDriver(
+        PassdbDriverInfo(
+            name: OAuth2Passdb.driverName, argument: .secretFile,
+            example: "\(OAuth2Passdb.driverName):/etc/saslgate/oauth2.conf"),
+        open: { spec, context in
+            try OAuth2Passdb(settingsPath: spec.argument, executor: context.executor, logger: context.logger)
         })
 
     // MARK: - What the daemon, doctor and the CLI ask
