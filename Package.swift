@@ -16,6 +16,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.0"),
+        .package(url: "https://github.com/vapor/jwt-kit.git", from: "5.7.1"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
     ],
     targets: [
         // Shared vocabulary: secrets and wiping, constant-time comparison, credential kinds, strict base64 and
@@ -73,13 +75,26 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // The oauth2 passdb: bearer tokens (OAUTHBEARER, XOAUTH2) checked as JWTs against a JWKS file or URL,
+        // or by RFC 7662 introspection.
+        .target(
+            name: "PassdbOAuth2",
+            dependencies: [
+                "AuthCore", "AuthConfig", "Passdb",
+                .product(name: "JWTKit", package: "jwt-kit"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         // Configuration file (Postfix main.cf style) -> typed settings.
         .target(name: "AuthConfig", dependencies: ["AuthCore"]),
         // THE table of passdb drivers: name, argument, options, how to open one, CLI editing, groups.
         .target(
             name: "PassdbRegistry",
             dependencies: [
-                "AuthConfig", "Passdb", "PassdbPAM", "PassdbSASLDB", "PassdbLDAP",
+                "AuthConfig", "Passdb", "PassdbPAM", "PassdbSASLDB", "PassdbLDAP", "PassdbOAuth2",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -145,6 +160,16 @@ let package = Package(
         ),
         // Test doubles shared by several test targets (linked into no executable).
         .target(name: "PassdbTestSupport", dependencies: ["Passdb", "AuthCore"], path: "Sources/PassdbTestSupport"),
+        .testTarget(
+            name: "PassdbOAuth2Tests",
+            dependencies: [
+                "PassdbOAuth2", "Passdb", "AuthCore", "AuthConfig",
+                .product(name: "JWTKit", package: "jwt-kit"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .testTarget(name: "PassdbPAMTests", dependencies: ["PassdbPAM", "Passdb", "AuthCore"]),
         .testTarget(name: "PassdbLDAPTests", dependencies: ["PassdbLDAP", "Passdb", "AuthConfig", "AuthCore", .product(name: "Logging", package: "swift-log")]),
         .testTarget(

@@ -47,9 +47,10 @@ public struct DoctorCommand: ParsableCommand {
         } catch {
             daemonConfig = .failure(error)
         }
-        let checker = DoctorChecker(
+        var checker = DoctorChecker(
             environment: SystemDoctorEnvironment(), configPath: config, daemonConfig: daemonConfig,
             postfixDirectory: postfixConfig, systemdDirectory: systemdDir)
+        checker.probePassdbs = true
         let report = checker.run()
         for line in report.output { io.out(line) }
         if report.failed { throw CLIError("", exitCode: ExitStatus.refused) }

@@ -167,6 +167,13 @@ public final class AuthClientSession {
             io.runDetached({ await chain.verifyPlain(passdbRequest, password: password) }) { [weak self] result, passdb in
                 self?.verified(request, result, passdb, password: password)
             }
+        case .verifyToken(let identity, let token):
+            guard let passdbRequest = admitIdentity(request, identity) else { return }
+            request.state = .busy
+            let chain = service.chain
+            io.runDetached({ await chain.verifyToken(passdbRequest, token: token) }) { [weak self] result, passdb in
+                self?.tokenChecked(request, result, passdb)
+            }
         case .lookupCredentials(let identity, let scheme):
             guard let passdbRequest = admitIdentity(request, identity) else { return }
             request.state = .busy
@@ -185,7 +192,7 @@ public final class AuthClientSession {
             }
         case .failure(let failure):
             if case .failed(let user, _) = failure, request.user == nil { request.user = user }
-            end(request, .mechanism(failure))
+            end(request, request.tokenFailure ?? .mechanism(failure))
         }
     }
 
@@ -210,6 +217,25 @@ public final class AuthClientSession {
         }
         if result == .passwordMismatch { request.failedPassword = password }
         end(request, failure)
+    }
+
+    /// A token verdict: valid only when the token names the user the client logged in as (after the same
+    /// name normalization); otherwise the mechanism sends its error challenge and the request ends with
+    /// this failure after the client's dummy response.
+    private func tokenChecked(_ request: AuthRequest, _ result: TokenResult, _ passdb: String?) {
+        guard requests.holds(request) else { return }
+        request.passdb = passdb
+        let subject = service.gate.normalizedSubject(of: result)
+        guard let failure = AuthFailure.token(result, normalizedSubject: subject, user: request.user) else {
+            run(request, request.mechanism.step(.verified))
+            return
+        }
+        if failure.kind == .temporary {
+            end(request, failure)
+            return
+        }
+        request.tokenFailure = failure
+        run(request, request.mechanism.step(.tokenRejected))
     }
 
     private func credentialsFound(_ request: AuthRequest, _ result: CredentialLookup, _ passdb: String?, scheme: CredentialScheme) {

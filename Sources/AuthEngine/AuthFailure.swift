@@ -111,6 +111,21 @@ struct AuthFailure: Error, Equatable {
         }
     }
 
+    /// The answer of a token check; nil when the token is valid and was issued to `user` (both names
+    /// normalized). A token for another user is refused like a bad one.
+    static func token(_ result: TokenResult, normalizedSubject: String?, user: String?) -> AuthFailure? {
+        switch result {
+        case .valid:
+            guard let normalizedSubject else { return authentication("token subject is not an acceptable user name") }
+            guard normalizedSubject == user else {
+                return authentication("token was issued to another user (\(sanitizeForLog(normalizedSubject)))")
+            }
+            return nil
+        case .invalid(let why): return authentication("invalid token: \(why)")
+        case .internalFailure(let why): return temporary(why)
+        }
+    }
+
     private static let unknownUser = authentication("unknown user")
 
     private static func disabled(_ why: String?) -> AuthFailure {

@@ -39,6 +39,9 @@ final class AuthRequest {
     /// The password of a failed plaintext check, kept only to recognise the same wrong password
     /// retried; never logged, wiped when the failure is counted.
     var failedPassword: Secret?
+    /// Why a bearer token was refused: the request ends with it once the client answered the mechanism's
+    /// error challenge.
+    var tokenFailure: AuthFailure?
 
     init(command: AuthCommand, descriptor: MechanismDescriptor, mechanism: any SASLMechanism, started: Double) {
         self.id = command.id

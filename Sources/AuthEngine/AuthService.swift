@@ -96,6 +96,7 @@ extension PassdbNeed {
         switch self {
         case .nothing: .nothing
         case .verifyPlain: .verifyPlain
+        case .verifyToken: .verifyToken
         case .credentials(let s): .credentials(s)
         }
     }

@@ -1,5 +1,6 @@
 import AuthConfig
 import AuthProtocol
+import Passdb
 import SASL
 
 /// The names a request goes by once the identity gate has looked at them.
@@ -70,6 +71,15 @@ struct IdentityGate: Sendable {
             names.authzid = target
         }
         return IdentityVerdict(names: names, refusal: nil)
+    }
+
+    /// The user a valid token was issued to, normalized as login names are; nil when the token is not
+    /// valid or its subject is not an acceptable name.
+    func normalizedSubject(of result: TokenResult) -> String? {
+        guard case .valid(let subject) = result, case .success(let name) = usernamePolicy.normalize(subject) else {
+            return nil
+        }
+        return name
     }
 
     /// Counts an authentication failure (unless the request said `no-penalty`) and returns how long its

@@ -108,6 +108,7 @@ public enum Daemon {
                     switch d.need {
                     case .nothing: false  // needs no passdb (ANONYMOUS): not this passdb's doing
                     case .verifyPlain: db.capabilities.verifyPlain
+                    case .verifyToken: db.capabilities.verifyToken
                     case .credentials(let s): db.capabilities.credentials.contains(s)
                     }
                 }.map(\.name)

@@ -156,16 +156,39 @@ public struct PassdbChain: Sendable {
         return internalFail ?? fallback
     }
 
-    /// True if at least one passdb can serve a mechanism with this need.
+    /// Bearer tokens go only to the passdbs that verify tokens, in order: the first valid verdict wins; an
+    /// invalid token goes on to the next one (another issuer may know it); if none accepts it, an internal
+    /// failure on the way makes the answer a temporary failure, as for passwords.
+    public func verifyToken(_ request: PassdbRequest, token: Secret) async -> (TokenResult, String?) {
+        var final: (TokenResult, String?) = (.invalid("no passdb verifies tokens"), nil)
+        var internalFail: (TokenResult, String?)?
+        for entry in entries where entry.passdb.capabilities.verifyToken {
+            await entry.passdb.ensureFresh()
+            let result = await entry.passdb.verifyToken(request, token: token)
+            switch result {
+            case .valid: return (result, entry.passdb.name)
+            case .internalFailure:
+                internalFail = internalFail ?? (result, entry.passdb.name)
+                if entry.resultInternalFail == .return { return (result, entry.passdb.name) }
+            case .invalid:
+                final = (result, entry.passdb.name)
+                if entry.resultFailure == .return { return internalFail ?? final }
+            }
+        }
+        return internalFail ?? final
+    }
+
     /// Closes every passdb (their connections and threads); the chain is out of service after it.
     public func close() async {
         for entry in entries { await entry.passdb.close() }
     }
 
+    /// True if at least one passdb can serve a mechanism with this need.
     public func canServe(_ need: SASLNeedKey) -> Bool {
         switch need {
         case .nothing: true
         case .verifyPlain: passdbs.contains { $0.capabilities.verifyPlain }
+        case .verifyToken: passdbs.contains { $0.capabilities.verifyToken }
         case .credentials(let scheme): passdbs.contains { $0.capabilities.credentials.contains(scheme) }
         }
     }
@@ -173,5 +196,5 @@ public struct PassdbChain: Sendable {
 
 /// `PassdbNeed` mirrored here so `Passdb` users need not import `SASL`.
 public enum SASLNeedKey: Sendable, Equatable {
-    case nothing, verifyPlain, credentials(CredentialScheme)
+    case nothing, verifyPlain, verifyToken, credentials(CredentialScheme)
 }

@@ -66,16 +66,32 @@ public enum CredentialLookup: Sendable {
     case internalFailure(String)
 }
 
+/// The outcome of a bearer-token check (OAUTHBEARER, XOAUTH2).
+public enum TokenResult: Sendable, Equatable {
+    /// The token is valid; `subject` is the user it was issued to (the configured username claim), not yet
+    /// normalized: the engine normalizes it and compares it with the name the client logged in as.
+    case valid(subject: String)
+    /// Expired, not yet valid, wrong issuer or audience, unknown key, bad signature, refused algorithm,
+    /// inactive: an authentication failure. The reason is for the log and names no part of the token.
+    case invalid(String)
+    /// The passdb could not decide (keys or the introspection endpoint unreachable): `code=temp_fail`.
+    case internalFailure(String)
+}
+
 /// What a passdb can do, used to advertise only mechanisms that can really be verified.
 public struct PassdbCapabilities: Sendable, Equatable {
     /// Can check a plaintext password (PLAIN, LOGIN).
     public var verifyPlain: Bool
     /// Credential kinds it can hand out (CRAM-MD5, DIGEST-MD5, SCRAM).
     public var credentials: Set<CredentialScheme>
+    /// Can check bearer tokens (OAUTHBEARER, XOAUTH2). Only such passdbs ever see a token, and they never
+    /// see a password.
+    public var verifyToken: Bool
 
-    public init(verifyPlain: Bool, credentials: Set<CredentialScheme> = []) {
+    public init(verifyPlain: Bool, credentials: Set<CredentialScheme> = [], verifyToken: Bool = false) {
         self.verifyPlain = verifyPlain
         self.credentials = credentials
+        self.verifyToken = verifyToken
     }
 }
 
@@ -97,6 +113,10 @@ public protocol PasswordDatabase: Sendable {
     /// PAM, SQLite): call `verifyPlain`. Must never block or hash.
     func verifyPlainNow(_ request: PassdbRequest, password: Secret) -> PassdbResult?
     func lookupCredentials(_ request: PassdbRequest, scheme: CredentialScheme) async -> CredentialLookup
+
+    /// Checks a bearer token for `request` (its `user` is the name the client logged in as). Asked only of
+    /// passdbs whose `capabilities.verifyToken` is true.
+    func verifyToken(_ request: PassdbRequest, token: Secret) async -> TokenResult
 
     /// Identifies the data version answering now, unique in the process: it changes whenever the
     /// data may have changed (a reloaded table). nil: results must not be cached (PAM: a password can
@@ -143,6 +163,10 @@ extension PasswordDatabase {
     public var isFresh: Bool { true }
     public func ensureFresh() async {}
     public func verifyPlainNow(_ request: PassdbRequest, password: Secret) -> PassdbResult? { nil }
+    /// Passdbs that cannot verify tokens are never asked; if one were, it refuses (fail closed).
+    public func verifyToken(_ request: PassdbRequest, token: Secret) async -> TokenResult {
+        .invalid("\(driver) passdb does not verify tokens")
+    }
     public func probe() async -> PassdbProbe? { nil }
     public func explain(_ request: PassdbRequest) async -> [String] { [] }
     public func close() async {}

@@ -2,6 +2,7 @@ public import AuthConfig
 public import Logging
 public import Passdb
 import PassdbLDAP
+import PassdbOAuth2
 import PassdbPAM
 import PassdbSASLDB
 
@@ -11,7 +12,7 @@ import PassdbSASLDB
 /// `PasswordDatabase` with a `driverName`), add its entry to `drivers`, and add the module to this
 /// target's dependencies in Package.swift.
 public enum PassdbRegistry {
-    public static let drivers: [PassdbDriver] = [passwdFile, sasldb, pam, ldap]
+    public static let drivers: [PassdbDriver] = [passwdFile, sasldb, pam, ldap, oauth2]
 
     /// What the configuration parser needs: `Settings.load(path:passdbDrivers: PassdbRegistry.catalog)`.
     public static let catalog = PassdbCatalog(drivers.map(\.info))
@@ -80,6 +81,15 @@ public enum PassdbRegistry {
             example: "\(LDAPPassdb.driverName):/etc/saslgate/ldap.conf"),
         open: { spec, context in
             try LDAPPassdb(path: spec.argument, defaultRealm: context.defaultRealm, executor: context.executor, logger: context.logger)
+        })
+
+    /// Bearer tokens (OAUTHBEARER, XOAUTH2) only; its argument is a settings file that may hold a client secret.
+    static let oauth2 = PassdbDriver(
+        PassdbDriverInfo(
+            name: OAuth2Passdb.driverName, argument: .secretFile,
+            example: "\(OAuth2Passdb.driverName):/etc/saslgate/oauth2.conf"),
+        open: { spec, context in
+            try OAuth2Passdb(settingsPath: spec.argument, executor: context.executor, logger: context.logger)
         })
 
     // MARK: - What the daemon, doctor and the CLI ask

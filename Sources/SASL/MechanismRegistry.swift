@@ -4,6 +4,7 @@ public enum MechanismRegistry {
     /// Every known mechanism, in the order Dovecot lists them.
     public static var all: [MechanismDescriptor] {
         [.plain, .login] + MechanismDescriptor.challengeResponseMechanisms + [.anonymous]
+            + MechanismDescriptor.bearerTokenMechanisms
     }
 
     public static func descriptor(named name: String) -> MechanismDescriptor? {

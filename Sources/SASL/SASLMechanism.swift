@@ -28,6 +28,9 @@ public enum MechanismInput: Sendable {
     case verified
     /// The credential found by the passdb (answer to `.lookupCredentials`).
     case credentials(Credential)
+    /// The bearer token was refused (answer to `.verifyToken`): the mechanism sends its error challenge
+    /// (RFC 7628 §3.2.2) and fails after the client's dummy response.
+    case tokenRejected
 }
 
 /// Why a mechanism failed. All of them end in a delayed `FAIL`.
@@ -44,6 +47,9 @@ public enum MechanismStep: Sendable {
     case challenge([UInt8])
     /// Check this plaintext password with the passdb chain; answer with `.verified` on success.
     case verifyPlain(MechanismIdentity, password: Secret)
+    /// Check this bearer token (OAUTHBEARER, XOAUTH2) with the passdbs that verify tokens, and that it was
+    /// issued to the identity's user; answer with `.verified` or `.tokenRejected`. Never a password check.
+    case verifyToken(MechanismIdentity, token: Secret)
     /// Fetch this user's credential of this kind; answer with `.credentials`.
     case lookupCredentials(MechanismIdentity, scheme: CredentialScheme)
     /// Authenticated. `finalData` (SCRAM `v=`, DIGEST-MD5 `rspauth=`) goes to the client as an extra CONT
@@ -90,6 +96,8 @@ public struct MechanismFlags: OptionSet, Sendable, Hashable {
 public enum PassdbNeed: Sendable, Equatable {
     case nothing
     case verifyPlain
+    /// A bearer token, checked only by passdbs that verify tokens (the oauth2 passdb).
+    case verifyToken
     case credentials(CredentialScheme)
 }
 

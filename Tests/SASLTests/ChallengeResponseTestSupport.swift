@@ -69,6 +69,7 @@ enum CRStep: Equatable, CustomStringConvertible {
         switch step {
         case .challenge(let b): self = .challenge(CRFixtures.string(b))
         case .verifyPlain: self = .verifyPlain
+        case .verifyToken: self = .malformed  // no challenge-response mechanism asks for a token check
         case .lookupCredentials(let id, let scheme): self = .lookup(id, scheme)
         case .success(let data): self = .success(data.map(CRFixtures.string))
         case .failure(.malformed): self = .malformed

@@ -242,6 +242,7 @@ func describe(_ step: MechanismStep) -> String {
     switch step {
     case .challenge(let c): "challenge \(String(decoding: c, as: UTF8.self))"
     case .verifyPlain(let id, _): "verifyPlain authcid=\(id.authcid) authzid=\(id.authzid ?? "-")"
+    case .verifyToken(let id, _): "verifyToken authcid=\(id.authcid)"
     case .lookupCredentials(let id, let scheme):
         "lookupCredentials \(scheme) authcid=\(id.authcid) authzid=\(id.authzid ?? "-") realm=\(id.realm ?? "-")"
     case .success(let data): "SUCCESS \(data.map { String(decoding: $0, as: UTF8.self) } ?? "-")"
@@ -319,6 +320,11 @@ public func fuzzMechanisms(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
             check(descriptor.need == .verifyPlain, "\(descriptor.name) asked for a plaintext check")
             checkIdentity(identity, descriptor.name)
             check(secret.count <= 255, "\(descriptor.name) password of \(secret.count) bytes")
+            input = nextInput(default: .verified)!
+        case .verifyToken(let identity, let token):
+            check(descriptor.need == .verifyToken, "\(descriptor.name) asked for a token check")
+            checkIdentity(identity, descriptor.name)
+            check(token.count <= 12 * 1024, "\(descriptor.name) token of \(token.count) bytes")
             input = nextInput(default: .verified)!
         case .lookupCredentials(let identity, let scheme):
             check(descriptor.need == .credentials(scheme), "\(descriptor.name) asked for a \(scheme) credential")
