@@ -153,6 +153,6 @@ import Glibc
         c.postfixHandshake()
         c.send("AUTH\t1\tPLAIN\tservice=smtp\tsecured\tresp=\(b64("\0test\0testpass"))\n")
         #expect(c.readLine(timeout: 10) == "OK\t1\tuser=test@example.org")
-        #expect(d.waitForLog("using the socket passed by systemd"))
+        #expect(d.waitForLog("socket(s) passed by systemd"))
     }
 }
