@@ -44,6 +44,27 @@ struct InetListenerTests {
         #expect(unixOK != nil && unixOK?.contains("peer=") == false, "\(unixOK ?? "")")
     }
 
+    /// `saslgate auth test --socket inet:HOST:PORT`, and the CLI's default endpoint when listen has
+    /// only TCP endpoints.
+    @Test func theCLITestsATCPEndpoint() throws {
+        let port = try freePort()
+        let d = try DaemonUnderTest(extraListen: "inet:127.0.0.1:\(port)")
+        defer { d.stop() }
+        let ok = try runBuilt("saslgate", ["auth", "test", "--socket", "inet:127.0.0.1:\(port)", "--secured", "--password-stdin", "test"], input: "testpass\n")
+        #expect(ok.code == 0 && ok.out.contains("auth succeeded: user=test@example.org"), "\(ok.out)")
+        let bad = try runBuilt("saslgate", ["auth", "test", "--socket", "inet:127.0.0.1:\(port)", "--secured", "--password-stdin", "test"], input: "nope\n")
+        #expect(bad.code == 1 && bad.out.contains("auth failed"), "\(bad.out)")
+        let spelled = try runBuilt("saslgate", ["auth", "test", "--socket", "inet:::1:\(port)", "--password-stdin", "test"], input: "x\n")
+        #expect(spelled.code == 2 && spelled.out.contains("an IPv6 address needs brackets: inet:[::1]:\(port)"), "\(spelled.out)")
+        let closed = try runBuilt("saslgate", ["auth", "test", "--socket", "inet:127.0.0.1:\(try freePort())", "--password-stdin", "test"], input: "x\n")
+        #expect(closed.code == 2 && closed.out.contains("connection refused; is saslgated listening there?"), "\(closed.out)")
+
+        // A configuration whose listen is TCP only: the CLI talks to that endpoint.
+        try d.rewriteConfig { $0.replacingOccurrences(of: "listen = \(d.socketPath) inet:127.0.0.1:\(port)", with: "listen = inet:127.0.0.1:\(port)") }
+        let viaConfig = try runBuilt("saslgate", ["auth", "test", "-c", d.configPath, "--secured", "--password-stdin", "test"], input: "testpass\n")
+        #expect(viaConfig.code == 0 && viaConfig.out.contains("auth succeeded"), "\(viaConfig.out)")
+    }
+
     @Test func ipv6Loopback() throws {
         guard canBind("::1") else {
             print("skipped: this machine has no ::1 to bind to")
