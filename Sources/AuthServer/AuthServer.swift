@@ -35,6 +35,8 @@ final class AuthServer: Service, CustomStringConvertible {
     let counters: ServerCounters
     let identity: ServerIdentity
     let control: ControlServer?
+    /// Keeps a flood of refused TCP connections from flooding the log.
+    let refusals = RefusalLogLimiter()
 
     init(
         settings: Settings, box: ServiceBox, group: MultiThreadedEventLoopGroup, logger: Logger,
@@ -146,6 +148,7 @@ final class AuthServer: Service, CustomStringConvertible {
         let logger = self.logger
         let maxConnections = settings.maxConnections
         let tls = settings.inetTLS
+        let refusals = self.refusals
         return ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             // Replies beyond 32 KiB that the client has not read make the channel unwritable: the
@@ -162,7 +165,10 @@ final class AuthServer: Service, CustomStringConvertible {
                     let peer = InetPeer(channel.remoteAddress)
                     peerLogger[metadataKey: "peer"] = "\(peer.text)"
                     guard peer.isAllowed(by: box.settings.inetClients) else {
-                        peerLogger.warning("connection refused: \(peer.text) is not in inet_clients")
+                        if let leftOut = refusals.admit(now: MonotonicClock.now()) {
+                            let more = leftOut == 0 ? "" : " (\(leftOut) earlier refusals not logged: more than \(RefusalLogLimiter.perSecond) a second)"
+                            peerLogger.warning("connection refused: \(peer.text) is not in inet_clients\(more)")
+                        }
                         return channel.close()
                     }
                     transport = .inet(address: peer.text)

@@ -121,6 +121,9 @@ public enum Daemon {
                     print("listen \(endpoint): TCP\(built.settings.inetTLS ? " with TLS (1.2 or newer)" : ", plain text"), inet_clients \(built.settings.inetClientsText)")
                 }
             }
+            if !built.settings.inetTLS && built.settings.listen.contains(where: \.isInet) {
+                print("note: the TCP endpoints are plain text: Postfix sends the passwords over them unencrypted; keep them on a private or container network")
+            }
             if built.settings.inetTLS && !built.settings.listen.contains(where: \.isInet) {
                 print("note: inet_tls_cert/inet_tls_key apply only to TCP sockets (inet: endpoints, or TCP sockets systemd passes); listen has none")
             }
