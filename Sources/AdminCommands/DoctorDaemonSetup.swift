@@ -3,7 +3,8 @@ import PassdbRegistry
 
 /// Where the daemon listens, and who says so.
 struct DaemonSocket {
-    /// The (first) Unix socket; the socket checks apply to it.
+    /// The (first) Unix socket; the socket checks apply to it. `inet:HOST:PORT` when `listen` has TCP
+    /// endpoints only (then only its greeting is checked).
     var path: String
     /// The TCP endpoints of `listen` (`inet:HOST:PORT`); there is no file to check for them.
     var inetEndpoints: [ListenEndpoint] = []
@@ -63,8 +64,10 @@ struct DaemonSetupCheck {
     /// takes the one it is handed.
     private func listeningSocket(_ settings: Settings, _ findings: inout [DoctorFinding]) -> DaemonSocket {
         let firstUnix = settings.unixListenPaths.first ?? Settings().unixListenPaths.first ?? ""
+        // With TCP endpoints only, the first of them is what the checks probe.
+        let probed = settings.unixListenPaths.isEmpty ? settings.listen.first?.description : nil
         let configured = DaemonSocket(
-            path: doctorNormalizePath(firstUnix),
+            path: probed ?? doctorNormalizePath(firstUnix),
             source: daemonConfigRead ? "listen in \(configPath)" : "the built-in default listen", fromSystemd: false)
         let socketTexts = unitTexts("saslgated.socket")
         guard !socketTexts.isEmpty else { return configured }

@@ -39,6 +39,8 @@ struct SASLPathCheck {
         switch sasl.target {
         case .inet(let address):
             if case .success(let endpoint) = ListenEndpoint.parse("inet:" + address), daemon.inetEndpoints.contains(endpoint) {
+                // What Postfix reaches is this endpoint: its greeting is probed (TCP works chrooted too).
+                socketPath = endpoint.description
                 findings.append(
                     .ok(
                         "Postfix connects over TCP to \(address) (smtpd_sasl_path = \(configured)), where saslgated listens; inet_clients must include this Postfix host, and the network must be private (Postfix sends the passwords there unencrypted)"
@@ -76,7 +78,9 @@ struct SASLPathCheck {
                     ))
             }
         }
-        return SASLPathResult(findings: findings, socketPath: socketPath, chrootRoot: chrooted ? queueDirectory : nil)
+        return SASLPathResult(
+            findings: findings, socketPath: socketPath,
+            chrootRoot: chrooted && !socketPath.hasPrefix("inet:") ? queueDirectory : nil)
     }
 
     private func typeFinding(_ service: SMTPDService) -> DoctorFinding {

@@ -625,6 +625,17 @@ struct DoctorInetTests {
             $0.hasPrefix("warning: saslgated listens on inet:10.0.0.5:12345 in plain TCP")
                 && $0.contains("inet_clients = 10.0.0.0/24")
         }, "\(r.lines)")
+        // The endpoint Postfix uses is the one probed for its greeting; there is no file to check.
+        #expect(r.lines.contains { $0.hasPrefix("ok: inet:10.0.0.5:12345 answers like Dovecot's auth-client socket") }, "\(r.lines)")
+    }
+
+    /// listen with TCP endpoints only: nothing about a missing socket file.
+    @Test func tcpOnly() throws {
+        let s = try settings("listen = inet:10.0.0.5:12345\ninet_clients = 10.0.0.7\n")
+        let r = run(.debian(main: ["smtpd_sasl_path": "inet:10.0.0.5:12345"]), s)
+        #expect(!r.failed, "\(r.lines)")
+        #expect(!r.lines.contains { $0.contains("does not exist") }, "\(r.lines)")
+        #expect(r.lines.contains { $0.hasPrefix("ok: inet:10.0.0.5:12345 answers like Dovecot's auth-client socket") }, "\(r.lines)")
     }
 
     @Test func postfixOverTCPToAnUnlistedEndpoint() throws {
