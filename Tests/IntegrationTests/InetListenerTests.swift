@@ -163,7 +163,7 @@ struct InetListenerTests {
             extraConfig: "listen = \(activated) inet:127.0.0.1:\(unpassed)",
             launcher: ["/usr/bin/systemd-socket-activate", "-l", activated, "-l", "127.0.0.1:\(port)"])
         defer { d.stop() }
-        let unix = try AuthClient(path: activated)  // the first connection starts the daemon
+        let unix = try AuthClient(path: activated, retryFor: 5)  // the first connection starts the daemon
         unix.postfixHandshake()
         unix.send(Self.plainAuth)
         #expect(unix.readLine(timeout: 10) == "OK\t1\tuser=test@example.org")

@@ -118,10 +118,20 @@ final class DaemonUnderTest: @unchecked Sendable {
         try transform(text).write(toFile: configPath, atomically: true, encoding: .utf8)
     }
 
+    /// SIGTERM, then SIGKILL after 10 s. A launcher that never ran saslgated (systemd-socket-activate
+    /// before its first connection) may have inherited SIGTERM blocked from the test's thread; and
+    /// Foundation's `waitUntilExit` can hang when it misses a child's exit under load: so the exit is
+    /// polled with a deadline, never waited for without one.
     func stop() {
         if process.isRunning {
             process.terminate()
-            process.waitUntilExit()
+            let deadline = Date().addingTimeInterval(10)
+            while process.isRunning && Date() < deadline { usleep(20_000) }
+            if process.isRunning {
+                kill(process.processIdentifier, SIGKILL)
+                let killed = Date().addingTimeInterval(5)
+                while process.isRunning && Date() < killed { usleep(20_000) }
+            }
         }
         try? FileManager.default.removeItem(atPath: dir)
     }
@@ -159,6 +169,21 @@ struct TestFailure: Error, CustomStringConvertible {
 final class AuthClient {
     let fd: Int32
     private var buffer: [UInt8] = []
+
+    /// A client of the socket at `path`. With `retryFor`, a refused connection is tried again until
+    /// then (a socket just bound by systemd-socket-activate may not listen yet).
+    convenience init(path: String, retryFor seconds: Double) throws {
+        let deadline = Date().addingTimeInterval(seconds)
+        while true {
+            do {
+                try self.init(path: path)
+                return
+            } catch {
+                guard Date() < deadline else { throw error }
+                usleep(50_000)
+            }
+        }
+    }
 
     init(path: String) throws {
         fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
