@@ -8,13 +8,15 @@ import Darwin
 #endif
 
 /// One authentication against a running daemon over the Dovecot auth-client protocol, like
-/// `doveadm auth test`, with plain blocking AF_UNIX sockets and one overall deadline.
+/// `doveadm auth test`, with plain blocking sockets (a Unix socket path, or `inet:HOST:PORT` for a plain
+/// TCP endpoint) and one overall deadline.
 public struct AuthTestRequest: Sendable {
     public enum Mechanism: String, Sendable, CaseIterable {
         case plain = "PLAIN"
         case login = "LOGIN"
     }
 
+    /// A Unix socket path, or `inet:HOST:PORT`.
     public var socketPath: String
     public var mechanism: Mechanism
     public var user: String
@@ -177,7 +179,7 @@ public enum AuthClient {
     }
 }
 
-/// A connected AF_UNIX stream socket with line I/O under a deadline.
+/// A connected stream socket (a Unix socket path, or `inet:HOST:PORT`) with line I/O under a deadline.
 final class Connection {
     private var fd: Int32
     private let deadline: ContinuousClock.Instant
@@ -189,36 +191,7 @@ final class Connection {
         self.path = path
         self.deadline = deadline
         self.timeout = timeout
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let pathBytes = Array(path.utf8)
-        let capacity = MemoryLayout.size(ofValue: address.sun_path)
-        guard !pathBytes.isEmpty, pathBytes.count < capacity else {
-            throw .failure("socket path \(path) is empty or longer than \(capacity - 1) bytes")
-        }
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            for (i, b) in pathBytes.enumerated() { raw[i] = b }
-            raw[pathBytes.count] = 0
-        }
-        fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw .failure("socket() failed: \(String(cString: strerror(errno)))") }
-        let rc = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
-            }
-        }
-        if rc != 0 {
-            let e = errno
-            Glibc.close(fd)
-            fd = -1
-            switch e {
-            case ENOENT:
-                throw .failure("\(path) does not exist; is saslgated running? (give the socket with --socket PATH)")
-            case ECONNREFUSED: throw .failure("\(path): connection refused; is saslgated running?")
-            case EACCES: throw .failure("\(path): permission denied; run as a user that may use the auth socket")
-            default: throw .failure("\(path): cannot connect: \(String(cString: strerror(e)))")
-            }
-        }
+        fd = try ClientSocket.connect(path, deadline: deadline)
     }
 
     func close() {

@@ -15,7 +15,7 @@ public struct AuthCommand: ParsableCommand {
     public init() {}
 }
 
-/// `saslgate auth test [--socket PATH] [--mech plain|login] [--rip IP] [--service S] [--secured] [--password-stdin] USER`
+/// `saslgate auth test [--socket PATH|inet:HOST:PORT] [--mech plain|login] [--rip IP] [--service S] [--secured] [--password-stdin] USER`
 public struct AuthTestCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "test",
@@ -27,7 +27,7 @@ public struct AuthTestCommand: ParsableCommand {
     @Option(
         name: .long,
         help: ArgumentHelp(
-            "The daemon's auth socket (default: 'listen' of the configuration, else \(ConfigLookup.defaultListen)).",
+            "The daemon's auth socket path or a plain TCP endpoint inet:HOST:PORT (default: the first socket of 'listen' in the configuration, else \(ConfigLookup.defaultListen)).",
             valueName: "path"
         )
     )

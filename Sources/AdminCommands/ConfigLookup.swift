@@ -7,7 +7,7 @@ public struct ConfigLookup: Sendable, Equatable {
     /// Default location of the daemon's configuration.
     public static let defaultPath = Settings.defaultPath
     /// `listen` when the file does not set it (the daemon's default).
-    public static let defaultListen = Settings().listen
+    public static let defaultListen = Settings().listen.first?.description ?? "/var/spool/postfix/private/auth"
 
     /// Path of the config file read.
     public var path: String
@@ -42,8 +42,11 @@ public struct ConfigLookup: Sendable, Equatable {
         throw .failure("\(path): 'passdbs' has no \(names) entry; give the store with --db")
     }
 
-    /// The daemon's socket (`listen`, already absolute).
-    public var listenPath: String { settings.listen }
+    /// The endpoint the CLI talks to: the first Unix socket of `listen` (already absolute), else the
+    /// first `inet:HOST:PORT`.
+    public var listenPath: String {
+        settings.unixListenPaths.first ?? settings.listen.first?.description ?? Self.defaultListen
+    }
 
     /// `default_realm`, nil when unset.
     public var defaultRealm: String? { settings.defaultRealm }

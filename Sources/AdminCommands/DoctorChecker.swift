@@ -127,7 +127,8 @@ struct SocketProbe {
     mutating func run(_ path: String, chrootRoot: String?) -> (findings: [DoctorFinding], mechanisms: [DoctorMechanism]?) {
         let key = "\(path)|\(chrootRoot ?? "")"
         if let known = done[key] { return known }
-        var (findings, isSocket) = file.run(path, chrootRoot: chrootRoot)
+        // A TCP endpoint has no file to look at: its greeting is all there is to check.
+        var (findings, isSocket) = path.hasPrefix("inet:") ? ([], true) : file.run(path, chrootRoot: chrootRoot)
         var mechanisms: [DoctorMechanism]? = nil
         if isSocket {
             let greeted = greeting.run(path)

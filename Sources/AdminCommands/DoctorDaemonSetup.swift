@@ -3,7 +3,11 @@ import PassdbRegistry
 
 /// Where the daemon listens, and who says so.
 struct DaemonSocket {
+    /// The (first) Unix socket; the socket checks apply to it. `inet:HOST:PORT` when `listen` has TCP
+    /// endpoints only (then only its greeting is checked).
     var path: String
+    /// The TCP endpoints of `listen` (`inet:HOST:PORT`); there is no file to check for them.
+    var inetEndpoints: [ListenEndpoint] = []
     /// For messages: `listen in FILE`, or `ListenStream= of saslgated.socket`.
     var source: String
     var fromSystemd: Bool
@@ -49,7 +53,9 @@ struct DaemonSetupCheck {
                     "cannot use the saslgated configuration: \(error.message) (the checks below assume the built-in defaults)",
                     fix: "correct it; 'saslgated -c \(configPath) --check' lists every error"))
         }
-        let socket = listeningSocket(settings, &findings)
+        var socket = listeningSocket(settings, &findings)
+        socket.inetEndpoints = settings.listen.filter(\.isInet)
+        findings += inetFindings(settings)
         findings += passdbGroupFindings(settings)
         return DaemonSetup(findings: findings, settings: settings, socket: socket)
     }
@@ -57,8 +63,11 @@ struct DaemonSetupCheck {
     /// `listen`, unless saslgated.socket is installed: then systemd creates the socket and the daemon
     /// takes the one it is handed.
     private func listeningSocket(_ settings: Settings, _ findings: inout [DoctorFinding]) -> DaemonSocket {
+        let firstUnix = settings.unixListenPaths.first ?? Settings().unixListenPaths.first ?? ""
+        // With TCP endpoints only, the first of them is what the checks probe.
+        let probed = settings.unixListenPaths.isEmpty ? settings.listen.first?.description : nil
         let configured = DaemonSocket(
-            path: doctorNormalizePath(settings.listen),
+            path: probed ?? doctorNormalizePath(firstUnix),
             source: daemonConfigRead ? "listen in \(configPath)" : "the built-in default listen", fromSystemd: false)
         let socketTexts = unitTexts("saslgated.socket")
         guard !socketTexts.isEmpty else { return configured }
@@ -67,7 +76,7 @@ struct DaemonSetupCheck {
             findings.append(
                 .warning(
                     "\(systemdDirectory)/saslgated.socket has no ListenStream= path; systemd cannot pass saslgated its socket",
-                    fix: "ListenStream=\(settings.listen) (reinstall with scripts/install)"))
+                    fix: "ListenStream=\(firstUnix) (reinstall with scripts/install)"))
             return configured
         }
         let p = doctorNormalizePath(path)
@@ -87,6 +96,20 @@ struct DaemonSetupCheck {
                 ))
         }
         return DaemonSocket(path: p, source: "ListenStream= of saslgated.socket", fromSystemd: true)
+    }
+
+    /// The TCP endpoints: nothing on disk to check, and whether `inet_clients` admits the Postfix hosts
+    /// cannot be known from here; say where they are and what they need.
+    private func inetFindings(_ settings: Settings) -> [DoctorFinding] {
+        settings.listen.filter(\.isInet).map { endpoint in
+            if settings.inetTLS {
+                return .ok(
+                    "saslgated listens on \(endpoint) with TLS (inet_tls_cert); inet_clients = \(settings.inetClientsText). Postfix cannot speak TLS to an auth server: this endpoint is for TLS-capable clients (stunnel, a custom client)")
+            }
+            return .warning(
+                "saslgated listens on \(endpoint) in plain TCP: auth requests and passwords cross the network unencrypted; only hosts in inet_clients = \(settings.inetClientsText) may connect (doctor cannot tell whether that includes your Postfix hosts)",
+                fix: "keep this endpoint on a private or container network, and make inet_clients list exactly the Postfix hosts")
+        }
     }
 
     /// The groups the daemon adds for its passdbs when it drops root (the registry decides, for the

@@ -1,3 +1,5 @@
+import AuthConfig
+
 /// Where one smtpd looks for the auth socket.
 struct SASLPathResult {
     var findings: [DoctorFinding]
@@ -36,10 +38,24 @@ struct SASLPathCheck {
         var socketPath = daemon.path
         switch sasl.target {
         case .inet(let address):
-            findings.append(
-                .fail(
-                    "smtpd_sasl_path = \(configured) makes Postfix connect over TCP to \(address), but saslgated only listens on a Unix socket (\(daemon.path))",
-                    fix: fix))
+            if case .success(let endpoint) = ListenEndpoint.parse("inet:" + address), daemon.inetEndpoints.contains(endpoint) {
+                // What Postfix reaches is this endpoint: its greeting is probed (TCP works chrooted too).
+                socketPath = endpoint.description
+                findings.append(
+                    .ok(
+                        "Postfix connects over TCP to \(address) (smtpd_sasl_path = \(configured)), where saslgated listens; inet_clients must include this Postfix host, and the network must be private (Postfix sends the passwords there unencrypted)"
+                    ))
+            } else if daemon.inetEndpoints.isEmpty {
+                findings.append(
+                    .fail(
+                        "smtpd_sasl_path = \(configured) makes Postfix connect over TCP to \(address), but saslgated only listens on a Unix socket (\(daemon.path))",
+                        fix: fix + ", or add inet:\(address) to listen in \(configPath)"))
+            } else {
+                findings.append(
+                    .fail(
+                        "smtpd_sasl_path = \(configured) makes Postfix connect over TCP to \(address), but saslgated listens on \(daemon.inetEndpoints.map(\.description).joined(separator: " ")) (and \(daemon.path))",
+                        fix: fix + ", or add inet:\(address) to listen in \(configPath)"))
+            }
         case .unix(let hostPath):
             socketPath = hostPath
             let shown = "smtpd_sasl_path = \(configured.isEmpty ? "(empty)" : configured)"
@@ -62,7 +78,9 @@ struct SASLPathCheck {
                     ))
             }
         }
-        return SASLPathResult(findings: findings, socketPath: socketPath, chrootRoot: chrooted ? queueDirectory : nil)
+        return SASLPathResult(
+            findings: findings, socketPath: socketPath,
+            chrootRoot: chrooted && !socketPath.hasPrefix("inet:") ? queueDirectory : nil)
     }
 
     private func typeFinding(_ service: SMTPDService) -> DoctorFinding {

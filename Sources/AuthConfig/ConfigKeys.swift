@@ -1,13 +1,16 @@
+import AuthCore
+
 extension Settings {
     /// Every key of the configuration file, in the order `conf/saslgated.conf` documents them: name,
     /// default (as written in the file), check and one-line summary. A test holds the example file to
     /// this table.
     public static let keys: [ConfigKey] = [
         // Where Postfix finds us
-        ConfigKey("listen", default: "/var/spool/postfix/private/auth", "the socket path Postfix connects to") { v, s, context in
-            guard !v.isEmpty else { return ["listen needs a socket path"] }
-            s.listen = context.resolve(v)
-            return []
+        ConfigKey("listen", default: "/var/spool/postfix/private/auth",
+                  "the socket paths and inet:HOST:PORT addresses to listen on") { v, s, context in
+            let (endpoints, problems) = ListenEndpoint.parseList(v, resolve: context.resolve)
+            s.listen = endpoints
+            return problems
         },
         ConfigKey("listen_mode", default: "0660", "the socket's file mode (octal)") { v, s, _ in
             guard let mode = UInt32(v, radix: 8), mode <= 0o777 else {
@@ -18,6 +21,15 @@ extension Settings {
         },
         .optionalText("listen_user", \.listenUser, default: "postfix", "the socket's owner (empty: as created)"),
         .optionalText("listen_group", \.listenGroup, default: "postfix", "the socket's group (empty: as created)"),
+        ConfigKey("inet_clients", default: "127.0.0.0/8 ::1/128", "the networks that may connect to inet: endpoints") { v, s, _ in
+            let words = words(v)
+            s.inetClients = words.compactMap { CIDR($0) }
+            return words.filter { CIDR($0) == nil }.map {
+                "inet_clients: '\($0)' is not an address or network like 10.0.0.0/24 or 2001:db8::/32"
+            }
+        },
+        .optionalPath("inet_tls_cert", \.inetTlsCert, default: "", "the PEM certificate chain for TLS on inet: endpoints"),
+        .optionalPath("inet_tls_key", \.inetTlsKey, default: "", "the PEM private key of inet_tls_cert"),
 
         // What we offer
         ConfigKey("mechanisms", default: "plain login", "the SASL mechanisms to advertise, in order") { v, s, _ in

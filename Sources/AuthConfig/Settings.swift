@@ -1,3 +1,5 @@
+import AuthCore
+
 /// The daemon's settings. `conf/saslgated.conf` documents each key; keys are a contract: other tools
 /// drive the daemon by these names. Every key, its default, its check and its one-line summary are in
 /// `Settings.keys` (ConfigKeys.swift): `init()` sets every property below from that table's defaults, so
@@ -8,11 +10,17 @@ public struct Settings: Equatable, Sendable {
     /// The line each key was set on, for messages that name `file:line`.
     public var lines = KeyLines()
 
-    /// Socket path; ignored when systemd passes a socket.
-    public var listen = ""
+    /// Where to listen: Unix socket paths and TCP addresses (`inet:HOST:PORT`), in the order written;
+    /// ignored when systemd passes sockets (those are served instead).
+    public var listen: [ListenEndpoint] = []
     public var listenMode: UInt32 = 0
     public var listenUser: String? = nil
     public var listenGroup: String? = nil
+    /// The networks whose hosts may connect to TCP endpoints; others are closed at accept.
+    public var inetClients: [CIDR] = []
+    /// PEM certificate chain and private key: when both are set, TCP endpoints speak TLS (1.2 or newer).
+    public var inetTlsCert: String? = nil
+    public var inetTlsKey: String? = nil
     /// Enabled mechanisms, upper case, in advertising order.
     public var mechanisms: [String] = []
     public var passdbs: [PassdbSpec] = []
@@ -74,6 +82,15 @@ public struct Settings: Equatable, Sendable {
     public var authCacheNegativeTTL: Double = 0
     /// Local control socket for `saslgate stats` and `saslgate penalty` (mode 0600); nil: none.
     public var controlSocket: String? = nil
+
+    /// The Unix socket paths of `listen`, in order.
+    public var unixListenPaths: [String] { listen.compactMap(\.unixPath) }
+
+    /// `inet_clients` as the file writes it.
+    public var inetClientsText: String { inetClients.map(\.description).joined(separator: " ") }
+
+    /// True when TCP endpoints speak TLS (`inet_tls_cert` and `inet_tls_key` are both set).
+    public var inetTLS: Bool { inetTlsCert != nil && inetTlsKey != nil }
 
     /// The built-in defaults (`Settings.keys`).
     public init() {
@@ -138,8 +155,29 @@ public struct Settings: Equatable, Sendable {
             errors.append(ConfigError(file: file, line: s.lines["mechanisms"],
                 "ANONYMOUS is enabled but anonymous_username is empty; set it (anonymous logins become that user) or remove anonymous from mechanisms"))
         }
+        errors += s.listenProblems()
         if !errors.isEmpty { throw ConfigErrors(errors) }
         return s
+    }
+
+    /// What is wrong with the TCP settings taken together: half a TLS key pair, TCP endpoints nobody may
+    /// reach.
+    private func listenProblems() -> [ConfigError] {
+        var errors: [ConfigError] = []
+        switch (inetTlsCert, inetTlsKey) {
+        case (.some, nil):
+            errors.append(ConfigError(file: file, line: lines["inet_tls_cert"],
+                "inet_tls_cert is set but inet_tls_key is not; set both (TLS on the inet: endpoints) or neither (plain TCP)"))
+        case (nil, .some):
+            errors.append(ConfigError(file: file, line: lines["inet_tls_key"],
+                "inet_tls_key is set but inet_tls_cert is not; set both (TLS on the inet: endpoints) or neither (plain TCP)"))
+        default: break
+        }
+        if inetClients.isEmpty && listen.contains(where: \.isInet) {
+            errors.append(ConfigError(file: file, line: lines["inet_clients"] ?? lines["listen"],
+                "listen has inet: endpoints but inet_clients is empty, so no host could connect; list the networks of the auth clients (e.g. inet_clients = 10.0.0.0/24) or remove the inet: endpoints"))
+        }
+        return errors
     }
 
     private static let keysByName = Dictionary(uniqueKeysWithValues: keys.map { ($0.name, $0) })

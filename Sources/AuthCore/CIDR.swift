@@ -5,7 +5,7 @@ import Glibc
 /// An IPv4 or IPv6 network in CIDR notation, or a single address (`trusted_networks`, penalty keys,
 /// docs/SECURITY.md); the one parser the config check and the engine share. An IPv4-mapped IPv6 address (`::ffff:192.0.2.1`) is taken as the IPv4 address it
 /// carries, on both sides of `contains`.
-public struct CIDR: Sendable, Equatable {
+public struct CIDR: Sendable, Equatable, CustomStringConvertible {
     let bytes: [UInt8]
     let prefix: Int
 
@@ -18,6 +18,16 @@ public struct CIDR: Sendable, Equatable {
         guard let p, p >= 0, p <= maxPrefix else { return nil }
         bytes = raw
         prefix = p
+    }
+
+    /// `192.0.2.0/24`, `2001:db8::/32` (the address as parsed, in the kernel's canonical form).
+    public var description: String {
+        var text = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN) + 1)
+        var raw = bytes
+        let family = bytes.count == 4 ? AF_INET : AF_INET6
+        guard inet_ntop(family, &raw, &text, socklen_t(text.count)) != nil else { return "?" }
+        let address = String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return "\(address)/\(prefix)"
     }
 
     public func contains(_ address: String) -> Bool {

@@ -19,6 +19,8 @@ public final class AuthClientSession {
     public let cuid: UInt64
     /// Peer description for logs (e.g. `pid=1234 uid=107`).
     private let peer: String
+    /// The auth client's `HOST:PORT` when it came over TCP (the `peer` key of each request's line).
+    private let peerAddress: String?
     private var logger: Logger
     private var handshake = ClientHandshake()
     private lazy var requests = RequestTable(io: io, timeout: configuration.requestTimeout) { [weak self] request in
@@ -28,10 +30,14 @@ public final class AuthClientSession {
     private var closed = false
 
     /// `serviceProvider` is asked for the current configuration at each new request (reloads).
-    public init(io: any ConnectionIO, cuid: UInt64, peer: String, serviceProvider: @escaping () -> AuthService) {
+    public init(
+        io: any ConnectionIO, cuid: UInt64, peer: String, peerAddress: String? = nil,
+        serviceProvider: @escaping () -> AuthService
+    ) {
         self.io = io
         self.cuid = cuid
         self.peer = peer
+        self.peerAddress = peerAddress
         self.serviceProvider = serviceProvider
         self.service = serviceProvider()
         self.logger = service.logger
@@ -315,8 +321,9 @@ public final class AuthClientSession {
         let level: Logger.Level = result == .ok ? .info : .notice
         let sink = service.requestLog
         guard sink.isEnabled(level) else { return }
-        let record = AuthLogRecord(
+        var record = AuthLogRecord(
             request, result: result, reason: reason, delay: delay, seconds: seconds, conn: cuid, cpid: handshake.clientPID)
+        record.peer = peerAddress
         sink.write(record, level: level)
     }
 }

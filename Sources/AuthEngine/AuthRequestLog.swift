@@ -20,11 +20,13 @@ public struct AuthLogRecord: Sendable {
     /// The client's CPID once the handshake gave it.
     public var cpid: UInt32?
     public var id: UInt32
+    /// The auth client's address (`HOST:PORT`) when it connected over TCP; nil on the Unix socket.
+    public var peer: String?
 
     public init(
         result: String, user: String, authcid: String?, mechanism: String, service: String, remoteIP: String,
         localIP: String, secured: Bool, passdb: String?, reason: String?, delayMS: Int?, durationMS: Int, conn: UInt64,
-        cpid: UInt32?, id: UInt32
+        cpid: UInt32?, id: UInt32, peer: String? = nil
     ) {
         self.result = result
         self.user = user
@@ -41,17 +43,18 @@ public struct AuthLogRecord: Sendable {
         self.conn = conn
         self.cpid = cpid
         self.id = id
+        self.peer = peer
     }
 
     /// The message part of the line: `auth ok`, `auth failed`, ...
     public var message: String { result == "ok" ? "auth ok" : "auth " + result }
 
     /// The keys of the line in their fixed order (fail2ban filters rely on it); the optional ones
-    /// (`authcid`, `passdb`, `reason`, `delay_ms`, `cpid`) are left out when absent. Other formatters that
+    /// (`authcid`, `passdb`, `reason`, `delay_ms`, `cpid`, `peer`) are left out when absent. Other formatters that
     /// order metadata (`SaslgateLogHandler`) use this list too.
     public static let keyOrder = [
         "result", "user", "authcid", "mech", "service", "rip", "lip", "secured", "passdb", "reason", "delay_ms",
-        "duration_ms", "conn", "cpid", "id",
+        "duration_ms", "conn", "cpid", "id", "peer",
     ]
 
     /// One field's value: text, or a number (written without making a string).
@@ -84,6 +87,7 @@ public struct AuthLogRecord: Sendable {
         body("conn", .number(conn))
         if let cpid { body("cpid", .number(UInt64(cpid))) }
         body("id", .number(UInt64(id)))
+        if let peer { body("peer", .text(peer)) }
     }
 
     /// Appends ` key=value` for every field, quoted as `appendField` does.

@@ -7,6 +7,7 @@ import AuthEngine
 import Logging
 import NIOCore
 import NIOPosix
+import NIOSSL
 import PassdbRegistry
 import ServiceLifecycle
 import Synchronization
@@ -23,8 +24,8 @@ final class ServerCounters: Sendable {
     let bufferedBytes = Atomic<Int>(0)
 }
 
-/// Accepts client connections on the configured socket (or the one systemd passed) until graceful
-/// shutdown.
+/// Accepts client connections on the configured endpoints (or the sockets systemd passed) until
+/// graceful shutdown.
 final class AuthServer: Service, CustomStringConvertible {
     var description: String { "AuthServer" }
     let settings: Settings
@@ -34,6 +35,8 @@ final class AuthServer: Service, CustomStringConvertible {
     let counters: ServerCounters
     let identity: ServerIdentity
     let control: ControlServer?
+    /// Keeps a flood of refused TCP connections from flooding the log.
+    let refusals = RefusalLogLimiter()
 
     init(
         settings: Settings, box: ServiceBox, group: MultiThreadedEventLoopGroup, logger: Logger,
@@ -50,17 +53,26 @@ final class AuthServer: Service, CustomStringConvertible {
 
     func run() async throws {
         try checkRunUser()
-        let channel = try await bind()
+        let channels = try await bind()
         let controlChannel = await control?.start(group: group)
         try dropPrivileges()
         let mechanisms = box.service.advertised.map(\.name).joined(separator: " ")
-        logger.info("listening", metadata: ["socket": "\(settings.listen)", "mechanisms": "\(mechanisms)"])
+        for (endpoint, _) in channels {
+            var metadata: Logger.Metadata = ["mechanisms": "\(mechanisms)"]
+            switch endpoint {
+            case .unix(let path): metadata["socket"] = "\(path)"
+            case .inet(let host, let port):
+                metadata["address"] = "\(ListenEndpoint.addressText(host: host, port: port))"
+                metadata["tls"] = "\(settings.inetTLS ? "yes" : "no")"
+            }
+            logger.info("listening", metadata: metadata)
+        }
         SystemdNotify.ready(status: "serving; mechanisms \(mechanisms)")
         try? await gracefulShutdown()
         SystemdNotify.stopping()
         logger.info("shutting down: no new connections; waiting for in-flight requests",
                     metadata: ["owed": "\(counters.owedReplies.load(ordering: .relaxed))"])
-        try? await channel.close()
+        for (_, channel) in channels { try? await channel.close() }
         try? await controlChannel?.close()
         // In-flight requests get their answers (bounded by shutdown_timeout); idle connections and
         // requests waiting for the client are simply closed with the event loops.
@@ -97,13 +109,47 @@ final class AuthServer: Service, CustomStringConvertible {
         }
     }
 
-    private func bind() async throws -> Channel {
+    /// Every listening socket (those systemd passed, else those of `listen`) served by NIO.
+    private func bind() async throws -> [(ListenEndpoint, Channel)] {
+        let activated = SocketPath.systemdSockets()
+        let listeners: [Listener]
+        if activated.isEmpty {
+            listeners = try Listeners.bindConfigured(settings)
+        } else {
+            logger.info("using the \(activated.count) socket(s) passed by systemd (fd \(activated.map(String.init).joined(separator: ",")))")
+            listeners = try Listeners.adoptSystemd(activated, configured: settings.listen, logger: logger)
+        }
+        var channels: [(ListenEndpoint, Channel)] = []
+        for (index, listener) in listeners.enumerated() {
+            do {
+                let channel = try await bootstrap(inet: listener.endpoint.isInet).withBoundSocket(listener.fd).get()
+                if let file = listener.socketFile {
+                    channel.closeFuture.whenComplete { _ in SocketPath.removeIfOurs(file.path, device: file.device, inode: file.inode) }
+                }
+                channels.append((listener.endpoint, channel))
+            } catch {
+                // This one and those not yet handed to NIO are closed here, those already served by NIO
+                // with their channels.
+                Listeners.close(Array(listeners[index...]))
+                for (_, channel) in channels { try? await channel.close() }
+                throw SocketPath.Problem(description: "cannot listen on \(listener.endpoint): \(error)")
+            }
+        }
+        return channels
+    }
+
+    /// The bootstrap of one kind of listener: the Unix socket (peer credentials, `client_allowlist`) or
+    /// TCP (`inet_clients` at accept, TLS when configured). Both count against `max_connections`
+    /// together.
+    private func bootstrap(inet: Bool) -> ServerBootstrap {
         let box = self.box
         let identity = self.identity
         let counters = self.counters
         let logger = self.logger
         let maxConnections = settings.maxConnections
-        let bootstrap = ServerBootstrap(group: group)
+        let tls = settings.inetTLS
+        let refusals = self.refusals
+        return ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             // Replies beyond 32 KiB that the client has not read make the channel unwritable: the
             // connection handler then stops taking its input.
@@ -112,45 +158,57 @@ final class AuthServer: Service, CustomStringConvertible {
             // idle connection); it grows for clients that pipeline many requests, up to one line.
             .childChannelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 256, maximum: 16384))
             .childChannelInitializer { channel in
+                var transport = ConnectionTransport.unix
+                var peerLogger = logger
+                if inet {
+                    // Checked before anything is counted or sent: a host outside inet_clients gets a close.
+                    let peer = InetPeer(channel.remoteAddress)
+                    peerLogger[metadataKey: "peer"] = "\(peer.text)"
+                    guard peer.isAllowed(by: box.settings.inetClients) else {
+                        if let leftOut = refusals.admit(now: MonotonicClock.now()) {
+                            let more = leftOut == 0 ? "" : " (\(leftOut) earlier refusals not logged: more than \(RefusalLogLimiter.perSecond) a second)"
+                            peerLogger.warning("connection refused: \(peer.text) is not in inet_clients\(more)")
+                        }
+                        return channel.close()
+                    }
+                    transport = .inet(address: peer.text)
+                }
+                // The context of the generation in service: a reload re-reads the certificate and key.
+                let tlsContext = inet && tls ? box.tls : nil
+                if inet && tls && tlsContext == nil {
+                    // Never plain text where TLS is configured (a reload cannot switch TLS off).
+                    peerLogger.error("connection refused: TLS is configured but no TLS context is loaded")
+                    return channel.close()
+                }
                 let open = counters.connections.wrappingAdd(1, ordering: .relaxed).newValue
                 if open > maxConnections {
                     counters.connections.wrappingSubtract(1, ordering: .relaxed)
-                    logger.warning("connection refused: max_connections (\(maxConnections)) reached")
+                    peerLogger.warning("connection refused: max_connections (\(maxConnections)) reached")
                     return channel.close()
                 }
                 let cuid = counters.nextCUID.wrappingAdd(1, ordering: .relaxed).oldValue
                 return channel.eventLoop.makeCompletedFuture {
+                    if let tlsContext {
+                        do {
+                            try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tlsContext))
+                        } catch {
+                            counters.connections.wrappingSubtract(1, ordering: .relaxed)
+                            throw error
+                        }
+                    }
                     let handler = ConnectionHandler(
                         identity: identity, logger: logger, counters: counters,
                         handshakeTimeout: box.settings.handshakeTimeout,
-                        allowlist: box.allowlist,
+                        allowlist: box.allowlist, transport: transport,
                         onClose: { counters.connections.wrappingSubtract(1, ordering: .relaxed) },
                         makeSession: { io, peer in
-                            AuthClientSession(io: io, cuid: cuid, peer: peer, serviceProvider: { box.service })
+                            AuthClientSession(
+                                io: io, cuid: cuid, peer: peer, peerAddress: transport.address,
+                                serviceProvider: { box.service })
                         })
                     try channel.pipeline.syncOperations.addHandler(handler)
                 }
             }
-
-        let activated = SocketPath.systemdSockets()
-        if let fd = activated.first {
-            logger.info("using the socket passed by systemd (fd \(fd))")
-            return try await bootstrap.withBoundSocket(fd).get()
-        }
-        let path = settings.listen
-        let owner = try SocketPath.owner(user: settings.listenUser, group: settings.listenGroup)
-        let bound = try SocketPath.bindPrivately(
-            path, mode: settings.listenMode, owner: owner, backlog: 1024,
-            createParent: Self.mayCreateSocketDirectory(path, settings))
-        do {
-            let channel = try await bootstrap.withBoundSocket(bound.fd).get()
-            channel.closeFuture.whenComplete { _ in SocketPath.removeIfOurs(path, device: bound.device, inode: bound.inode) }
-            return channel
-        } catch {
-            close(bound.fd)
-            SocketPath.removeIfOurs(path, device: bound.device, inode: bound.inode)
-            throw SocketPath.Problem(description: "cannot listen on \(path): \(error)")
-        }
     }
 
     /// A missing socket directory is created only when it is plainly the invoker's own: the socket keeps

@@ -29,6 +29,7 @@ final class ConnectionHandler: ChannelInboundHandler, ConnectionIO {
     private let counters: ServerCounters
     private let handshakeTimeout: Double
     private let allowlist: PeerAllowlist
+    private let transport: ConnectionTransport
     private let onClose: () -> Void
     private var session: AuthClientSession?
     private var context: ChannelHandlerContext?
@@ -47,13 +48,14 @@ final class ConnectionHandler: ChannelInboundHandler, ConnectionIO {
     private var reportedBuffered = 0
 
     init(identity: ServerIdentity, logger: Logger, counters: ServerCounters, handshakeTimeout: Double,
-         allowlist: PeerAllowlist, onClose: @escaping () -> Void,
+         allowlist: PeerAllowlist, transport: ConnectionTransport = .unix, onClose: @escaping () -> Void,
          makeSession: @escaping (ConnectionIO, String) -> AuthClientSession) {
         self.identity = identity
         self.logger = logger
         self.counters = counters
         self.handshakeTimeout = handshakeTimeout
         self.allowlist = allowlist
+        self.transport = transport
         self.onClose = onClose
         self.makeSession = makeSession
     }
@@ -63,14 +65,23 @@ final class ConnectionHandler: ChannelInboundHandler, ConnectionIO {
     }
 
     func channelActive(context: ChannelHandlerContext) {
-        let me = NIOLoopBound(self, eventLoop: context.eventLoop)
-        let boundContext = NIOLoopBound(context, eventLoop: context.eventLoop)
-        PeerCredentials.of(context.channel).whenSuccess { peer in
-            me.value.start(context: boundContext.value, peer: peer)
+        switch transport {
+        case .unix:
+            let me = NIOLoopBound(self, eventLoop: context.eventLoop)
+            let boundContext = NIOLoopBound(context, eventLoop: context.eventLoop)
+            PeerCredentials.of(context.channel).whenSuccess { peer in
+                me.value.start(context: boundContext.value, peer: peer)
+            }
+        case .inet(let address):
+            // A TCP peer was checked against inet_clients at accept; client_allowlist (credentials of a
+            // local process) does not apply to it.
+            start(context: context, inetPeer: address)
         }
         context.fireChannelActive()
     }
 
+    /// A Unix-socket client: its credentials (SO_PEERCRED) are logged and checked against
+    /// `client_allowlist`.
     private func start(context: ChannelHandlerContext, peer: PeerCredentials?) {
         guard context.channel.isActive else { return }
         if let peer {
@@ -81,10 +92,23 @@ final class ConnectionHandler: ChannelInboundHandler, ConnectionIO {
             context.close(promise: nil)
             return
         }
-        let session = makeSession(self, peer.map { "\($0)" } ?? "unknown")
+        begin(context: context, peerDescription: peer.map { "\($0)" } ?? "unknown")
+        logger.debug("client connected")
+    }
+
+    /// A TCP client (`HOST:PORT`): every connection is logged with its address.
+    private func start(context: ChannelHandlerContext, inetPeer address: String) {
+        guard context.channel.isActive else { return }
+        logger[metadataKey: "peer"] = "\(address)"
+        begin(context: context, peerDescription: address)
+        logger.info("client connected over TCP")
+    }
+
+    /// The session, the greeting and the handshake timer.
+    private func begin(context: ChannelHandlerContext, peerDescription: String) {
+        let session = makeSession(self, peerDescription)
         self.session = session
         logger[metadataKey: "conn"] = "\(session.cuid)"
-        logger.debug("client connected")
         // The whole greeting at once, unprompted (docs/PROTOCOL.md §1.2, §1.5).
         send(session.greeting(identity: identity))
         flushIfNeeded()
@@ -324,6 +348,20 @@ final class ConnectionHandler: ChannelInboundHandler, ConnectionIO {
 
     func now() -> Double {
         Double(NIODeadline.now().uptimeNanoseconds) / 1e9
+    }
+}
+
+/// How a client reached the daemon.
+enum ConnectionTransport: Sendable {
+    /// The Unix socket: the peer's credentials are read with SO_PEERCRED.
+    case unix
+    /// TCP (plain or TLS), from `HOST:PORT`.
+    case inet(address: String)
+
+    /// The TCP peer's `HOST:PORT`; nil on the Unix socket.
+    var address: String? {
+        if case .inet(let address) = self { return address }
+        return nil
     }
 }
 

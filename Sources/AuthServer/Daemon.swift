@@ -9,6 +9,7 @@ import AuthProtocol
 import Logging
 import NIOCore
 import NIOPosix
+import NIOSSL
 import Passdb
 import PassdbRegistry
 import SASL
@@ -34,8 +35,11 @@ final class ServiceBox: Sendable {
     var service: AuthService { current.withLock { $0.service } }
     /// Who may connect (`client_allowlist`); a connection is checked once, when it is made.
     var allowlist: PeerAllowlist { current.withLock { $0.allowlist } }
-    /// The settings of the generation in service (for what the server itself reads: timeouts, paths).
+    /// The settings of the generation in service (for what the server itself reads: timeouts, paths,
+    /// `inet_clients`).
     var settings: Settings { current.withLock { $0.settings } }
+    /// The TLS context of the TCP endpoints (`inet_tls_cert`, `inet_tls_key`); nil without TLS.
+    var tls: NIOSSLContext? { current.withLock { $0.tls } }
     func replace(_ built: Daemon.Built) { current.withLock { $0 = built } }
 }
 
@@ -51,6 +55,8 @@ public enum Daemon {
         var settings: Settings
         var service: AuthService
         var allowlist: PeerAllowlist
+        /// TLS for the TCP endpoints, read from its files (before the privileges are dropped at start).
+        var tls: NIOSSLContext?
     }
 
     /// Checks the files and the allowlist, opens the passdbs and builds the engine's service. Start-up,
@@ -62,13 +68,19 @@ public enum Daemon {
         var errors = fileProblems(settings)
         let (allowlist, unknown) = PeerAllowlist.resolve(settings.clientAllowlist)
         errors += unknown.map { ConfigError(file: settings.file, line: settings.lines["client_allowlist"], $0) }
+        var tls: NIOSSLContext?
+        do {
+            tls = try InetTLS.context(settings)
+        } catch {
+            errors += error.errors
+        }
         // Nothing is opened from files that are refused.
         if !errors.isEmpty { throw ConfigErrors(errors) }
         let chain = try PassdbRegistry.openChain(settings, executor: executor, logger: logger)
         let service = try AuthService(
             settings: settings, chain: chain, hostname: hostname(settings), logger: logger, penalty: penalty,
             metrics: metrics, requestLog: requestLog)
-        return Built(settings: settings, service: service, allowlist: allowlist)
+        return Built(settings: settings, service: service, allowlist: allowlist, tls: tls)
     }
 
     /// A world-writable configuration or secret file, or a world-readable secret file, stops the start.
@@ -103,6 +115,20 @@ public enum Daemon {
         do {
             let built = try build(load(configPath), executor: InlineExecutor(), logger: logger)
             print("\(configPath): configuration OK")
+            for endpoint in built.settings.listen {
+                switch endpoint {
+                case .unix(let path):
+                    print("listen \(path): Unix socket, mode 0\(String(built.settings.listenMode, radix: 8)), owner \(built.settings.listenUser ?? "(as created)"):\(built.settings.listenGroup ?? "(as created)")\(built.settings.clientAllowlist.isEmpty ? "" : ", client_allowlist \(built.settings.clientAllowlist.joined(separator: " "))")")
+                case .inet:
+                    print("listen \(endpoint): TCP\(built.settings.inetTLS ? " with TLS (1.2 or newer)" : ", plain text"), inet_clients \(built.settings.inetClientsText)")
+                }
+            }
+            if !built.settings.inetTLS && built.settings.listen.contains(where: \.isInet) {
+                print("note: the TCP endpoints are plain text: Postfix sends the passwords over them unencrypted; keep them on a private or container network")
+            }
+            if built.settings.inetTLS && !built.settings.listen.contains(where: \.isInet) {
+                print("note: inet_tls_cert/inet_tls_key apply only to TCP sockets (inet: endpoints, or TCP sockets systemd passes); listen has none")
+            }
             for db in built.service.chain.passdbs {
                 let mechs = MechanismRegistry.all.filter { d in
                     switch d.need {
@@ -283,8 +309,15 @@ struct ReloadService: Service, CustomStringConvertible {
                 let built = try Daemon.build(
                     Daemon.load(configPath), executor: executor, logger: logger, penalty: box.service.penalty,
                     metrics: metrics, requestLog: requestLog)
+                if built.settings.inetTLS != box.settings.inetTLS {
+                    let line = built.settings.lines["inet_tls_cert"] ?? built.settings.lines["inet_tls_key"]
+                        ?? box.settings.lines["inet_tls_cert"]
+                    let where_ = "\(built.settings.file)\(line.map { ":\($0)" } ?? "")"
+                    logger.error("reload rejected, old configuration stays in service: \(where_): TLS on the inet: endpoints was switched \(built.settings.inetTLS ? "on" : "off"); that takes a restart (systemctl restart saslgated)")
+                    continue
+                }
                 if built.settings.listen != box.settings.listen {
-                    logger.warning("reload: 'listen' changed; the new path takes effect only after a restart")
+                    logger.warning("reload: 'listen' changed; the new endpoints take effect only after a restart")
                 }
                 let old = box.service.chain
                 box.replace(built)

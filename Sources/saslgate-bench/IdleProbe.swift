@@ -69,7 +69,7 @@ func runIdle(_ o: Options) throws(BenchError) {
         var opened: [Int32] = []
         for _ in 0..<n {
             do {
-                let fd = try connectUnix(o.socket)
+                let fd = try connectEndpoint(o.socket)
                 setReceiveTimeout(fd, seconds: o.timeout)
                 opened.append(fd)
             } catch {
@@ -144,7 +144,7 @@ func runProbe(_ o: Options) throws(BenchError) {
         attempts += 1
         let fd: Int32
         do {
-            fd = try connectUnix(o.socket)
+            fd = try connectEndpoint(o.socket)
         } catch {
             lastError = "\(error)"
             sleepNanos(1_000_000)

@@ -276,7 +276,7 @@ final class LoadWorker: @unchecked Sendable {
     func connectAndGreet() -> (Int32, LineReader)? {
         let fd: Int32
         do {
-            fd = try connectUnix(plan.options.socket)
+            fd = try connectEndpoint(plan.options.socket)
         } catch {
             self.error("\(error)")
             return nil

@@ -4,7 +4,8 @@ import Glibc
 
 let usage = """
     saslgate-bench: load generator for any server speaking the Dovecot auth-client protocol v1
-    (saslgated, Dovecot's auth service). AF_UNIX sockets, closed loop: K requests in flight per
+    (saslgated, Dovecot's auth service). AF_UNIX sockets or plain TCP (--socket inet:HOST:PORT), closed
+    loop: K requests in flight per
     connection, a new one sent as soon as one is answered.
     Every reply is checked (OK for a good password with the expected user=, FAIL for a wrong one,
     matching ids); anything else counts as an error.

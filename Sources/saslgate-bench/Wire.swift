@@ -55,6 +55,60 @@ func printErr(_ s: String) {
 
 // MARK: - Sockets
 
+/// Connects a blocking stream socket to `endpoint`: a Unix socket path, or `inet:HOST:PORT` (IPv6 in
+/// brackets) for a daemon's TCP listener (plain TCP only). Returns the fd or throws with errno text.
+func connectEndpoint(_ endpoint: String) throws(BenchError) -> Int32 {
+    guard endpoint.hasPrefix("inet:") else { return try connectUnix(endpoint) }
+    var rest = Substring(endpoint.dropFirst(5))
+    let host: Substring
+    if rest.hasPrefix("["), let close = rest.firstIndex(of: "]") {
+        host = rest[rest.index(after: rest.startIndex)..<close]
+        rest = rest[rest.index(after: close)...]
+    } else if let colon = rest.lastIndex(of: ":") {
+        host = rest[..<colon]
+        rest = rest[colon...]
+    } else {
+        throw BenchError("\(endpoint): write inet:HOST:PORT")
+    }
+    guard rest.hasPrefix(":"), let port = UInt16(rest.dropFirst()), port > 0 else {
+        throw BenchError("\(endpoint): write inet:HOST:PORT (port 1-65535)")
+    }
+    let v6 = host.contains(":")
+    var storage = sockaddr_storage()
+    let length: Int
+    var parsed = false
+    if v6 {
+        var a = sockaddr_in6()
+        a.sin6_family = sa_family_t(AF_INET6)
+        a.sin6_port = in_port_t(port.bigEndian)
+        parsed = inet_pton(AF_INET6, String(host), &a.sin6_addr) == 1
+        withUnsafeBytes(of: a) { src in withUnsafeMutableBytes(of: &storage) { $0.copyMemory(from: src) } }
+        length = MemoryLayout<sockaddr_in6>.size
+    } else {
+        var a = sockaddr_in()
+        a.sin_family = sa_family_t(AF_INET)
+        a.sin_port = in_port_t(port.bigEndian)
+        parsed = inet_pton(AF_INET, String(host), &a.sin_addr) == 1
+        withUnsafeBytes(of: a) { src in withUnsafeMutableBytes(of: &storage) { $0.copyMemory(from: src) } }
+        length = MemoryLayout<sockaddr_in>.size
+    }
+    guard parsed else { throw BenchError("\(endpoint): '\(host)' is not a numeric IP address") }
+    let fd = socket(v6 ? AF_INET6 : AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+    guard fd >= 0 else { throw BenchError("socket(): \(errnoText())") }
+    // Requests are small lines: no Nagle delay between a pipelined client's writes.
+    var one: Int32 = 1
+    setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+    let rc = withUnsafePointer(to: &storage) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(length)) }
+    }
+    if rc != 0 {
+        let e = errno
+        close(fd)
+        throw BenchError("connect(\(endpoint)): \(errnoText(e))")
+    }
+    return fd
+}
+
 /// Connects a blocking AF_UNIX stream socket. Returns the fd or throws with errno text.
 func connectUnix(_ path: String) throws(BenchError) -> Int32 {
     let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)

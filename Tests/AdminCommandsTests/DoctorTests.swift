@@ -602,3 +602,58 @@ struct DoctorCheckerTests {
         #expect(r.lines.contains { $0.contains("answers like Dovecot's auth-client socket") })
     }
 }
+
+@Suite("saslgate doctor: TCP endpoints")
+struct DoctorInetTests {
+    func settings(_ text: String) throws -> Settings {
+        try ConfigLookup.parse(text, path: "/etc/saslgate/saslgated.conf").settings
+    }
+
+    func run(_ env: FakeDoctorEnvironment, _ settings: Settings) -> DoctorReport {
+        DoctorChecker(environment: env, configPath: "/etc/saslgate/saslgated.conf", daemonConfig: .success(settings))
+            .run()
+    }
+
+    /// A Postfix that connects over TCP to an endpoint of listen: the path check passes, the endpoint is
+    /// reported with the private-network warning, and the Unix socket is still checked.
+    @Test func postfixOverTCPToAListedEndpoint() throws {
+        let s = try settings("listen = /var/spool/postfix/private/auth inet:10.0.0.5:12345\ninet_clients = 10.0.0.0/24\n")
+        let r = run(.debian(main: ["smtpd_sasl_path": "inet:10.0.0.5:12345"]), s)
+        #expect(!r.failed, "\(r.lines)")
+        #expect(r.lines.contains { $0.hasPrefix("ok: Postfix connects over TCP to 10.0.0.5:12345 (smtpd_sasl_path = inet:10.0.0.5:12345), where saslgated listens") }, "\(r.lines)")
+        #expect(r.lines.contains {
+            $0.hasPrefix("warning: saslgated listens on inet:10.0.0.5:12345 in plain TCP")
+                && $0.contains("inet_clients = 10.0.0.0/24")
+        }, "\(r.lines)")
+        // The endpoint Postfix uses is the one probed for its greeting; there is no file to check.
+        #expect(r.lines.contains { $0.hasPrefix("ok: inet:10.0.0.5:12345 answers like Dovecot's auth-client socket") }, "\(r.lines)")
+    }
+
+    /// listen with TCP endpoints only: nothing about a missing socket file.
+    @Test func tcpOnly() throws {
+        let s = try settings("listen = inet:10.0.0.5:12345\ninet_clients = 10.0.0.7\n")
+        let r = run(.debian(main: ["smtpd_sasl_path": "inet:10.0.0.5:12345"]), s)
+        #expect(!r.failed, "\(r.lines)")
+        #expect(!r.lines.contains { $0.contains("does not exist") }, "\(r.lines)")
+        #expect(r.lines.contains { $0.hasPrefix("ok: inet:10.0.0.5:12345 answers like Dovecot's auth-client socket") }, "\(r.lines)")
+    }
+
+    @Test func postfixOverTCPToAnUnlistedEndpoint() throws {
+        let s = try settings("listen = /var/spool/postfix/private/auth inet:[::1]:12345\n")
+        let r = run(.debian(main: ["smtpd_sasl_path": "inet:127.0.0.1:12345"]), s)
+        #expect(r.lines.contains {
+            $0.hasPrefix("FAIL: smtpd_sasl_path = inet:127.0.0.1:12345 makes Postfix connect over TCP to 127.0.0.1:12345, but saslgated listens on inet:[::1]:12345")
+                && $0.contains("or add inet:127.0.0.1:12345 to listen")
+        }, "\(r.lines)")
+        // The same address in IPv6 brackets, as Postfix writes it, is found.
+        let v6 = run(.debian(main: ["smtpd_sasl_path": "inet:[::1]:12345"]), s)
+        #expect(v6.lines.contains { $0.hasPrefix("ok: Postfix connects over TCP to [::1]:12345") }, "\(v6.lines)")
+    }
+
+    @Test func aTLSEndpointIsReportedAsForTLSClients() throws {
+        let s = try settings("listen = /var/spool/postfix/private/auth inet:10.0.0.5:12345\ninet_tls_cert = /c.pem\ninet_tls_key = /k.pem\n")
+        let r = run(.debian(), s)
+        #expect(!r.failed, "\(r.lines)")
+        #expect(r.lines.contains { $0.hasPrefix("ok: saslgated listens on inet:10.0.0.5:12345 with TLS") && $0.contains("Postfix cannot speak TLS to an auth server") }, "\(r.lines)")
+    }
+}

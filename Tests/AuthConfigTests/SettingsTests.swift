@@ -19,7 +19,7 @@ import Testing
             request_timeout = 2m
             """
         let s = try Settings.parse(text: text, file: "/etc/saslgate/saslgated.conf", passdbDrivers: PassdbRegistry.catalog)
-        #expect(s.listen == "/run/x/auth")
+        #expect(s.listen == [.unix(path: "/run/x/auth")])
         #expect(s.listenMode == 0o600)
         #expect(s.mechanisms == ["PLAIN", "LOGIN"])
         #expect(s.passdbs.map(\.description) == ["passwd-file:/etc/saslgate/users", "passwd-file:/etc/other"])
@@ -76,7 +76,7 @@ import Testing
         let root = #filePath.components(separatedBy: "/Tests/")[0]
         let dev = try Settings.load(path: root + "/conf/dev/saslgated.conf", passdbDrivers: PassdbRegistry.catalog)
         #expect(dev.passdbs.first?.argument == root + "/conf/dev/users")
-        #expect(dev.listen == root + "/conf/dev/../../.run/auth-client")
+        #expect(dev.listen == [.unix(path: root + "/conf/dev/../../.run/auth-client")])
         // Every setting of the documented example is commented out: it must equal the defaults.
         var example = try Settings.load(path: root + "/conf/saslgated.conf", passdbDrivers: PassdbRegistry.catalog)
         example.file = Settings().file

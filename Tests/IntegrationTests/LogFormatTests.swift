@@ -18,6 +18,11 @@ import Testing
             service: "", remoteIP: "", localIP: "::1", secured: false, passdb: nil,
             reason: "password mismatch", delayMS: 2500, durationMS: 2513, conn: 18_446_744_073_709_551_615,
             cpid: nil, id: 4_294_967_295),
+        // A request that came over TCP: the auth client's address last.
+        AuthLogRecord(
+            result: "ok", user: "carol@example.org", authcid: nil, mechanism: "PLAIN", service: "smtp",
+            remoteIP: "198.51.100.4", localIP: "", secured: true, passdb: nil, reason: nil, delayMS: nil,
+            durationMS: 1, conn: 3, cpid: 12, id: 2, peer: "[2001:db8::5]:40123"),
     ]
 
     @Test(arguments: [false, true])
@@ -47,6 +52,12 @@ import Testing
             + #"authcid=admin@example.org mech=LOGIN service="" rip="" lip=::1 secured=no reason="password mismatch" "#
             + #"delay_ms=2500 duration_ms=2513 conn=18446744073709551615 id=4294967295"#
         #expect(line.replacing(/\[\d+\]/, with: "[PID]") == expected)
+    }
+
+    @Test func theTCPPeerComesLast() {
+        let format = LogLineFormat(label: "saslgated", journald: true)
+        let line = String(decoding: StderrRequestLog(level: .info, lineFormat: format).format(Self.records[2], level: .info), as: UTF8.self)
+        #expect(line.hasSuffix(" duration_ms=1 conn=3 cpid=12 id=2 peer=[2001:db8::5]:40123"), "\(line)")
     }
 
     @Test func timestampShape() {

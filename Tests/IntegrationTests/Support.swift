@@ -36,7 +36,7 @@ final class DaemonUnderTest: @unchecked Sendable {
 
     init(
         extraConfig: String = "", users: String = DaemonUnderTest.users, environment: [String: String] = [:],
-        launcher: [String] = [], mechanisms: String = "plain login"
+        launcher: [String] = [], mechanisms: String = "plain login", extraListen: String = ""
     ) throws {
         dir = NSTemporaryDirectory() + "saslgate-it-" + UUID().uuidString.prefix(8)
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
@@ -47,7 +47,7 @@ final class DaemonUnderTest: @unchecked Sendable {
         try users.write(toFile: usersPath, atomically: true, encoding: .utf8)
         chmod(usersPath, 0o640)
         let config = """
-            listen = \(socketPath)
+            listen = \(socketPath) \(extraListen)
             listen_mode = 0600
             listen_user =
             listen_group =
@@ -118,10 +118,20 @@ final class DaemonUnderTest: @unchecked Sendable {
         try transform(text).write(toFile: configPath, atomically: true, encoding: .utf8)
     }
 
+    /// SIGTERM, then SIGKILL after 10 s. A launcher that never ran saslgated (systemd-socket-activate
+    /// before its first connection) may have inherited SIGTERM blocked from the test's thread; and
+    /// Foundation's `waitUntilExit` can hang when it misses a child's exit under load: so the exit is
+    /// polled with a deadline, never waited for without one.
     func stop() {
         if process.isRunning {
             process.terminate()
-            process.waitUntilExit()
+            let deadline = Date().addingTimeInterval(10)
+            while process.isRunning && Date() < deadline { usleep(20_000) }
+            if process.isRunning {
+                kill(process.processIdentifier, SIGKILL)
+                let killed = Date().addingTimeInterval(5)
+                while process.isRunning && Date() < killed { usleep(20_000) }
+            }
         }
         try? FileManager.default.removeItem(atPath: dir)
     }
@@ -160,6 +170,21 @@ final class AuthClient {
     let fd: Int32
     private var buffer: [UInt8] = []
 
+    /// A client of the socket at `path`. With `retryFor`, a refused connection is tried again until
+    /// then (a socket just bound by systemd-socket-activate may not listen yet).
+    convenience init(path: String, retryFor seconds: Double) throws {
+        let deadline = Date().addingTimeInterval(seconds)
+        while true {
+            do {
+                try self.init(path: path)
+                return
+            } catch {
+                guard Date() < deadline else { throw error }
+                usleep(50_000)
+            }
+        }
+    }
+
     init(path: String) throws {
         fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
         var addr = sockaddr_un()
@@ -175,7 +200,51 @@ final class AuthClient {
         guard rc == 0 else { close(fd); throw TestFailure("connect \(path): errno \(errno)") }
     }
 
+    /// A TCP client of `host` (a numeric IPv4 or IPv6 address) and `port`.
+    init(inet host: String, port: Int) throws {
+        let v6 = host.contains(":")
+        fd = socket(v6 ? AF_INET6 : AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var storage = sockaddr_storage()
+        let length: Int
+        if v6 {
+            var a = sockaddr_in6()
+            a.sin6_family = sa_family_t(AF_INET6)
+            a.sin6_port = in_port_t(UInt16(port).bigEndian)
+            inet_pton(AF_INET6, host, &a.sin6_addr)
+            withUnsafeBytes(of: a) { src in withUnsafeMutableBytes(of: &storage) { $0.copyMemory(from: src) } }
+            length = MemoryLayout<sockaddr_in6>.size
+        } else {
+            var a = sockaddr_in()
+            a.sin_family = sa_family_t(AF_INET)
+            a.sin_port = in_port_t(UInt16(port).bigEndian)
+            inet_pton(AF_INET, host, &a.sin_addr)
+            withUnsafeBytes(of: a) { src in withUnsafeMutableBytes(of: &storage) { $0.copyMemory(from: src) } }
+            length = MemoryLayout<sockaddr_in>.size
+        }
+        let rc = withUnsafePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(length)) }
+        }
+        guard rc == 0 else { close(fd); throw TestFailure("connect \(host):\(port): errno \(errno)") }
+    }
+
     deinit { close(fd) }
+
+    /// Every byte the server sends until it closes the connection (or `timeout` passes: then nil).
+    func readUntilClosed(timeout: Double = 5) -> [UInt8]? {
+        var out = buffer
+        buffer.removeAll()
+        let deadline = Date().addingTimeInterval(timeout)
+        while true {
+            let left = deadline.timeIntervalSinceNow
+            guard left > 0 else { return nil }
+            var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            guard poll(&pfd, 1, Int32(left * 1000)) > 0 else { return nil }
+            var chunk = [UInt8](repeating: 0, count: 65536)
+            let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if n <= 0 { return out }  // EOF (or a reset: closed all the same)
+            out.append(contentsOf: chunk[0..<n])
+        }
+    }
 
     func send(_ text: String) { sendBytes(Array(text.utf8)) }
 
@@ -236,3 +305,32 @@ final class AuthClient {
 }
 
 func b64(_ s: String) -> String { DovecotBase64.encode(Array(s.utf8)) }
+
+/// A TCP port that was free on `host` a moment ago (bound to port 0, read back, closed).
+func freePort(host: String = "127.0.0.1") throws -> Int {
+    let v6 = host.contains(":")
+    let fd = socket(v6 ? AF_INET6 : AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var storage = sockaddr_storage()
+    var length = socklen_t(v6 ? MemoryLayout<sockaddr_in6>.size : MemoryLayout<sockaddr_in>.size)
+    if v6 {
+        var a = sockaddr_in6()
+        a.sin6_family = sa_family_t(AF_INET6)
+        inet_pton(AF_INET6, host, &a.sin6_addr)
+        withUnsafeBytes(of: a) { src in withUnsafeMutableBytes(of: &storage) { $0.copyMemory(from: src) } }
+    } else {
+        var a = sockaddr_in()
+        a.sin_family = sa_family_t(AF_INET)
+        inet_pton(AF_INET, host, &a.sin_addr)
+        withUnsafeBytes(of: a) { src in withUnsafeMutableBytes(of: &storage) { $0.copyMemory(from: src) } }
+    }
+    let bound = withUnsafeMutablePointer(to: &storage) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+    }
+    guard bound else { throw TestFailure("cannot bind a free port on \(host): errno \(errno)") }
+    let port = withUnsafeBytes(of: storage) { raw in UInt16(raw[2]) << 8 | UInt16(raw[3]) }
+    return Int(port)
+}
+
+/// True when this machine has `host` (e.g. `::1`) to bind to.
+func canBind(_ host: String) -> Bool { (try? freePort(host: host)) != nil }

@@ -236,7 +236,7 @@ e2e_remove_unit_leftovers() { local p; for p in "${E2E_UNIT_CREATED[@]}"; do rm 
 
 # postfix_start DIR SASL_SOCKET [--tls] [--set 'key = value']... : a complete Postfix in DIR (own
 # config, queue and data directories), smtpd on 127.0.0.1:$PF_PORT, unchrooted, asking the Dovecot
-# auth-client socket SASL_SOCKET; nothing is ever delivered. --tls gives smtpd a self-signed
+# auth-client socket SASL_SOCKET (an absolute path, or inet:HOST:PORT); nothing is ever delivered. --tls gives smtpd a self-signed
 # certificate (smtpd_tls_security_level = may) so that `swaks --tls` makes Postfix send `secured`.
 # Sets PF_PORT and PF_LOG (its maillog_file).
 postfix_start() {
@@ -250,7 +250,7 @@ postfix_start() {
         esac
         shift
     done
-    case $sasl_path in /*) ;; *) e2e_die "postfix_start: smtpd_sasl_path must be absolute: $sasl_path" ;; esac
+    case $sasl_path in /* | inet:*) ;; *) e2e_die "postfix_start: smtpd_sasl_path must be absolute or inet:HOST:PORT: $sasl_path" ;; esac
 
     local port verbose=
     port=$(e2e_free_port)
