@@ -57,6 +57,7 @@ struct DaemonSetupCheck {
         socket.inetEndpoints = settings.listen.filter(\.isInet)
         findings += inetFindings(settings)
         findings += passdbGroupFindings(settings)
+        findings += networkFindings(settings)
         return DaemonSetup(findings: findings, settings: settings, socket: socket)
     }
 
@@ -129,6 +130,23 @@ struct DaemonSetupCheck {
             }
             return .ok("saslgated.service can serve \(driver): (group \(group.name) for \(group.neededBy))")
         }
+    }
+
+    /// TCP endpoints and network passdbs against the unit's sandbox (PrivateNetwork=yes,
+    /// RestrictAddressFamilies=AF_UNIX and IPAddressDeny=any unless the network drop-in lifts them).
+    private func networkFindings(_ settings: Settings) -> [DoctorFinding] {
+        let needs = PassdbRegistry.networkNeeds(settings)
+        let serviceTexts = unitTexts("saslgated.service")
+        guard !needs.isEmpty, !serviceTexts.isEmpty else { return [] }
+        let blockers = DoctorServiceUnit.parse(serviceTexts).networkBlockers
+        if blockers.isEmpty {
+            return [.ok("saslgated.service may use the network, needed by \(needs.joined(separator: ", "))")]
+        }
+        return [
+            .fail(
+                "\(needs.joined(separator: ", ")) needs IP networking, but saslgated.service has \(blockers.joined(separator: ", ")): every connection to the server fails (a temporary failure for each login)",
+                fix: "install the drop-in \(systemdDirectory)/saslgated.service.d/network.conf (systemd/saslgated.service.d/network.conf; scripts/install writes it), then systemctl daemon-reload and systemctl restart saslgated")
+        ]
     }
 
     private var daemonConfigRead: Bool {

@@ -155,8 +155,25 @@ public struct DoctorSocketUnit: Sendable, Equatable {
 public struct DoctorServiceUnit: Sendable, Equatable {
     public var user: String?
     public var supplementaryGroups: [String] = []
+    /// `PrivateNetwork=yes`: an empty network namespace.
+    public var privateNetwork = false
+    /// `RestrictAddressFamilies=`; nil: not restricted.
+    public var addressFamilies: [String]? = nil
+    /// `IPAddressDeny=` after the drop-ins (an empty assignment resets it).
+    public var ipAddressDeny: [String] = []
 
     public init() {}
+
+    /// What keeps the service from IP networking, in words; empty: nothing.
+    public var networkBlockers: [String] {
+        var out: [String] = []
+        if privateNetwork { out.append("PrivateNetwork=yes") }
+        if let families = addressFamilies, !families.contains("AF_INET") || !families.contains("AF_INET6") {
+            out.append("RestrictAddressFamilies=\(families.joined(separator: " "))")
+        }
+        if ipAddressDeny.contains("any") { out.append("IPAddressDeny=any") }
+        return out
+    }
 
     public static func parse(_ texts: [String]) -> DoctorServiceUnit {
         var unit = DoctorServiceUnit()
@@ -169,6 +186,20 @@ public struct DoctorServiceUnit: Sendable, Equatable {
                 } else {
                     unit.supplementaryGroups += doctorWords(value)
                 }
+            case "PrivateNetwork": unit.privateNetwork = ["yes", "true", "1", "on"].contains(value.lowercased())
+            case "RestrictAddressFamilies":
+                // A leading ~ denies the listed families instead; treat that as unrestricted for IP
+                // unless it names them.
+                if value.isEmpty {
+                    unit.addressFamilies = nil
+                } else if value.hasPrefix("~") {
+                    let denied = doctorWords(String(value.dropFirst()))
+                    unit.addressFamilies = denied.contains("AF_INET") || denied.contains("AF_INET6") ? [] : nil
+                } else {
+                    unit.addressFamilies = (unit.addressFamilies ?? []) + doctorWords(value)
+                }
+            case "IPAddressDeny":
+                if value.isEmpty { unit.ipAddressDeny = [] } else { unit.ipAddressDeny += doctorWords(value) }
             default: break
             }
         }

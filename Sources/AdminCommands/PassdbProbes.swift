@@ -11,7 +11,7 @@ import Synchronization
 enum PassdbProbes {
     /// One line per passdb that has something remote to reach (a database, a directory).
     static func reachability(_ settings: Settings) -> [DoctorFinding] {
-        withChain(settings) { chain in
+        withChain(settings, empty: []) { chain in
             var findings: [DoctorFinding] = []
             for db in chain.passdbs {
                 guard let probe = await db.probe() else { continue }
@@ -31,7 +31,7 @@ enum PassdbProbes {
 
     /// What each passdb does for `request`, prefixed with its name.
     static func explain(_ request: PassdbRequest, settings: Settings) -> [String] {
-        withChain(settings) { chain in
+        withChain(settings, empty: []) { chain in
             var lines: [String] = []
             for db in chain.passdbs {
                 for line in await db.explain(request) { lines.append("\(db.name): \(line)") }
@@ -44,9 +44,13 @@ enum PassdbProbes {
 
     /// Opens the chain, runs `body` on it and closes it, waiting on this (non-async) thread.
     private static func withChain<T: Sendable>(
-        _ settings: Settings, _ body: @escaping @Sendable (PassdbChain) async -> T,
+        _ settings: Settings, empty: T, _ body: @escaping @Sendable (PassdbChain) async -> T,
         opened failure: (ConfigErrors) -> T
     ) -> T {
+        // Files and PAM have nothing remote to reach or explain: no chain, no waiting.
+        guard !PassdbRegistry.networkNeeds(settings).filter({ $0.hasPrefix("passdb ") }).isEmpty else {
+            return empty
+        }
         var logger = Logger(label: "saslgate")
         logger.logLevel = .error
         let chain: PassdbChain

@@ -150,6 +150,10 @@ public enum Daemon {
             if built.settings.cleartextRequiresTLS == false {
                 print("warning: cleartext_requires_tls = no: PLAIN/LOGIN passwords are accepted on connections without TLS")
             }
+            let network = PassdbRegistry.networkNeeds(built.settings)
+            print(network.isEmpty
+                ? "network: not needed (Unix sockets only)"
+                : "network: needed by \(network.joined(separator: ", ")) (under systemd: the drop-in systemd/saslgated.service.d/network.conf)")
             // Databases and directories: connect and run one lookup, as the daemon would.
             var unreachable = false
             for db in built.service.chain.passdbs {

@@ -11,6 +11,9 @@ public struct PassdbDriver: Sendable {
     public let supplementaryGroups: [SupplementaryGroup]
     /// How `saslgate user ...` edits the driver's data; nil: the CLI cannot.
     public let userEditor: UserEditor?
+    /// The driver talks to servers over the network (a database, a directory, a key server), so the
+    /// daemon's sandbox must allow IP sockets (`NetworkNeeds`).
+    public let usesNetwork: Bool
     /// Opens the passdb of a checked `passdbs` entry. What it can verify is its `capabilities`, which
     /// may depend on the data (the schemes in a table, the secrets in a store).
     let open: @Sendable (PassdbSpec, PassdbContext) throws -> any PasswordDatabase
@@ -19,11 +22,13 @@ public struct PassdbDriver: Sendable {
 
     init(
         _ info: PassdbDriverInfo, supplementaryGroups: [SupplementaryGroup] = [], userEditor: UserEditor? = nil,
+        usesNetwork: Bool = false,
         open: @escaping @Sendable (PassdbSpec, PassdbContext) throws -> any PasswordDatabase
     ) {
         self.info = info
         self.supplementaryGroups = supplementaryGroups
         self.userEditor = userEditor
+        self.usesNetwork = usesNetwork
         self.open = open
     }
 

@@ -79,6 +79,7 @@ public enum PassdbRegistry {
         PassdbDriverInfo(
             name: LDAPPassdb.driverName, argument: .secretFile,
             example: "\(LDAPPassdb.driverName):/etc/saslgate/ldap.conf"),
+        usesNetwork: true,
         open: { spec, context in
             try LDAPPassdb(path: spec.argument, defaultRealm: context.defaultRealm, executor: context.executor, logger: context.logger)
         })
@@ -88,6 +89,7 @@ public enum PassdbRegistry {
         PassdbDriverInfo(
             name: OAuth2Passdb.driverName, argument: .secretFile,
             example: "\(OAuth2Passdb.driverName):/etc/saslgate/oauth2.conf"),
+        usesNetwork: true,
         open: { spec, context in
             try OAuth2Passdb(settingsPath: spec.argument, executor: context.executor, logger: context.logger)
         })
@@ -135,6 +137,14 @@ public enum PassdbRegistry {
             }
         }
         return out
+    }
+
+    /// Why the daemon needs IP networking with these settings (TCP endpoints, passdbs that reach
+    /// servers), one reason each; empty: Unix sockets only. `saslgated --check` prints it, scripts/install
+    /// and the package's postinst write the systemd drop-in that allows it, `doctor` checks the unit.
+    public static func networkNeeds(_ settings: Settings) -> [String] {
+        settings.listen.filter(\.isInet).map { "listen \($0)" }
+            + settings.passdbs.filter { driver(named: $0.driver)?.usesNetwork == true }.map { "passdb \($0.driver):\($0.argument)" }
     }
 
     /// The drivers whose data `saslgate user` can edit, in table order.

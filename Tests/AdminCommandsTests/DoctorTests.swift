@@ -389,7 +389,12 @@ struct FakeDoctorEnvironment: DoctorEnvironment {
         return postconf[key] ?? DoctorProcessResult(status: 1, output: "", errorOutput: "postconf: fatal: no \(key)")
     }
     func readFile(_ path: String) -> String? { files[path] }
-    func listDirectory(_ path: String) -> [String]? { nil }
+    func listDirectory(_ path: String) -> [String]? {
+        let prefix = path + "/"
+        let names = files.keys.filter { $0.hasPrefix(prefix) && !$0.dropFirst(prefix.count).contains("/") }
+            .map { String($0.dropFirst(prefix.count)) }
+        return names.isEmpty ? nil : names.sorted()
+    }
     func status(_ path: String) -> Result<DoctorFileStatus, DoctorSystemError> {
         if let s = statuses[path] { return .success(s) }
         return .failure(DoctorSystemError(code: 2, description: "No such file or directory"))
@@ -591,6 +596,29 @@ struct DoctorCheckerTests {
         // Without a passdb that needs a group nothing is said about groups.
         let plain = run(env)
         #expect(!plain.lines.contains { $0.contains("group shadow") })
+    }
+
+    /// The shipped unit is Unix-only; a TCP endpoint or a network passdb needs the shipped drop-in.
+    @Test func networkNeedsTheDropIn() throws {
+        let root = #filePath.components(separatedBy: "/Tests/")[0]
+        let unit = try String(contentsOfFile: root + "/systemd/saslgated.service", encoding: .utf8)
+        let dropIn = try String(contentsOfFile: root + "/systemd/saslgated.service.d/network.conf", encoding: .utf8)
+        var env = FakeDoctorEnvironment.debian()
+        env.files["/etc/systemd/system/saslgated.socket"] = "[Socket]\nListenStream=/var/spool/postfix/private/auth\n"
+        env.files["/etc/systemd/system/saslgated.service"] = unit
+        var settings = Settings()
+        settings.passdbs = [PassdbSpec(driver: "ldap", argument: "/etc/saslgate/ldap.conf", line: 1)]
+        let blocked = run(env, settings: settings)
+        #expect(fails(blocked).contains {
+            $0.hasPrefix("FAIL: passdb ldap:/etc/saslgate/ldap.conf needs IP networking, but saslgated.service has PrivateNetwork=yes, RestrictAddressFamilies=AF_UNIX, IPAddressDeny=any")
+        })
+        env.files["/etc/systemd/system/saslgated.service.d/network.conf"] = dropIn
+        let allowed = run(env, settings: settings)
+        #expect(allowed.lines.contains("ok: saslgated.service may use the network, needed by passdb ldap:/etc/saslgate/ldap.conf"))
+        #expect(!fails(allowed).contains { $0.contains("IP networking") })
+        // Unix sockets and files only: nothing to say.
+        env.files["/etc/systemd/system/saslgated.service.d/network.conf"] = nil
+        #expect(!run(env).lines.contains { $0.contains("network") })
     }
 
     @Test func postfixNotConfigured() {
