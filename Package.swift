@@ -16,6 +16,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.0"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.0"),
     ],
     targets: [
         // Shared vocabulary: secrets and wiping, constant-time comparison, credential kinds, strict base64 and
@@ -67,13 +68,25 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // The PostgreSQL passdb: password_query with bound parameters, host failover, a pooled client.
+        .target(
+            name: "PassdbPgSQL",
+            dependencies: [
+                "AuthCore", "AuthConfig", "Passdb",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         // Configuration file (Postfix main.cf style) -> typed settings.
         .target(name: "AuthConfig", dependencies: ["AuthCore"]),
         // THE table of passdb drivers: name, argument, options, how to open one, CLI editing, groups.
         .target(
             name: "PassdbRegistry",
             dependencies: [
-                "AuthConfig", "Passdb", "PassdbPAM", "PassdbSASLDB", .product(name: "Logging", package: "swift-log"),
+                "AuthConfig", "Passdb", "PassdbPAM", "PassdbSASLDB", "PassdbPgSQL",
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         // The request engine: one client connection's requests, mechanisms, delays.
@@ -138,6 +151,7 @@ let package = Package(
         ),
         // Test doubles shared by several test targets (linked into no executable).
         .target(name: "PassdbTestSupport", dependencies: ["Passdb", "AuthCore"], path: "Sources/PassdbTestSupport"),
+        .testTarget(name: "PassdbPgSQLTests", dependencies: ["PassdbPgSQL", "Passdb", "AuthCore", "AuthConfig"]),
         .testTarget(name: "PassdbPAMTests", dependencies: ["PassdbPAM", "Passdb", "AuthCore"]),
         .testTarget(
             name: "PassdbSASLDBTests", dependencies: ["PassdbSASLDB", "Passdb", "SASL", "AuthCrypto", "AuthCore"]

@@ -2,6 +2,7 @@ public import AuthConfig
 public import Logging
 public import Passdb
 import PassdbPAM
+import PassdbPgSQL
 import PassdbSASLDB
 
 /// The one table of passdb drivers. The configuration parser checks `passdbs` against `catalog`; the
@@ -10,7 +11,7 @@ import PassdbSASLDB
 /// `PasswordDatabase` with a `driverName`), add its entry to `drivers`, and add the module to this
 /// target's dependencies in Package.swift.
 public enum PassdbRegistry {
-    public static let drivers: [PassdbDriver] = [passwdFile, sasldb, pam]
+    public static let drivers: [PassdbDriver] = [passwdFile, sasldb, pam, pgsql]
 
     /// What the configuration parser needs: `Settings.load(path:passdbDrivers: PassdbRegistry.catalog)`.
     public static let catalog = PassdbCatalog(drivers.map(\.info))
@@ -71,6 +72,15 @@ public enum PassdbRegistry {
             try PAMPassdb(
                 service: spec.argument, options: PAMOptions.parse(spec.options), defaultRealm: context.defaultRealm,
                 logger: context.logger)
+        })
+
+    /// PostgreSQL (docs/PGSQL.md): the argument is its settings file, which holds the database password.
+    static let pgsql = PassdbDriver(
+        PassdbDriverInfo(
+            name: PgSQLPassdb.driverName, argument: .secretFile,
+            example: "\(PgSQLPassdb.driverName):/etc/saslgate/pgsql.conf"),
+        open: { spec, context in
+            try PgSQLPassdb(path: spec.argument, executor: context.executor, logger: context.logger)
         })
 
     // MARK: - What the daemon, doctor and the CLI ask
