@@ -38,7 +38,10 @@ final class PgHost: Sendable {
     private let connectionConfiguration: PostgresConnection.Configuration
     private let connectTimeout: Duration
     private let group: any EventLoopGroup
+    /// For postgres-nio (warnings and errors only).
     private let logger: Logger
+    /// For this host's state changes.
+    private let stateLogger: Logger
     private let state = Mutex(State())
 
     init(
@@ -49,7 +52,11 @@ final class PgHost: Sendable {
         self.endpoint = endpoint
         self.connectTimeout = connectTimeout
         self.group = group
-        self.logger = logger
+        // postgres-nio logs every failed connection attempt at info; saslgated logs the host's state.
+        var quiet = logger
+        quiet.logLevel = max(logger.logLevel, .warning)
+        self.logger = quiet
+        self.stateLogger = logger
         var client: PostgresClient.Configuration
         var single: PostgresConnection.Configuration
         switch endpoint {
@@ -134,7 +141,7 @@ final class PgHost: Sendable {
         }
         if let retiring { retire(retiring) }
         if ok {
-            logger.info("pgsql host answers", metadata: ["pgsql.host": "\(endpoint)"])
+            stateLogger.info("pgsql host answers", metadata: ["pgsql.host": "\(endpoint)"])
         } else {
             startReconnector()
         }
@@ -156,7 +163,7 @@ final class PgHost: Sendable {
             return old
         }
         guard let old else { return }
-        logger.error("pgsql host is down, reconnecting in the background: \(why)", metadata: ["pgsql.host": "\(endpoint)"])
+        stateLogger.error("pgsql host is down, reconnecting in the background: \(why)", metadata: ["pgsql.host": "\(endpoint)"])
         retire(old)
         startReconnector()
     }
