@@ -28,6 +28,8 @@ public final class PgSQLPassdb: PasswordDatabase {
     public let settings: PgSQLSettings
 
     private let hosts: [PgHost]
+    /// Runs the lookups' timers.
+    private let group: any EventLoopGroup
     private let executor: any BlockingExecutor
     private let logger: Logger
 
@@ -45,6 +47,7 @@ public final class PgSQLPassdb: PasswordDatabase {
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) throws {
         self.settings = settings
+        self.group = group
         self.name = name
         self.executor = executor
         var logger = logger
@@ -120,7 +123,7 @@ public final class PgSQLPassdb: PasswordDatabase {
             } else if let i = hosts.indices.first(where: { !tried.contains($0) && hosts[$0].client == nil }) {
                 tried.insert(i)
                 host = hosts[i]
-                guard await untilDeadline(deadline, { await host.probe() }) == true, let up = host.client else {
+                guard await untilDeadline(deadline, on: group.any(), { await host.probe() }) == true, let up = host.client else {
                     problems.append("\(host.endpoint): \(host.lastError ?? "no answer within query_timeout")")
                     if deadline <= .now { break }
                     continue
@@ -130,7 +133,7 @@ public final class PgSQLPassdb: PasswordDatabase {
                 break
             }
             let logger = self.logger
-            guard let attempt = await untilDeadline(deadline, { await Self.run(query, on: client, logger: logger) }) else {
+            guard let attempt = await untilDeadline(deadline, on: group.any(), { await Self.run(query, on: client, logger: logger) }) else {
                 host.markDown("no answer within query_timeout (\(settings.queryTimeout))")
                 problems.append("\(host.endpoint): no answer within query_timeout")
                 break

@@ -1,3 +1,4 @@
+import NIOCore
 import PostgresNIO
 import Synchronization
 
@@ -41,33 +42,32 @@ enum PgErrors {
 
 /// Runs `operation` but gives up at `deadline`: nil then, and the operation is cancelled and left to
 /// end on its own (a lease waiting in the pool leaves at once; a running statement is ended by the
-/// server's `statement_timeout`). The caller never waits past the deadline.
+/// server's `statement_timeout`). The caller never waits past the deadline. The timer is an event-loop
+/// timer, not a sleeping task: cheap to arm and cancel on every lookup.
 func untilDeadline<T: Sendable>(
-    _ deadline: ContinuousClock.Instant, _ operation: @escaping @Sendable () async -> T
+    _ deadline: ContinuousClock.Instant, on loop: any EventLoop, _ operation: @escaping @Sendable () async -> T
 ) async -> T? {
-    if deadline <= .now { return nil }
+    let remaining = ContinuousClock.now.duration(to: deadline)
+    if remaining <= .zero { return nil }
     let race = Race<T>()
     return await withCheckedContinuation { (continuation: CheckedContinuation<T?, Never>) in
         race.start(continuation)
+        let timer = loop.scheduleTask(in: .nanoseconds(remaining.nanoseconds)) { race.finish(nil) }
         let work = Task {
             let value = await operation()
             race.finish(value)
-        }
-        let timer = Task {
-            try? await Task.sleep(until: deadline, clock: .continuous)
-            race.finish(nil)
         }
         race.attach(work: work, timer: timer)
     }
 }
 
-/// The shared end of `untilDeadline`'s two tasks: the first to finish resumes the caller and cancels
-/// the other.
+/// The shared end of `untilDeadline`'s task and timer: the first to finish resumes the caller and
+/// cancels the other.
 private final class Race<T: Sendable>: Sendable {
     private struct State {
         var continuation: CheckedContinuation<T?, Never>?
         var work: Task<Void, Never>?
-        var timer: Task<Void, Never>?
+        var timer: Scheduled<Void>?
         var done = false
     }
 
@@ -77,7 +77,7 @@ private final class Race<T: Sendable>: Sendable {
         state.withLock { $0.continuation = continuation }
     }
 
-    func attach(work: Task<Void, Never>, timer: Task<Void, Never>) {
+    func attach(work: Task<Void, Never>, timer: Scheduled<Void>) {
         let finished = state.withLock { s -> Bool in
             s.work = work
             s.timer = timer
@@ -90,7 +90,7 @@ private final class Race<T: Sendable>: Sendable {
     }
 
     func finish(_ value: T?) {
-        let (continuation, work, timer) = state.withLock { s -> (CheckedContinuation<T?, Never>?, Task<Void, Never>?, Task<Void, Never>?) in
+        let (continuation, work, timer) = state.withLock { s -> (CheckedContinuation<T?, Never>?, Task<Void, Never>?, Scheduled<Void>?) in
             guard !s.done else { return (nil, nil, nil) }
             s.done = true
             defer { s.continuation = nil; s.work = nil; s.timer = nil }
@@ -99,5 +99,12 @@ private final class Race<T: Sendable>: Sendable {
         guard let continuation else { return }
         if value == nil { work?.cancel() } else { timer?.cancel() }
         continuation.resume(returning: value)
+    }
+}
+
+extension Duration {
+    /// Whole nanoseconds.
+    var nanoseconds: Int64 {
+        components.seconds * 1_000_000_000 + components.attoseconds / 1_000_000_000
     }
 }
