@@ -19,7 +19,11 @@ command -v doveadm >/dev/null || e2e_skip "doveadm not installed"
 
 pgroot=$(mktemp -d /tmp/saslgate-pg.XXXXXX)
 chmod 755 "$pgroot"
-e2e_on_exit pg_test_cleanup
+pg_cleanup_all() {
+    pg_test_cleanup
+    [ "${SASLGATE_E2E_KEEP:-0}" = 1 ] || rm -rf "$pgroot"
+}
+e2e_on_exit pg_cleanup_all
 pg_test_init "$pgroot/pg" || e2e_die "PostgreSQL did not start" "$pgroot/pg/postgres.log"
 
 hash() { doveadm pw -s "$1" -p "$2"; }
