@@ -19,6 +19,7 @@ let package = Package(
         .package(url: "https://github.com/vapor/jwt-kit.git", from: "5.7.1"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.0"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.0"),
     ],
     targets: [
         // Shared vocabulary: secrets and wiping, constant-time comparison, credential kinds, strict base64 and
@@ -89,13 +90,24 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // The PostgreSQL passdb: password_query with bound parameters, host failover, a pooled client.
+        .target(
+            name: "PassdbPgSQL",
+            dependencies: [
+                "AuthCore", "AuthConfig", "Passdb",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         // Configuration file (Postfix main.cf style) -> typed settings.
         .target(name: "AuthConfig", dependencies: ["AuthCore"]),
         // THE table of passdb drivers: name, argument, options, how to open one, CLI editing, groups.
         .target(
             name: "PassdbRegistry",
             dependencies: [
-                "AuthConfig", "Passdb", "PassdbPAM", "PassdbSASLDB", "PassdbLDAP", "PassdbOAuth2",
+                "AuthConfig", "Passdb", "PassdbPAM", "PassdbSASLDB", "PassdbLDAP", "PassdbOAuth2", "PassdbPgSQL",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -172,6 +184,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        .testTarget(name: "PassdbPgSQLTests", dependencies: ["PassdbPgSQL", "Passdb", "AuthCore", "AuthConfig"]),
         .testTarget(name: "PassdbPAMTests", dependencies: ["PassdbPAM", "Passdb", "AuthCore"]),
         .testTarget(name: "PassdbLDAPTests", dependencies: ["PassdbLDAP", "Passdb", "AuthConfig", "AuthCore", .product(name: "Logging", package: "swift-log")]),
         .testTarget(

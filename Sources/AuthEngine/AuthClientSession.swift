@@ -218,6 +218,7 @@ public final class AuthClientSession {
         guard requests.holds(request) else { return }
         request.passdb = passdb
         guard let failure = AuthFailure.passdb(result) else {
+            if case .okAs(let user) = result { request.user = user }
             run(request, request.mechanism.step(.verified))
             return
         }

@@ -33,7 +33,9 @@ struct AuthFailure: Error, Equatable {
         case .refusal(let namesUser):
             return .fail(id: id, user: namesUser ? user : nil, code: code, reason: clientReason, fields: [])
         case .authentication, .temporary:
-            let extra: [(String, String?)] = debug ? passdb.map { [("passdb", $0)] } ?? [] : []
+            var extra: [(String, String?)] = debug ? passdb.map { [("passdb", $0)] } ?? [] : []
+            // Dovecot marks an internal failure with a bare `temp` besides `code=temp_fail`.
+            if kind == .temporary { extra.append(("temp", nil)) }
             return .fail(id: id, user: user, code: code, reason: clientReason, fields: extra)
         }
     }
@@ -87,7 +89,7 @@ struct AuthFailure: Error, Equatable {
     /// The answer of a plaintext check; nil for `.ok`.
     static func passdb(_ result: PassdbResult) -> AuthFailure? {
         switch result {
-        case .ok: nil
+        case .ok, .okAs: nil
         case .passwordMismatch: authentication("password mismatch")
         case .userUnknown: unknownUser
         case .userDisabled(let why): disabled(why)

@@ -57,16 +57,28 @@ public final class AuthCache: Sendable {
         let now = clock()
         let hit = entries.withLock { e -> (PassdbResult, String?)? in
             guard let entry = e.touch(k) else { return nil }
-            guard entry.expires > now, entry.generations == generations else {
+            guard entry.generations == generations else {
                 e.remove(k)
                 return nil
             }
+            // An expired entry stays (the LRU bound still holds): it answers if the passdbs cannot.
+            guard entry.expires > now else { return nil }
             return (entry.result, entry.passdb)
         }
         if hit != nil || countMiss {
             stats.withLock { s in if hit == nil { s.misses += 1 } else { s.hits += 1 } }
         }
         return hit
+    }
+
+    /// Dovecot's rule for outages: an entry whose time is up, but of these very data generations, still
+    /// answers when asking the passdbs again ended in an internal failure. nil: none kept.
+    public func lookupExpired(user: String, password: Secret, generations: [UInt64]) -> (PassdbResult, String?)? {
+        let k = makeKey(user: user, password: password)
+        return entries.withLock { e -> (PassdbResult, String?)? in
+            guard let entry = e.touch(k), entry.generations == generations else { return nil }
+            return (entry.result, entry.passdb)
+        }
     }
 
     /// Counts a miss whose look was made with `countMiss: false`.
@@ -80,7 +92,7 @@ public final class AuthCache: Sendable {
     public func store(user: String, password: Secret, generations: [UInt64], result: PassdbResult, passdb: String?) {
         let lifetime: Double
         switch result {
-        case .ok: lifetime = ttl
+        case .ok, .okAs: lifetime = ttl
         case .passwordMismatch, .userUnknown: lifetime = negativeTTL
         default: return  // disabled, expired, internal failures: always asked again
         }

@@ -50,6 +50,10 @@ public struct PassdbChain: Sendable {
             return hit
         }
         let answer = await verifyUncached(request, password: password)
+        if case .internalFailure = answer.0,
+            let stale = cache.lookupExpired(user: request.user, password: password, generations: generations) {
+            return stale  // the backend is out: the last answer it gave serves meanwhile (Dovecot's rule)
+        }
         remember(answer, request, password, generations)
         return answer
     }
@@ -117,7 +121,7 @@ public struct PassdbChain: Sendable {
         /// The chain's answer if this passdb's result ends the walk; nil: ask the next passdb.
         mutating func add(_ result: PassdbResult, from entry: Entry) -> (PassdbResult, String?)? {
             switch result {
-            case .ok:
+            case .ok, .okAs:
                 return (result, entry.passdb.name)
             case .userUnknown:
                 return nil

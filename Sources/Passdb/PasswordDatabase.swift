@@ -40,6 +40,9 @@ public struct PassdbRequest: Sendable {
 public enum PassdbResult: Sendable, Equatable {
     /// The password is right.
     case ok
+    /// The password is right and the passdb names the user differently (a `user` column): the name
+    /// answered in `OK user=` and logged from here on.
+    case okAs(user: String)
     /// The user exists and the password is wrong.
     case passwordMismatch
     /// This passdb does not know the user (the chain asks the next one).

@@ -4,6 +4,7 @@ public import Passdb
 import PassdbLDAP
 import PassdbOAuth2
 import PassdbPAM
+import PassdbPgSQL
 import PassdbSASLDB
 
 /// The one table of passdb drivers. The configuration parser checks `passdbs` against `catalog`; the
@@ -12,7 +13,7 @@ import PassdbSASLDB
 /// `PasswordDatabase` with a `driverName`), add its entry to `drivers`, and add the module to this
 /// target's dependencies in Package.swift.
 public enum PassdbRegistry {
-    public static let drivers: [PassdbDriver] = [passwdFile, sasldb, pam, ldap, oauth2]
+    public static let drivers: [PassdbDriver] = [passwdFile, sasldb, pam, ldap, oauth2, pgsql]
 
     /// What the configuration parser needs: `Settings.load(path:passdbDrivers: PassdbRegistry.catalog)`.
     public static let catalog = PassdbCatalog(drivers.map(\.info))
@@ -92,6 +93,16 @@ public enum PassdbRegistry {
         usesNetwork: true,
         open: { spec, context in
             try OAuth2Passdb(settingsPath: spec.argument, executor: context.executor, logger: context.logger)
+        })
+
+    /// PostgreSQL (docs/PGSQL.md): the argument is its settings file, which holds the database password.
+    static let pgsql = PassdbDriver(
+        PassdbDriverInfo(
+            name: PgSQLPassdb.driverName, argument: .secretFile,
+            example: "\(PgSQLPassdb.driverName):/etc/saslgate/pgsql.conf"),
+        usesNetwork: true,
+        open: { spec, context in
+            try PgSQLPassdb(path: spec.argument, executor: context.executor, logger: context.logger)
         })
 
     // MARK: - What the daemon, doctor and the CLI ask

@@ -24,7 +24,7 @@ import Testing
 
     @Test func theCatalogIsTheTable() {
         #expect(PassdbRegistry.catalog.drivers.map(\.name) == PassdbRegistry.drivers.map(\.name))
-        #expect(PassdbRegistry.drivers.map(\.name) == ["passwd-file", "sasldb", "pam", "ldap", "oauth2"])
+        #expect(PassdbRegistry.drivers.map(\.name) == ["passwd-file", "sasldb", "pam", "ldap", "oauth2", "pgsql"])
         #expect(Set(PassdbRegistry.drivers.map(\.name)).count == PassdbRegistry.drivers.count)
     }
 
@@ -49,7 +49,7 @@ import Testing
     }
 
     @Test func anUnknownDriverNamesTheKnownOnes() {
-        #expect(errors("listen = /x\npassdbs = nis:/x") == "/etc/saslgate/x.conf:2: unknown passdb driver 'nis'; known: passwd-file, sasldb, pam, ldap, oauth2")
+        #expect(errors("listen = /x\npassdbs = nis:/x") == "/etc/saslgate/x.conf:2: unknown passdb driver 'nis'; known: passwd-file, sasldb, pam, ldap, oauth2, pgsql")
         #expect(errors("passdbs = users") == "/etc/saslgate/x.conf:1: passdb 'users' must be 'driver:argument', e.g. passwd-file:/etc/saslgate/users")
         #expect(errors("passdbs = pam:") == "/etc/saslgate/x.conf:1: passdb pam needs an argument (a PAM service name, e.g. pam:smtp)")
     }
@@ -126,7 +126,8 @@ import Testing
         let names = PassdbRegistry.drivers.map(\.name) + PassdbRegistry.drivers.flatMap(\.supplementaryGroups).map(\.name)
         let allowed = ["Sources/PassdbRegistry/", "Sources/Passdb/PasswdFilePassdb.swift", "Sources/PassdbSASLDB/SASLDBPassdb.swift",
                        "Sources/PassdbPAM/PAMPassdb.swift", "Sources/PassdbLDAP/LDAPPassdb.swift",
-                       "Sources/PassdbOAuth2/OAuth2Passdb.swift"]
+                       "Sources/PassdbOAuth2/OAuth2Passdb.swift",
+                       "Sources/PassdbPgSQL/PgSQLPassdb.swift"]
         let sources = Self.root + "/Sources"
         let files = try FileManager.default.subpathsOfDirectory(atPath: sources).filter { $0.hasSuffix(".swift") }
         var found: [String] = []

@@ -31,7 +31,7 @@ import Testing
         (.schemeNotAvailable("unknown scheme {FOO}"),
          Expected(wire: "FAIL\t7\tuser=u@example.org\n", log: "cannot verify the stored password: unknown scheme {FOO}")),
         (.internalFailure("db down"),
-         Expected(wire: "FAIL\t7\tuser=u@example.org\tcode=temp_fail\n", log: "internal failure: db down", kind: .temporary)),
+         Expected(wire: "FAIL\t7\tuser=u@example.org\tcode=temp_fail\ttemp\n", log: "internal failure: db down", kind: .temporary)),
     ])
     func passdbAnswers(result: PassdbResult, expected: Expected) throws {
         let failure = try #require(AuthFailure.passdb(result))
@@ -59,7 +59,7 @@ import Testing
             wire: "FAIL\t7\tuser=u@example.org\n",
             log: "no CRAM-MD5 secret stored for this user (stored as SHA512-CRYPT); store one or use another mechanism")),
         (.internalFailure("sqlite busy"),
-         Expected(wire: "FAIL\t7\tuser=u@example.org\tcode=temp_fail\n", log: "internal failure: sqlite busy", kind: .temporary)),
+         Expected(wire: "FAIL\t7\tuser=u@example.org\tcode=temp_fail\ttemp\n", log: "internal failure: sqlite busy", kind: .temporary)),
     ])
     func credentialLookups(lookup: CredentialLookup, expected: Expected) {
         guard case .failure(let failure) = AuthFailure.credentials(lookup, scheme: .cramMD5) else {
@@ -128,7 +128,7 @@ import Testing
         #expect(Self.line(mismatch, debug: true) == "FAIL\t7\tuser=u@example.org\tpassdb=memory:x\n")
         #expect(Self.line(mismatch, passdb: nil, debug: true) == "FAIL\t7\tuser=u@example.org\n")
         let down = try #require(AuthFailure.passdb(.internalFailure("x")))
-        #expect(Self.line(down, debug: true) == "FAIL\t7\tuser=u@example.org\tcode=temp_fail\tpassdb=memory:x\n")
+        #expect(Self.line(down, debug: true) == "FAIL\t7\tuser=u@example.org\tcode=temp_fail\tpassdb=memory:x\ttemp\n")
     }
 
     @Test func repliesWithoutAPendingRequest() {
@@ -157,7 +157,7 @@ import Testing
         (.schemeNotAvailable("unknown scheme"),
          Seen(wire: "FAIL\t1\tuser=x@example.org", log: "cannot verify the stored password: unknown scheme")),
         (.internalFailure("db down"),
-         Seen(wire: "FAIL\t1\tuser=x@example.org\tcode=temp_fail", log: "internal failure: db down", delayed: false)),
+         Seen(wire: "FAIL\t1\tuser=x@example.org\tcode=temp_fail\ttemp", log: "internal failure: db down", delayed: false)),
     ])
     func passdbOutcome(result: PassdbResult, seen: Seen) async throws {
         let io = FakeIO()

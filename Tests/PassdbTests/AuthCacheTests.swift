@@ -113,6 +113,33 @@ final class ManualClock: Sendable {
         #expect(c.cache?.count == 3)
     }
 
+    /// Dovecot's rule: an entry whose TTL has passed still answers when the passdb, asked again, fails
+    /// internally (the database is down); once the database answers, its answer counts and is cached anew.
+    /// An expired entry of another data generation never serves.
+    @Test func expiredEntriesServeDuringAnOutage() async {
+        let clock = ManualClock()
+        let db = CountingPassdb(users: ["a@x": "pw"], generation: 5)
+        var c = PassdbChain([db])
+        c.cache = AuthCache(maxEntries: 10, ttl: 60, negativeTTL: 10, clock: clock.read)
+        #expect(await c.verifyPlain(req, password: Secret("pw")).0 == .ok)
+        #expect(await c.verifyPlain(req, password: Secret("bad")).0 == .passwordMismatch)
+        clock.advance(120)  // both expired
+        db.down.store(true, ordering: .relaxed)
+        #expect(await c.verifyPlain(req, password: Secret("pw")).0 == .ok)
+        #expect(await c.verifyPlain(req, password: Secret("bad")).0 == .passwordMismatch)
+        #expect(await c.verifyPlain(req, password: Secret("other")).0 == .internalFailure("database down"))
+        #expect(db.calls.load(ordering: .relaxed) == 5, "expired entries do not skip the passdb: it is asked first")
+        // Back up with a changed password: the fresh answer wins and replaces the entry.
+        db.down.store(false, ordering: .relaxed)
+        db.users.withLock { $0["a@x"] = "new" }
+        #expect(await c.verifyPlain(req, password: Secret("pw")).0 == .passwordMismatch)
+        // Another generation: an expired entry of the old one is not used even during an outage.
+        clock.advance(120)
+        db.generation?.store(6, ordering: .relaxed)
+        db.down.store(true, ordering: .relaxed)
+        #expect(await c.verifyPlain(req, password: Secret("pw")).0 == .internalFailure("database down"))
+    }
+
     /// When full, the least recently *used* entry goes, not the oldest stored.
     @Test func evictsTheLeastRecentlyUsed() {
         let cache = AuthCache(maxEntries: 3, ttl: 60, negativeTTL: 60)

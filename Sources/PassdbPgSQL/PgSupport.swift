@@ -1,0 +1,110 @@
+import NIOCore
+import PostgresNIO
+import Synchronization
+
+/// What a database error means for saslgate, and its words for the log (never a password: PostgreSQL
+/// does not echo the password, and neither the query's values nor the connect string are shown).
+enum PgErrors {
+    enum Kind {
+        /// The host cannot be used now (refused, closed, shutting down, out of connections): try the next.
+        case host
+        /// The server answered with an error about the statement (syntax, permissions, types): the host
+        /// works, the configuration is wrong.
+        case statement
+    }
+
+    static func kind(_ error: any Error) -> Kind {
+        if let e = error as? PSQLError {
+            if e.code == .server, let state = e.serverInfo?[.sqlState] {
+                // 08: connection exception, 57P0x: shutdown / cannot connect now, 53: out of resources.
+                if state.hasPrefix("08") || state.hasPrefix("57P") || state.hasPrefix("53") { return .host }
+                return .statement
+            }
+            return .host
+        }
+        return .host  // pool errors (closed, circuit breaker), socket errors
+    }
+
+    static func describe(_ error: any Error) -> String {
+        if let e = error as? PSQLError {
+            if let info = e.serverInfo {
+                let message = info[.message] ?? "error"
+                let state = info[.sqlState].map { " (SQLSTATE \($0))" } ?? ""
+                return "\(message)\(state)"
+            }
+            if let underlying = e.underlying { return "\(e.code): \(underlying)" }
+            return "\(e.code)"
+        }
+        let text = String(describing: error)
+        return text.count > 200 ? String(text.prefix(200)) + "..." : text
+    }
+}
+
+/// Runs `operation` but gives up at `deadline`: nil then, and the operation is cancelled and left to
+/// end on its own (a lease waiting in the pool leaves at once; a running statement is ended by the
+/// server's `statement_timeout`). The caller never waits past the deadline. The timer is an event-loop
+/// timer, not a sleeping task: cheap to arm and cancel on every lookup.
+func untilDeadline<T: Sendable>(
+    _ deadline: ContinuousClock.Instant, on loop: any EventLoop, _ operation: @escaping @Sendable () async -> T
+) async -> T? {
+    let remaining = ContinuousClock.now.duration(to: deadline)
+    if remaining <= .zero { return nil }
+    let race = Race<T>()
+    return await withCheckedContinuation { (continuation: CheckedContinuation<T?, Never>) in
+        race.start(continuation)
+        let timer = loop.scheduleTask(in: .nanoseconds(remaining.nanoseconds)) { race.finish(nil) }
+        let work = Task {
+            let value = await operation()
+            race.finish(value)
+        }
+        race.attach(work: work, timer: timer)
+    }
+}
+
+/// The shared end of `untilDeadline`'s task and timer: the first to finish resumes the caller and
+/// cancels the other.
+private final class Race<T: Sendable>: Sendable {
+    private struct State {
+        var continuation: CheckedContinuation<T?, Never>?
+        var work: Task<Void, Never>?
+        var timer: Scheduled<Void>?
+        var done = false
+    }
+
+    private let state = Mutex(State())
+
+    func start(_ continuation: CheckedContinuation<T?, Never>) {
+        state.withLock { $0.continuation = continuation }
+    }
+
+    func attach(work: Task<Void, Never>, timer: Scheduled<Void>) {
+        let finished = state.withLock { s -> Bool in
+            s.work = work
+            s.timer = timer
+            return s.done
+        }
+        if finished {
+            work.cancel()
+            timer.cancel()
+        }
+    }
+
+    func finish(_ value: T?) {
+        let (continuation, work, timer) = state.withLock { s -> (CheckedContinuation<T?, Never>?, Task<Void, Never>?, Scheduled<Void>?) in
+            guard !s.done else { return (nil, nil, nil) }
+            s.done = true
+            defer { s.continuation = nil; s.work = nil; s.timer = nil }
+            return (s.continuation, s.work, s.timer)
+        }
+        guard let continuation else { return }
+        if value == nil { work?.cancel() } else { timer?.cancel() }
+        continuation.resume(returning: value)
+    }
+}
+
+extension Duration {
+    /// Whole nanoseconds.
+    var nanoseconds: Int64 {
+        components.seconds * 1_000_000_000 + components.attoseconds / 1_000_000_000
+    }
+}

@@ -1,0 +1,198 @@
+#!/usr/bin/env bash
+# The pgsql passdb against a real PostgreSQL (started here as the `postgres` user, stopped at the end):
+# every scheme, unknown and inactive users, a quoted name, injection attempts through the user name,
+# the `user` and `allow_nets` columns, two rows, host failover, an outage (temporary FAIL with `temp`,
+# fast) and the recovery without a restart, the auth cache during an outage, reloads that leak no
+# connections, concurrent load, and `saslgate auth test --explain` / `saslgated --check`.
+set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+# shellcheck source-path=SCRIPTDIR source=lib-pg.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib-pg.sh"
+
+bin_dir=${SASLGATE_BIN_DIR:-.build/debug}
+case $bin_dir in /*) ;; *) bin_dir=$E2E_ROOT/$bin_dir ;; esac
+[ -x "$bin_dir/saslgated" ] || e2e_skip "saslgated not built ($bin_dir/saslgated not found)"
+pg_test_available || e2e_skip "PostgreSQL server binaries not installed (postgresql)"
+[ "$(id -u)" -eq 0 ] || command -v initdb >/dev/null || e2e_skip "needs root (runs postgres as user postgres)"
+command -v doveadm >/dev/null || e2e_skip "doveadm not installed"
+
+pgroot=$(mktemp -d /tmp/saslgate-pg.XXXXXX)
+chmod 755 "$pgroot"
+pg_cleanup_all() {
+    pg_test_cleanup
+    [ "${SASLGATE_E2E_KEEP:-0}" = 1 ] || rm -rf "$pgroot"
+}
+e2e_on_exit pg_cleanup_all
+pg_test_init "$pgroot/pg" || e2e_die "PostgreSQL did not start" "$pgroot/pg/postgres.log"
+
+hash() { doveadm pw -s "$1" -p "$2"; }
+pg_test_psql "CREATE ROLE saslgate LOGIN; CREATE TABLE users (username text NOT NULL, domain text NOT NULL,
+  password text, active boolean NOT NULL DEFAULT true, canonical text, nets text);
+  GRANT SELECT ON users TO saslgate;"
+add() { # USER DOMAIN PASSWORD [ACTIVE [CANONICAL [NETS]]]  (values as SQL literals, quotes doubled)
+    local q="'"
+    pg_test_psql "INSERT INTO users VALUES ('${1//$q/$q$q}', '$2', $3, ${4:-true}, ${5:-NULL}, ${6:-NULL})"
+}
+add alice example.org "'{PLAIN}Alice.pw1'"
+add bob example.org "'$(hash SHA512-CRYPT Bob.pw2)'"
+add carol example.org "'$(hash BLF-CRYPT Carol.pw3)'"
+add dan example.org "'$(hash SSHA512 Dan.pw4)'"
+add erin example.org "'$(hash CRAM-MD5 Erin.pw5)'"
+add frank example.org "'$(hash SCRAM-SHA-256 Frank.pw6)'"
+add gina example.org "'{PLAIN}Gina.pw7'" false
+add "o'brien" example.org "'{PLAIN}Obrien.pw8'"
+add hank example.org "'{PLAIN}Hank.pw9'" true "'Hank.Renamed@example.org'"
+add ivy example.org "'{PLAIN}Ivy.pw10'" true NULL "'10.9.0.0/16, 192.0.2.7'"
+add dup example.org "'{PLAIN}Dup.pw11'"
+add dup example.org "'{PLAIN}Dup.pw11'"
+add nopw example.org NULL
+add plainnoprefix example.org "'Plain.pw12'"
+rows_before=$(pg_test_psql "SELECT count(*) FROM users")
+
+# start_pg NAME CONNECT [EXTRA_SETTING...] : saslgated with a pgsql passdb; sets DIR, SOCK, LOG, PID.
+start_pg() {
+    local name=$1 connect=$2
+    shift 2
+    DIR=$(e2e_mkdir "$name")
+    {
+        printf 'connect = %s\n' "$connect"
+        printf "password_query = SELECT password, canonical AS user, nets AS allow_nets FROM users WHERE username = '%%n' AND domain = '%%d' AND active\n"
+        printf 'default_pass_scheme = PLAIN\nquery_timeout = 2s\n'
+    } >"$DIR/pgsql.conf"
+    chmod 0600 "$DIR/pgsql.conf"
+    cat >"$DIR/saslgated.conf" <<CONF
+listen = $DIR/auth.sock
+listen_mode = 0666
+listen_user =
+listen_group =
+run_user =
+control_socket = $DIR/control.sock
+mechanisms = plain login cram-md5 scram-sha-256
+passdbs = pgsql:$DIR/pgsql.conf
+default_realm = example.org
+username_chars = abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_@'=;,(){}|*
+failure_delay = 0
+CONF
+    [ $# -eq 0 ] || printf '%s\n' "$@" >>"$DIR/saslgated.conf"
+    start_daemon "$DIR/saslgated.log" "$bin_dir/saslgated" -c "$DIR/saslgated.conf"
+    PID=$DAEMON_PID
+    wait_for_socket "$DIR/auth.sock" 20 "$PID" "$DIR/saslgated.log"
+    SOCK=$DIR/auth.sock
+    LOG=$DIR/saslgated.log
+}
+
+tcp="host=127.0.0.1 port=$PG_PORT dbname=mail user=saslgate"
+start_pg main "$tcp" "request_timeout = 2s"  # a reload closes the old pools after request_timeout
+ok() { expect_doveadm "$1" succeeded -a "$SOCK" -x service=smtp -x secured "${@:2}"; }
+no() { expect_doveadm "$1" failed -a "$SOCK" -x service=smtp -x secured "${@:2}"; }
+ok "PLAIN row" alice@example.org Alice.pw1
+no "PLAIN row, wrong password" alice@example.org Wrong.pw
+no "unknown user" nobody@example.org Alice.pw1
+no "inactive user (no row)" gina@example.org Gina.pw7
+ok "{SHA512-CRYPT} row" bob@example.org Bob.pw2
+no "{SHA512-CRYPT} row, wrong password" bob@example.org Bob.pw
+ok "{BLF-CRYPT} row" carol@example.org Carol.pw3
+ok "{SSHA512} row" dan@example.org Dan.pw4
+ok "{CRAM-MD5} row with PLAIN" erin@example.org Erin.pw5
+ok "{SCRAM-SHA-256} row with PLAIN" frank@example.org Frank.pw6
+ok "no {SCHEME} prefix: default_pass_scheme (PLAIN)" plainnoprefix@example.org Plain.pw12
+no "NULL password" nopw@example.org ""
+ok "a quote in the user name (o'brien)" "o'brien@example.org" Obrien.pw8
+# (username_chars refuses spaces: SQL without them.)
+for evil in "x'OR'1'='1@example.org" "';DROP(TABLE(users));--@example.org" "alice'--@example.org" \
+    "x'UNION(SELECT'{PLAIN}pw')--@example.org" "x'||(SELECT(password)FROM(users)LIMIT(1))||'@example.org"; do
+    no "injection through the user name never succeeds: $evil" "$evil" pw
+    no "...nor with alice's password: $evil" "$evil" Alice.pw1
+done
+check "the users table is intact after the injection attempts" test "$(pg_test_psql "SELECT count(*) FROM users")" = "$rows_before"
+
+out=$(run_doveadm_auth -a "$SOCK" -x service=smtp -x secured hank@example.org Hank.pw9 || true)
+check "the user column renames: OK user=Hank.Renamed@example.org" grep -qE "auth succeeded|user=Hank.Renamed@example.org" <<<"$out"
+check "...the renamed user is in the OK line" grep -q "user=Hank.Renamed@example.org" <<<"$out"
+expect_doveadm "allow_nets: a client inside 10.9.0.0/16 succeeds" succeeded -a "$SOCK" -x service=smtp -x secured -x rip=10.9.3.4 ivy@example.org Ivy.pw10
+expect_doveadm "allow_nets: the listed single address succeeds" succeeded -a "$SOCK" -x service=smtp -x secured -x rip=192.0.2.7 ivy@example.org Ivy.pw10
+expect_doveadm "allow_nets: a client outside fails" failed -a "$SOCK" -x service=smtp -x secured -x rip=10.8.0.1 ivy@example.org Ivy.pw10
+out=$(run_doveadm_auth -a "$SOCK" -x service=smtp -x secured dup@example.org Dup.pw11 || true)
+check "two rows: a temporary failure (temp)" grep -qE "^[[:space:]]*temp$" <<<"$out"
+check "...logged as an internal failure naming the rows" file_has "more than one row" "$LOG"
+
+# SCRAM and CRAM-MD5 from rows that allow them (default_pass_scheme = PLAIN advertises them).
+check "SCRAM-SHA-256 from a {PLAIN} row" python3 "$E2E_DIR/scram_client.py" "$SOCK" SCRAM-SHA-256 alice@example.org Alice.pw1
+check "SCRAM-SHA-256 from a {SCRAM-SHA-256} row" python3 "$E2E_DIR/scram_client.py" "$SOCK" SCRAM-SHA-256 frank@example.org Frank.pw6
+check "SCRAM-SHA-256 wrong password fails" bash -c "! python3 '$E2E_DIR/scram_client.py' '$SOCK' SCRAM-SHA-256 frank@example.org nope"
+check "SCRAM-SHA-256 from a {SHA512-CRYPT} row fails (scheme not available)" bash -c "! python3 '$E2E_DIR/scram_client.py' '$SOCK' SCRAM-SHA-256 bob@example.org Bob.pw2"
+cram() { python3 "$E2E_DIR/cram_client.py" "$SOCK" "$1" "$2"; }
+check "CRAM-MD5 from a {CRAM-MD5} row" cram erin@example.org Erin.pw5
+check "CRAM-MD5 from a {PLAIN} row" cram alice@example.org Alice.pw1
+check "CRAM-MD5 wrong password fails" bash -c "! python3 '$E2E_DIR/cram_client.py' '$SOCK' erin@example.org nope"
+
+# --explain and --check.
+explain=$("$bin_dir/saslgate" auth test -c "$DIR/saslgated.conf" --socket "$SOCK" --explain --password-stdin "o'brien@example.org" <<<"Obrien.pw8" 2>&1 || true)
+check "--explain shows the bound query" grep -q 'query: SELECT password, canonical AS user, nets AS allow_nets FROM users WHERE username = \$1 AND domain = \$2 AND active' <<<"$explain"
+check "--explain shows the bound values" grep -q "\$1 = %{username} = 'o'brien'" <<<"$explain"
+check "--explain names the host that answered" grep -q "answered by 127.0.0.1:$PG_PORT" <<<"$explain"
+check "--explain shows no password" bash -c "! grep -q 'Obrien.pw8' <<<\"\$1\"" _ "$explain"
+check "saslgated --check reaches the database" "$bin_dir/saslgated" --check -c "$DIR/saslgated.conf"
+
+# Concurrent load through the pool: 200 lookups, 8 at a time, every answer right.
+load_out=$E2E_TMP/load.out
+: >"$load_out"
+for i in $(seq 1 200); do
+    case $((i % 4)) in
+        0) echo "alice@example.org Alice.pw1 succeeded" ;;
+        1) echo "bob@example.org Bob.pw2 succeeded" ;;
+        2) echo "alice@example.org bad failed" ;;
+        3) echo "nobody@example.org x failed" ;;
+    esac
+done | xargs -P 8 -L 1 bash -c 'out=$(doveadm -c "$0" auth test -a "$1" -x service=smtp -x secured "$2" "$3" 2>&1); if grep -q "auth $4" <<<"$out"; then echo right; else echo "wrong $2 $4"; fi' \
+    "$(e2e_doveadm_conf)" "$SOCK" >>"$load_out" 2>&1 || true
+check "200 concurrent lookups, all answers right" test "$(grep -c '^right$' "$load_out")" = 200
+
+# 20 reloads: the old pools are closed, connections do not grow.
+before=$(pg_test_connections)
+for _ in $(seq 1 20); do
+    kill -HUP "$PID"
+    sleep 0.2
+    run_doveadm_auth -a "$SOCK" -x service=smtp -x secured alice@example.org Alice.pw1 >/dev/null || true
+done
+sleep 3
+after=$(pg_test_connections)
+check "20 reloads do not grow the connections ($before before, $after after)" test "$after" -le "$((before + 2))"
+
+# Failover: a closed port first, then the real server (TCP), then the Unix socket.
+closed=$(e2e_free_port)
+start_pg failover "host=127.0.0.1 port=$closed host=127.0.0.1 port=$PG_PORT dbname=mail user=saslgate"
+ok "failover: the first host refuses, the second answers" alice@example.org Alice.pw1
+explain=$("$bin_dir/saslgate" auth test -c "$DIR/saslgated.conf" --socket "$SOCK" --explain --password-stdin alice@example.org <<<"Alice.pw1" 2>&1 || true)
+check "--explain names the second host" grep -q "answered by 127.0.0.1:$PG_PORT" <<<"$explain"
+start_pg unix "host=$PG_SOCKDIR port=$PG_PORT dbname=mail user=saslgate"
+ok "a Unix-socket directory as host" bob@example.org Bob.pw2
+
+# Outage: the database stops. Answers are temporary failures (temp), within query_timeout (2 s).
+start_pg outage "$tcp"
+OUT_SOCK=$SOCK OUT_PID=$PID OUT_LOG=$LOG
+start_pg cached "$tcp" "auth_cache_size = 1000" "auth_cache_ttl = 1s" "auth_cache_negative_ttl = 1s"
+CACHED_SOCK=$SOCK
+expect_doveadm "cache: first lookup succeeds" succeeded -a "$CACHED_SOCK" -x service=smtp -x secured bob@example.org Bob.pw2
+SOCK=$OUT_SOCK PID=$OUT_PID
+ok "outage: before the stop, OK" alice@example.org Alice.pw1
+pg_test_stop
+sleep 1.5  # the cached entry's TTL (1 s) is over
+start=$(date +%s.%N)
+out=$(run_doveadm_auth -a "$SOCK" -x service=smtp -x secured alice@example.org Alice.pw1 || true)
+elapsed=$(python3 -c "import sys; print(round($(date +%s.%N) - $start, 2))")
+check "database down: FAIL with temp" grep -qE "^[[:space:]]*temp$" <<<"$out"
+check "database down: answered in ${elapsed}s (< query_timeout + 1 s)" python3 -c "import sys; sys.exit(0 if $elapsed < 3.0 else 1)"
+out2=$(run_doveadm_auth -a "$SOCK" -x service=smtp -x secured bob@example.org Bob.pw2 || true)
+check "database down: the next request fails temporarily too, never as a wrong password" grep -qE "^[[:space:]]*temp$" <<<"$out2"
+expect_doveadm "database down: the auth cache still serves its (expired) entry" succeeded -a "$CACHED_SOCK" -x service=smtp -x secured bob@example.org Bob.pw2
+check "the outage is logged as an internal failure" file_has "internal failure" "$OUT_LOG"
+pg_test_start || e2e_die "PostgreSQL did not start again" "$PG_LOG"
+ok "database back: the first request succeeds without restarting saslgated" alice@example.org Alice.pw1
+check "saslgated still runs" process_alive "$PID"
+
+# A world-readable settings file is refused.
+chmod 0644 "$DIR/pgsql.conf"
+check "a world-readable pgsql.conf is refused by --check" bash -c "! '$bin_dir/saslgated' --check -c '$DIR/saslgated.conf' >/dev/null 2>&1"
+
