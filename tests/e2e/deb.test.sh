@@ -175,6 +175,13 @@ rc=0
 DEBIAN_FRONTEND=noninteractive dpkg-reconfigure saslgate >"$out" 2>&1 || rc=$?
 check "dpkg-reconfigure with a pam: passdb exits 0" test "$rc" -eq 0
 check "a pam: passdb -> $account is in group shadow" bash -c "id -nG $account | grep -qw shadow"
+check "no TCP endpoint or network passdb -> no network drop-in" absent /etc/systemd/system/saslgated.service.d/network.conf
+printf 'listen = /var/spool/postfix/private/auth inet:127.0.0.1:12345\n' >>"$conf"
+rc=0
+DEBIAN_FRONTEND=noninteractive dpkg-reconfigure saslgate >"$out" 2>&1 || rc=$?
+check "dpkg-reconfigure with a TCP endpoint exits 0" test "$rc" -eq 0
+check "a TCP endpoint -> the network drop-in lifts PrivateNetwork=yes" \
+    file_has "PrivateNetwork=no" /etc/systemd/system/saslgated.service.d/network.conf
 cp -a "$E2E_TMP/edited.conf" "$conf"
 
 # --- 6. remove keeps the configuration and the users; purge leaves nothing
@@ -196,5 +203,6 @@ check "purge: none of the package's files is left" test "${#left[@]}" -eq 0
 [ "${#left[@]}" -eq 0 ] || printf '      left: %s\n' "${left[@]}"
 check "purge: $conf_dir gone" absent "$conf_dir"
 check "purge: unit links gone" absent /etc/systemd/system/sockets.target.wants/saslgated.socket
+check "purge: the network drop-in gone" absent /etc/systemd/system/saslgated.service.d
 check "purge: user $account gone" bash -c "! getent passwd $account"
 check "purge: group $account gone" bash -c "! getent group $account"
