@@ -98,6 +98,12 @@ public protocol PasswordDatabase: Sendable {
     func verifyPlainNow(_ request: PassdbRequest, password: Secret) -> PassdbResult?
     func lookupCredentials(_ request: PassdbRequest, scheme: CredentialScheme) async -> CredentialLookup
 
+    /// `verifyPlain` with what the engine may need beyond the verdict: which app password matched, and
+    /// which stored hash was verified (for `rehash_schemes`). Defaults to `verifyPlain` without details.
+    func verifyPlainVerdict(_ request: PassdbRequest, password: Secret) async -> PassdbVerdict
+    /// `verifyPlainNow` with the same details as `verifyPlainVerdict`; nil: call that.
+    func verifyPlainVerdictNow(_ request: PassdbRequest, password: Secret) -> PassdbVerdict?
+
     /// Identifies the data version answering now, unique in the process: it changes whenever the
     /// data may have changed (a reloaded table). nil: results must not be cached (PAM: a password can
     /// change behind our back). Reading it may check whether the data changed.
