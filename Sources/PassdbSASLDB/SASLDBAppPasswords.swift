@@ -74,6 +74,23 @@ public enum SASLDBAppPasswords {
         return Secret(symbols)
     }
 
+    /// True if `password` has the form `generate` makes (`xxxx-xxxx-xxxx-xxxx`). Only such passwords are
+    /// checked against the app passwords, so an ordinary wrong password costs one hash, not one per app
+    /// password (the form says nothing about any stored secret).
+    public static func looksGenerated(_ password: Secret) -> Bool {
+        password.withBytes { p in
+            guard p.count == groups * groupLength + groups - 1 else { return false }
+            for (i, b) in p.enumerated() {
+                if i % (groupLength + 1) == groupLength {
+                    guard b == UInt8(ascii: "-") else { return false }
+                } else if !alphabet.contains(b) {
+                    return false
+                }
+            }
+            return true
+        }
+    }
+
     /// Checks a name: 1 to 64 of `A-Z a-z 0-9 . _ -`, starting with a letter or digit.
     public static func validateName(_ name: String) throws(SASLDBError) {
         let bytes = Array(name.utf8)

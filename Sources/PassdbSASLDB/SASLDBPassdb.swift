@@ -148,7 +148,8 @@ public final class SASLDBPassdb: PasswordDatabase {
 
     /// The verdict, with the app password that matched (its use is recorded, in a batch) or the main
     /// hash that was verified (for `rehash_schemes`). The main password is checked first; only when it
-    /// does not match are the user's live app passwords for `request.service` tried.
+    /// does not match, and the password has the generated form, are the user's live app passwords for
+    /// `request.service` tried.
     public func verifyPlainVerdict(_ request: PassdbRequest, password: Secret) async -> PassdbVerdict {
         await ensureFresh()
         guard let user = try? SASLDBUser(request: request) else { return PassdbVerdict(.userUnknown) }
@@ -261,7 +262,7 @@ public final class SASLDBPassdb: PasswordDatabase {
         case .checked(.match, _, _), .checked(.unverifiable, _, _): return main
         default: break
         }
-        guard let service else { return main }
+        guard let service, SASLDBAppPasswords.looksGenerated(password) else { return main }
         let candidates: [SASLDBAppPasswords.Candidate]
         switch withConnection({ c throws(SQLiteError) in try SASLDBAppPasswords.candidates(c, user: user) }) {
         case .failure(let e): return .failure("\(e)")

@@ -120,6 +120,10 @@ import Testing
             for ch in p where ch != "-" { counts[ch, default: 0] += 1 }
         }
         #expect(seen.count == 500)
+        #expect(seen.allSatisfy { SASLDBAppPasswords.looksGenerated(Secret(Array($0.utf8))) })
+        for other in ["pencil", "abcd-efgh-ijkl-mno", "abcd-efgh-ijkl-mnoP", "abcd efgh ijkl mnop", "abcd-efgh-ijkl-mnop-"] {
+            #expect(!SASLDBAppPasswords.looksGenerated(Secret(Array(other.utf8))), "\(other)")
+        }
         #expect(counts.count == 36, "every symbol of the alphabet appears")
         // 16 symbols of 36: ≥ 80 bits.
         #expect(Double(SASLDBAppPasswords.groups * SASLDBAppPasswords.groupLength) * log2(36.0) >= 80)
