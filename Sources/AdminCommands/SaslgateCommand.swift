@@ -9,7 +9,7 @@ public struct SaslgateCommand: ParsableCommand {
             "Exit status: 0 done, 1 refused (user exists / missing, authentication failed), 2 usage or other errors.",
         subcommands: [
             UserCommand.self, PwCommand.self, AuthCommand.self, ImportCommand.self, DoctorCommand.self,
-            StatsCommand.self, PenaltyCommand.self,
+            StatsCommand.self, PenaltyCommand.self, AppPasswordCommand.self,
         ]
     )
 

@@ -77,6 +77,17 @@ extension Settings {
         .duration("failure_delay", \.failureDelay, default: "2s", in: 0...5, why: "Postfix gives up after 10s",
                   "the delay before a failure is answered"),
 
+        ConfigKey("require_app_passwords", default: "no", "refuse the main password for SMTP: yes, no or realms") { v, s, _ in
+            let (requirement, problems) = AppPasswordRequirement.parse(v)
+            s.requireAppPasswords = requirement
+            return problems
+        },
+        ConfigKey("rehash_schemes", default: "", "store a fresh hash after a login verified a weak one (SOURCES -> TARGET)") { v, s, _ in
+            let (schemes, problems) = RehashSchemes.parse(v)
+            s.rehashSchemes = schemes
+            return problems
+        },
+
         // Auth cache
         .number("auth_cache_size", \.authCacheSize, default: "0", in: 0...10_000_000, why: "0: no cache",
                 "the number of cached verification results"),

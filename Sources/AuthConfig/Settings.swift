@@ -35,6 +35,10 @@ public struct Settings: Equatable, Sendable {
 
     /// Dovecot's `auth_username_chars` plus `+` and `=` (common in mailbox names).
     public static let defaultUsernameChars = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_@+="
+    /// `require_app_passwords`: where SMTP logins with the main password are refused.
+    public var requireAppPasswords: AppPasswordRequirement = .no
+    /// `rehash_schemes`: weak stored hashes replaced after a successful login; nil: off.
+    public var rehashSchemes: RehashSchemes? = nil
     /// Delay before an authentication failure is answered (seconds; 0 disables).
     public var failureDelay: Double = 0
     /// PLAIN and LOGIN fail on requests without `secured`.

@@ -164,14 +164,14 @@ public final class AuthClientSession {
             guard let passdbRequest = admitIdentity(request, identity) else { return }
             request.state = .busy
             let chain = service.chain
-            if let (result, passdb) = chain.verifyPlainNow(passdbRequest, password: password) {
+            if let verdict = chain.verifyNow(passdbRequest, password: password) {
                 // Answered without hashing or blocking ({PLAIN} entries, a cache hit): no task, no hop,
                 // and the reply leaves with the others of this read.
-                verified(request, result, passdb, password: password)
+                verified(request, verdict, passdbRequest, password: password)
                 return
             }
-            io.runDetached({ await chain.verifyPlain(passdbRequest, password: password) }) { [weak self] result, passdb in
-                self?.verified(request, result, passdb, password: password)
+            io.runDetached({ await chain.verify(passdbRequest, password: password) }) { [weak self] verdict in
+                self?.verified(request, verdict, passdbRequest, password: password)
             }
         case .verifyToken(let identity, let token):
             guard let passdbRequest = admitIdentity(request, identity) else { return }
@@ -214,9 +214,17 @@ public final class AuthClientSession {
         return request.passdbRequest(user: verdict.names.user)
     }
 
-    private func verified(_ request: AuthRequest, _ result: PassdbResult, _ passdb: String?, password: Secret) {
+    private func verified(_ request: AuthRequest, _ verdict: PassdbChain.Verdict, _ passdbRequest: PassdbRequest, password: Secret) {
         guard requests.holds(request) else { return }
-        request.passdb = passdb
+        let result = verdict.result
+        request.passdb = verdict.passdb
+        request.appPassword = verdict.appPassword
+        if result == .ok, verdict.appPassword == nil,
+            configuration.requireAppPasswords.refusesMainPassword(realm: passdbRequest.realm, service: passdbRequest.service)
+        {
+            end(request, .mainPasswordRefused)
+            return
+        }
         guard let failure = AuthFailure.passdb(result) else {
             if case .okAs(let user) = result { request.user = user }
             run(request, request.mechanism.step(.verified))
@@ -275,6 +283,7 @@ public final class AuthClientSession {
         guard requests.remove(request) else { return }
         var fields: [(String, String?)] = []
         if request.command.debug, let passdb = request.passdb { fields.append(("passdb", passdb)) }
+        if let app = request.appPassword { fields.append(("app", app)) }
         if let finalData { fields.append(("resp", DovecotBase64.encode(finalData))) }
         service.gate.recordSuccess(request)
         if let target = request.pendingAuthzid {

@@ -130,6 +130,10 @@ struct AuthFailure: Error, Equatable {
 
     private static let unknownUser = authentication("unknown user")
 
+    /// The main password was right, but `require_app_passwords` refuses it for this service: answered
+    /// exactly like a wrong password (the client learns nothing), the log says why.
+    static let mainPasswordRefused = authentication("main password refused: require_app_passwords")
+
     private static func disabled(_ why: String?) -> AuthFailure {
         authentication("user disabled" + (why.map { ": \($0)" } ?? ""), code: .userDisabled)
     }

@@ -36,6 +36,9 @@ final class AuthRequest {
     var pendingAuthzid: String?
     /// The passdb that answered, as configured.
     var passdb: String?
+    /// The name of the app password that matched (`app=` in the OK line and the log); nil: the main
+    /// password or none.
+    var appPassword: String?
     /// The password of a failed plaintext check, kept only to recognise the same wrong password
     /// retried; never logged, wiped when the failure is counted.
     var failedPassword: Secret?
@@ -87,6 +90,7 @@ extension AuthLogRecord {
             authcid: request.authcid.map { sanitizeForLog($0) }, mechanism: request.descriptor.name,
             service: sanitizeForLog(c.service, limit: 32), remoteIP: sanitizeForLog(c.remoteIP ?? "", limit: 64),
             localIP: sanitizeForLog(c.localIP ?? "", limit: 64), secured: c.secured, passdb: request.passdb,
+            app: request.appPassword.map { sanitizeForLog($0, limit: 64) },
             reason: reason.map { sanitizeForLog($0, limit: 200) },
             delayMS: delay.flatMap { $0 > 0 ? Int(($0 * 1000).rounded()) : nil },
             durationMS: Int((seconds * 1000).rounded()), conn: conn, cpid: cpid, id: request.id)

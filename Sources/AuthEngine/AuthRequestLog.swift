@@ -13,6 +13,8 @@ public struct AuthLogRecord: Sendable {
     public var localIP: String
     public var secured: Bool
     public var passdb: String?
+    /// The app password that was used (its name, never the secret).
+    public var app: String?
     public var reason: String?
     public var delayMS: Int?
     public var durationMS: Int
@@ -25,8 +27,8 @@ public struct AuthLogRecord: Sendable {
 
     public init(
         result: String, user: String, authcid: String?, mechanism: String, service: String, remoteIP: String,
-        localIP: String, secured: Bool, passdb: String?, reason: String?, delayMS: Int?, durationMS: Int, conn: UInt64,
-        cpid: UInt32?, id: UInt32, peer: String? = nil
+        localIP: String, secured: Bool, passdb: String?, app: String? = nil, reason: String?, delayMS: Int?, durationMS: Int,
+        conn: UInt64, cpid: UInt32?, id: UInt32, peer: String? = nil
     ) {
         self.result = result
         self.user = user
@@ -37,6 +39,7 @@ public struct AuthLogRecord: Sendable {
         self.localIP = localIP
         self.secured = secured
         self.passdb = passdb
+        self.app = app
         self.reason = reason
         self.delayMS = delayMS
         self.durationMS = durationMS
@@ -50,10 +53,10 @@ public struct AuthLogRecord: Sendable {
     public var message: String { result == "ok" ? "auth ok" : "auth " + result }
 
     /// The keys of the line in their fixed order (fail2ban filters rely on it); the optional ones
-    /// (`authcid`, `passdb`, `reason`, `delay_ms`, `cpid`, `peer`) are left out when absent. Other formatters that
-    /// order metadata (`SaslgateLogHandler`) use this list too.
+    /// (`authcid`, `passdb`, `app`, `reason`, `delay_ms`, `cpid`, `peer`) are left out when absent. Other formatters
+    /// that order metadata (`SaslgateLogHandler`) use this list too.
     public static let keyOrder = [
-        "result", "user", "authcid", "mech", "service", "rip", "lip", "secured", "passdb", "reason", "delay_ms",
+        "result", "user", "authcid", "mech", "service", "rip", "lip", "secured", "passdb", "app", "reason", "delay_ms",
         "duration_ms", "conn", "cpid", "id", "peer",
     ]
 
@@ -81,6 +84,7 @@ public struct AuthLogRecord: Sendable {
         body("lip", .text(localIP))
         body("secured", .text(secured ? "yes" : "no"))
         if let passdb { body("passdb", .text(passdb)) }
+        if let app { body("app", .text(app)) }
         if let reason { body("reason", .text(reason)) }
         if let delayMS { body("delay_ms", .number(UInt64(max(0, delayMS)))) }
         body("duration_ms", .number(UInt64(max(0, durationMS))))

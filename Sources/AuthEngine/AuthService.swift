@@ -40,6 +40,9 @@ public final class AuthService: Sendable {
         self.metrics = metrics
         self.requestLog = requestLog ?? LoggerRequestLog(logger)
         var chain = chain
+        if let schemes = settings.rehashSchemes, let policy = RehashPolicy(schemes) {
+            chain.rehasher = Rehasher(policy: policy, logger: logger) { [metrics] result in metrics?.rehashFinished(result: result) }
+        }
         if settings.authCacheSize > 0 {
             chain.cache = AuthCache(
                 maxEntries: settings.authCacheSize, ttl: settings.authCacheTTL, negativeTTL: settings.authCacheNegativeTTL)
@@ -105,4 +108,10 @@ extension PassdbNeed {
 /// Receives one event per finished request (success, failure, timeout, cancel).
 public protocol AuthMetrics: Sendable {
     func requestFinished(result: String, mechanism: String, passdb: String?, seconds: Double)
+    /// One finished rewrite of `rehash_schemes`: `ok`, `failed` or `unchanged`.
+    func rehashFinished(result: String)
+}
+
+extension AuthMetrics {
+    public func rehashFinished(result: String) {}
 }

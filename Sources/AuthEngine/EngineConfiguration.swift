@@ -21,6 +21,8 @@ public struct EngineConfiguration: Sendable {
     public var anonymousUsername: String?
     /// `failure_delay` and the `penalty_*` keys, `trusted_networks`.
     public var penalty: PenaltyTable.Policy
+    /// `require_app_passwords`: where SMTP logins with the main password are refused.
+    public var requireAppPasswords: AppPasswordRequirement
 
     public init(settings: Settings) {
         failureDelay = settings.failureDelay
@@ -33,6 +35,7 @@ public struct EngineConfiguration: Sendable {
         authzRules = settings.authzRules
         anonymousUsername = settings.anonymousUsername
         penalty = PenaltyTable.Policy(settings: settings)
+        requireAppPasswords = settings.requireAppPasswords
     }
 }
 

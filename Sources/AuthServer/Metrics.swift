@@ -49,6 +49,15 @@ final class DaemonMetrics: AuthMetrics {
         duration.record(.nanoseconds(Int64(seconds * 1e9)))
     }
 
+    /// `saslgate_rehash_total{result="ok|failed|unchanged"}`: rewrites of `rehash_schemes`.
+    func rehashFinished(result: String) {
+        registry.makeCounter(
+            descriptor: .init(namespace: "saslgate", metricName: "rehash", unitName: "total",
+                              helpText: "Stored hashes replaced after a login (rehash_schemes) by result"),
+            labels: [("result", result)]
+        ).increment()
+    }
+
     /// Current gauges, then the whole registry as Prometheus text.
     func render() -> [UInt8] {
         func gauge(_ name: String, _ help: String, _ value: Int) {

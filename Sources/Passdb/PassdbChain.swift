@@ -29,6 +29,22 @@ public struct PassdbChain: Sendable {
     public var passdbs: [any PasswordDatabase] { entries.map(\.passdb) }
     /// Cache of verification results (auth_cache_size > 0); nil: every check asks the passdbs.
     public var cache: AuthCache?
+    /// Stores fresh hashes after logins verified against weak ones (`rehash_schemes`); nil: off.
+    public var rehasher: Rehasher?
+
+    /// The chain's answer to a plaintext check: the verdict, the passdb that gave it (nil when none
+    /// knew the user) and the app password that matched (nil: the main password, or a failure).
+    public struct Verdict: Sendable {
+        public var result: PassdbResult
+        public var passdb: String?
+        public var appPassword: String?
+
+        public init(_ result: PassdbResult, passdb: String?, appPassword: String? = nil) {
+            self.result = result
+            self.passdb = passdb
+            self.appPassword = appPassword
+        }
+    }
 
     public init(_ entries: [Entry]) {
         self.entries = entries
@@ -42,17 +58,24 @@ public struct PassdbChain: Sendable {
     /// brought up to date first (`ensureFresh`), so neither a passdb nor the cache answers from data older
     /// than its check interval.
     public func verifyPlain(_ request: PassdbRequest, password: Secret) async -> (PassdbResult, String?) {
+        let v = await verify(request, password: password)
+        return (v.result, v.passdb)
+    }
+
+    /// `verifyPlain` with the app password that matched.
+    public func verify(_ request: PassdbRequest, password: Secret) async -> Verdict {
         for entry in entries where entry.verifiesPlain { await entry.passdb.ensureFresh() }
         guard let cache, let generations = cacheGenerations() else {
             return await verifyUncached(request, password: password)
         }
-        if let hit = cache.lookup(user: request.user, password: password, generations: generations) {
-            return hit
+        if let hit = cache.lookup(user: cacheUser(request), password: password, generations: generations) {
+            return Verdict(hit.0, passdb: hit.1)
         }
         let answer = await verifyUncached(request, password: password)
-        if case .internalFailure = answer.0,
-            let stale = cache.lookupExpired(user: request.user, password: password, generations: generations) {
-            return stale  // the backend is out: the last answer it gave serves meanwhile (Dovecot's rule)
+        if case .internalFailure = answer.result,
+            let stale = cache.lookupExpired(user: cacheUser(request), password: password, generations: generations) {
+            // The backend is out: the last answer it gave serves meanwhile (Dovecot's rule).
+            return Verdict(stale.0, passdb: stale.1)
         }
         remember(answer, request, password, generations)
         return answer
@@ -62,25 +85,33 @@ public struct PassdbChain: Sendable {
     /// (a cache hit, `{PLAIN}` entries): the common case of a busy MTA costs no task and no thread hop.
     /// nil: use `verifyPlain`. Same rules and the same cache as `verifyPlain`.
     public func verifyPlainNow(_ request: PassdbRequest, password: Secret) -> (PassdbResult, String?)? {
+        verifyNow(request, password: password).map { ($0.result, $0.passdb) }
+    }
+
+    /// `verifyPlainNow` with the app password that matched.
+    public func verifyNow(_ request: PassdbRequest, password: Secret) -> Verdict? {
         for entry in entries where entry.verifiesPlain {
             guard entry.passdb.isFresh else { return nil }
         }
         let generations = cache == nil ? nil : cacheGenerations()
         if let cache, let generations,
-            let hit = cache.lookup(user: request.user, password: password, generations: generations, countMiss: false) {
-            return hit
+            let hit = cache.lookup(user: cacheUser(request), password: password, generations: generations, countMiss: false) {
+            return Verdict(hit.0, passdb: hit.1)
         }
         var fold = Fold()
         for entry in entries where entry.verifiesPlain {
-            guard let result = entry.passdb.verifyPlainNow(request, password: password) else { return nil }
-            if let answer = fold.add(result, from: entry) { return remembered(answer, request, password, generations) }
+            guard let verdict = entry.passdb.verifyPlainVerdictNow(request, password: password) else { return nil }
+            if let answer = fold.add(verdict, from: entry) {
+                considerRehash(verdict, entry, request, password)
+                return remembered(answer, request, password, generations)
+            }
         }
         return remembered(fold.answer, request, password, generations)
     }
 
     private func remembered(
-        _ answer: (PassdbResult, String?), _ request: PassdbRequest, _ password: Secret, _ generations: [UInt64]?
-    ) -> (PassdbResult, String?) {
+        _ answer: Verdict, _ request: PassdbRequest, _ password: Secret, _ generations: [UInt64]?
+    ) -> Verdict {
         if let generations {
             cache?.countMiss()
             remember(answer, request, password, generations)
@@ -89,9 +120,23 @@ public struct PassdbChain: Sendable {
     }
 
     /// Stores an answer, but only when no passdb changed while we asked: it belongs to these generations.
-    private func remember(_ answer: (PassdbResult, String?), _ request: PassdbRequest, _ password: Secret, _ generations: [UInt64]) {
-        guard let cache, cacheGenerations() == generations else { return }
-        cache.store(user: request.user, password: password, generations: generations, result: answer.0, passdb: answer.1)
+    /// An app password's success is never cached: its services, expiry and last use are checked on every
+    /// login.
+    private func remember(_ answer: Verdict, _ request: PassdbRequest, _ password: Secret, _ generations: [UInt64]) {
+        guard let cache, answer.appPassword == nil, cacheGenerations() == generations else { return }
+        cache.store(
+            user: cacheUser(request), password: password, generations: generations, result: answer.result, passdb: answer.passdb)
+    }
+
+    /// The cache's name for a request: the user and the service, since an app password may serve one
+    /// service and not another (its failure for `imap` must not answer for `smtp`).
+    private func cacheUser(_ request: PassdbRequest) -> String {
+        request.user + "\u{0}" + request.service
+    }
+
+    private func considerRehash(_ verdict: PassdbVerdict, _ entry: Entry, _ request: PassdbRequest, _ password: Secret) {
+        guard verdict.result == .ok, let rehasher else { return }
+        rehasher.consider(verdict, from: entry.passdb, request: request, password: password)
     }
 
     /// The generation of every passdb that can verify plaintext, or nil if one cannot say (PAM).
@@ -104,38 +149,42 @@ public struct PassdbChain: Sendable {
         return out
     }
 
-    private func verifyUncached(_ request: PassdbRequest, password: Secret) async -> (PassdbResult, String?) {
+    private func verifyUncached(_ request: PassdbRequest, password: Secret) async -> Verdict {
         var fold = Fold()
         for entry in entries where entry.verifiesPlain {
-            let result = await entry.passdb.verifyPlain(request, password: password)
-            if let answer = fold.add(result, from: entry) { return answer }
+            let verdict = await entry.passdb.verifyPlainVerdict(request, password: password)
+            if let answer = fold.add(verdict, from: entry) {
+                considerRehash(verdict, entry, request, password)
+                return answer
+            }
         }
         return fold.answer
     }
 
     /// Dovecot's chain rules for plaintext checks, one passdb's answer at a time.
     private struct Fold {
-        var final: (PassdbResult, String?) = (.userUnknown, nil)
-        var internalFail: (PassdbResult, String?)?
+        var final = Verdict(.userUnknown, passdb: nil)
+        var internalFail: Verdict?
 
-        /// The chain's answer if this passdb's result ends the walk; nil: ask the next passdb.
-        mutating func add(_ result: PassdbResult, from entry: Entry) -> (PassdbResult, String?)? {
+        /// The chain's answer if this passdb's verdict ends the walk; nil: ask the next passdb.
+        mutating func add(_ verdict: PassdbVerdict, from entry: Entry) -> Verdict? {
+            let result = verdict.result
             switch result {
             case .ok, .okAs:
-                return (result, entry.passdb.name)
+                return Verdict(result, passdb: entry.passdb.name, appPassword: verdict.appPassword)
             case .userUnknown:
                 return nil
             case .internalFailure:
-                internalFail = internalFail ?? (result, entry.passdb.name)
-                return entry.resultInternalFail == .return ? (result, entry.passdb.name) : nil
+                internalFail = internalFail ?? Verdict(result, passdb: entry.passdb.name)
+                return entry.resultInternalFail == .return ? Verdict(result, passdb: entry.passdb.name) : nil
             default:
-                final = (result, entry.passdb.name)
+                final = Verdict(result, passdb: entry.passdb.name)
                 return entry.resultFailure == .return ? (internalFail ?? final) : nil
             }
         }
 
         /// The answer once every passdb was asked.
-        var answer: (PassdbResult, String?) { internalFail ?? final }
+        var answer: Verdict { internalFail ?? final }
     }
 
     /// Credentials are fetched, not verified here: the first passdb that has the user and a secret of

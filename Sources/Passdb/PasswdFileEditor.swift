@@ -97,6 +97,27 @@ public struct PasswdFileEditor: Sendable {
         }
     }
 
+    /// Replaces the password field of `user`'s line with `passwordField` only if `isCurrent` says the
+    /// field there now is the expected one (compare-and-swap under the lock: a rehash after a login
+    /// never overwrites a password an admin or another login changed meanwhile). Returns whether it
+    /// wrote; when not, the file is left untouched.
+    public func replacePasswordField(
+        user: String, with passwordField: String, ifCurrent isCurrent: (String) -> Bool
+    ) throws(PasswdFileEditError) -> Bool {
+        try validateField(passwordField)
+        var replaced = false
+        try edit(skipWriteUnlessChanged: true) { (contents, outcome, target) throws(PasswdFileEditError) in
+            let r = try record(of: user, in: outcome, target: target)
+            let range = Int(r.userEnd) + 1..<Int(r.fieldEnd)
+            var current = String(decoding: contents[range], as: UTF8.self)
+            defer { current = "" }
+            guard isCurrent(current) else { return }
+            contents.replaceSubrange(range, with: Array(passwordField.utf8))
+            replaced = true
+        }
+        return replaced
+    }
+
     /// Removes `user`'s line (with its line break).
     public func delete(user: String) throws(PasswdFileEditError) {
         try edit { (contents, outcome, target) throws(PasswdFileEditError) in
@@ -202,6 +223,7 @@ public struct PasswdFileEditor: Sendable {
 
     /// Lock, read, parse, let `change` edit the bytes, write atomically, unlock.
     private func edit(
+        skipWriteUnlessChanged: Bool = false,
         _ change: (inout [UInt8], PasswdFile.ParseOutcome, String) throws(PasswdFileEditError) -> Void
     ) throws(PasswdFileEditError) {
         let target = resolvedPath()
@@ -222,7 +244,9 @@ public struct PasswdFileEditor: Sendable {
         guard outcome.problems.isEmpty else {
             throw .fileInvalid(.invalid(path: target, problems: outcome.problems, total: outcome.problemCount))
         }
+        let before = skipWriteUnlessChanged ? contents : []
         try change(&contents, outcome, target)
+        if skipWriteUnlessChanged && before == contents { return }
         try writeAtomically(contents, to: target, like: current?.1)
     }
 

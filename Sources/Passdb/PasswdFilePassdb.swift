@@ -96,9 +96,19 @@ public final class PasswdFilePassdb: PasswordDatabase {
     // MARK: PasswordDatabase
 
     public func verifyPlain(_ request: PassdbRequest, password: Secret) async -> PassdbResult {
+        await verifyPlainVerdict(request, password: password).result
+    }
+
+    /// Cheap schemes are checked right here; hashed ones are left to `verifyPlain` (nil).
+    public func verifyPlainNow(_ request: PassdbRequest, password: Secret) -> PassdbResult? {
+        verifyPlainVerdictNow(request, password: password)?.result
+    }
+
+    /// The verdict with the entry verified (for `rehash_schemes`).
+    public func verifyPlainVerdict(_ request: PassdbRequest, password: Secret) async -> PassdbVerdict {
         await ensureFresh()
         let table = self.table
-        guard let stored = table.password(forKey: table.key(for: request)) else { return .userUnknown }
+        guard let stored = table.password(forKey: table.key(for: request)) else { return PassdbVerdict(.userUnknown) }
         let user = request.user
         let outcome: PasswordVerification
         if stored.scheme.isExpensive {
@@ -106,16 +116,16 @@ public final class PasswdFilePassdb: PasswordDatabase {
         } else {
             outcome = stored.verify(password, user: user)
         }
-        return verdict(outcome, request)
+        return PassdbVerdict(verdict(outcome, request), verifiedAgainst: outcome == .match ? stored : nil)
     }
 
-    /// Cheap schemes are checked right here; hashed ones are left to `verifyPlain` (nil).
-    public func verifyPlainNow(_ request: PassdbRequest, password: Secret) -> PassdbResult? {
+    public func verifyPlainVerdictNow(_ request: PassdbRequest, password: Secret) -> PassdbVerdict? {
         guard isFresh else { return nil }
         let table = self.table
-        guard let stored = table.password(forKey: table.key(for: request)) else { return .userUnknown }
+        guard let stored = table.password(forKey: table.key(for: request)) else { return PassdbVerdict(.userUnknown) }
         guard !stored.scheme.isExpensive else { return nil }
-        return verdict(stored.verify(password, user: request.user), request)
+        let outcome = stored.verify(password, user: request.user)
+        return PassdbVerdict(verdict(outcome, request), verifiedAgainst: outcome == .match ? stored : nil)
     }
 
     private func verdict(_ outcome: PasswordVerification, _ request: PassdbRequest) -> PassdbResult {
@@ -209,6 +219,39 @@ public final class PasswdFilePassdb: PasswordDatabase {
     private func logWarnings(_ table: PasswdFile) {
         for w in table.warnings.prefix(PasswdFile.maxReportedProblems) {
             logger.warning("\(w)", metadata: ["passdb": "\(name)"])
+        }
+    }
+}
+
+extension PasswdFilePassdb: RehashablePassdb {
+    /// Hashes on the executor, rewrites the user's line through `PasswdFileEditor` (locked, atomic
+    /// rename, other fields, mode and owner kept) only if it still holds `old`, then reloads the table
+    /// so the next login (and the auth cache, by the new generation) sees the new hash at once.
+    public func replaceHash(
+        _ request: PassdbRequest, password: Secret, old: StoredPassword, scheme: PasswordScheme
+    ) async -> RehashOutcome {
+        let key = table.key(for: request)
+        let editor = PasswdFileEditor(path: path, defaultRealm: defaultRealm)
+        return await executor.run { () -> RehashOutcome in
+            let field: String
+            do {
+                field = try scheme.hash(password, user: key)
+            } catch {
+                return .failed("hashing with \(scheme) failed: \(error)")
+            }
+            let written: Bool
+            do {
+                written = try editor.replacePasswordField(user: key, with: field) { current in
+                    guard let now = try? StoredPassword(field: current), now.scheme == old.scheme else { return false }
+                    return old.value.withBytes { o in now.value.constantTimeEquals(o) }
+                }
+            } catch {
+                return .failed(
+                    "\(error); the daemon's user needs write access to \(self.path) and its directory (or leave rehash_schemes empty)")
+            }
+            guard written else { return .unchanged }
+            _ = self.reload()
+            return .rewritten
         }
     }
 }

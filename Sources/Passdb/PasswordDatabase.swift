@@ -120,6 +120,11 @@ public protocol PasswordDatabase: Sendable {
     /// Checks a bearer token for `request` (its `user` is the name the client logged in as). Asked only of
     /// passdbs whose `capabilities.verifyToken` is true.
     func verifyToken(_ request: PassdbRequest, token: Secret) async -> TokenResult
+    /// `verifyPlain` with what the engine may need beyond the verdict: which app password matched, and
+    /// which stored hash was verified (for `rehash_schemes`). Defaults to `verifyPlain` without details.
+    func verifyPlainVerdict(_ request: PassdbRequest, password: Secret) async -> PassdbVerdict
+    /// `verifyPlainNow` with the same details as `verifyPlainVerdict`; nil: call that.
+    func verifyPlainVerdictNow(_ request: PassdbRequest, password: Secret) -> PassdbVerdict?
 
     /// Identifies the data version answering now, unique in the process: it changes whenever the
     /// data may have changed (a reloaded table). nil: results must not be cached (PAM: a password can

@@ -49,6 +49,8 @@ public struct SASLDBEditor: Sendable {
         self.busyTimeout = busyTimeout
     }
 
+    var busyMillisecondsValue: Int32 { busyMilliseconds }
+
     private var busyMilliseconds: Int32 {
         let ms = busyTimeout.components.seconds * 1000 + busyTimeout.components.attoseconds / 1_000_000_000_000_000
         return Int32(clamping: ms)
@@ -127,6 +129,7 @@ public struct SASLDBEditor: Sendable {
             let rows = try sql { () throws(SQLiteError) in try SASLDBStore.rows(c, user: user) }
             let count = try sql { () throws(SQLiteError) in try SASLDBStore.delete(c, user: user) }
             guard count > 0 else { throw .userNotFound(user: user.description, path: path) }
+            _ = try sql { () throws(SQLiteError) in try SASLDBAppPasswords.deleteAll(c, user: user) }
             guard count == rows.count else {
                 throw .writeNotApplied(user: user.description, path: path, detail: "deleted \(count) of \(rows.count) rows")
             }

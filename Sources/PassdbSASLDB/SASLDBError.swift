@@ -33,11 +33,17 @@ public enum SASLDBError: Error, Sendable, Equatable, CustomStringConvertible {
     case unsupportedHashScheme(PasswordScheme)
     /// The Cyrus sasldb2 file cannot be read.
     case sourceUnreadable(path: String, reason: String)
+    /// `app-password add` of a name the user already has.
+    case appPasswordExists(user: String, name: String, path: String)
+    /// `app-password revoke` of a name the user does not have.
+    case appPasswordNotFound(user: String, name: String, path: String)
+    /// A name, service list or expiry that cannot be stored, or the user has too many app passwords.
+    case invalidAppPassword(String)
 
     /// True for the refusals a CLI reports with exit code 1 (user exists / missing), false for real errors.
     public var isRefusal: Bool {
         switch self {
-        case .userExists, .userNotFound: true
+        case .userExists, .userNotFound, .appPasswordExists, .appPasswordNotFound: true
         default: false
         }
     }
@@ -75,6 +81,12 @@ public enum SASLDBError: Error, Sendable, Equatable, CustomStringConvertible {
                 + "SHA256-CRYPT, BLF-CRYPT, SSHA512 or SSHA256"
         case .sourceUnreadable(let path, let reason):
             "\(path): cannot read the Cyrus sasldb2 file: \(reason)"
+        case .appPasswordExists(let user, let name, let path):
+            "'\(sanitizeForLog(user))' already has an app password named '\(sanitizeForLog(name))' in \(path); revoke it first or choose another name"
+        case .appPasswordNotFound(let user, let name, let path):
+            "'\(sanitizeForLog(user))' has no app password named '\(sanitizeForLog(name))' in \(path); see `saslgate app-password list --db sasldb:\(path) \(sanitizeForLog(user))`"
+        case .invalidAppPassword(let why):
+            why
         }
     }
 }

@@ -43,6 +43,8 @@ public final class SASLDBPassdb: PasswordDatabase {
     private let state: Mutex<State>
     /// The connection that watches `PRAGMA data_version`; its lock also serializes the checks.
     private let watcher: Mutex<SQLiteConnection>
+    /// Last use of app passwords, written in batches.
+    let usage: AppPasswordUsage
 
     private struct State: Sendable {
         var idle: [SQLiteConnection] = []
@@ -52,6 +54,8 @@ public final class SASLDBPassdb: PasswordDatabase {
         var inode: UInt64
         var properties: Set<SASLDBProperty>
         var dataVersion: Int64
+        /// The store has the `app_passwords` table (schema version 2 or later).
+        var hasAppPasswords: Bool
         /// The last problem the check logged, so it is not logged every second.
         var lastProblem: String?
         /// `cacheGeneration`: its value and the (file generation, data version) it stands for.
@@ -70,9 +74,10 @@ public final class SASLDBPassdb: PasswordDatabase {
     ///   - logger: warnings about the file, reopenings, changes of the credential kinds.
     ///   - checkInterval: the longest a change to the store may go unnoticed (default one second).
     ///   - busyTimeout: how long a read may wait for a lock (only WAL recovery takes one).
+    ///   - usageInterval: how often the last use of app passwords is written (in one transaction).
     public init(
         path: String, executor: any BlockingExecutor, logger: Logger, checkInterval: Duration = .seconds(1),
-        busyTimeout: Duration = .seconds(5)
+        busyTimeout: Duration = .seconds(5), usageInterval: Duration = .seconds(10)
     ) throws(SASLDBError) {
         let openStart = ContinuousClock.now
         let status = try SASLDBStore.checkFile(path: path)
@@ -80,9 +85,11 @@ public final class SASLDBPassdb: PasswordDatabase {
         let c = try SASLDBStore.openReader(path: path, busyTimeoutMilliseconds: busy)
         let properties: Set<SASLDBProperty>
         let version: Int64
+        let schema: Int64
         do {
             version = try c.integer("PRAGMA data_version")
             properties = try SASLDBStore.propertiesPresent(c)
+            schema = try c.integer("PRAGMA user_version")
         } catch {
             throw .from(error, path: path)
         }
@@ -94,7 +101,12 @@ public final class SASLDBPassdb: PasswordDatabase {
         self.busyTimeoutMilliseconds = busy
         self.watcher = Mutex(c)
         self.state = Mutex(
-            State(device: status.device, inode: status.inode, properties: properties, dataVersion: version))
+            State(
+                device: status.device, inode: status.inode, properties: properties, dataVersion: version,
+                hasAppPasswords: schema >= 2))
+        self.usage = AppPasswordUsage(
+            path: path, name: "\(SASLDBPassdb.driverName):\(path)", interval: usageInterval, executor: executor,
+            logger: logger, busyTimeoutMilliseconds: busy)
         for w in status.warnings { logger.warning("\(w)", metadata: ["passdb": "\(name)"]) }
         logger.debug(
             "sasldb store opened", metadata: ["passdb": "\(name)", "secrets": "\(properties.map(\.rawValue).sorted())"])
@@ -131,28 +143,48 @@ public final class SASLDBPassdb: PasswordDatabase {
     // MARK: PasswordDatabase
 
     public func verifyPlain(_ request: PassdbRequest, password: Secret) async -> PassdbResult {
+        await verifyPlainVerdict(request, password: password).result
+    }
+
+    /// The verdict, with the app password that matched (its use is recorded, in a batch) or the main
+    /// hash that was verified (for `rehash_schemes`). The main password is checked first; only when it
+    /// does not match, and the password has the generated form, are the user's live app passwords for
+    /// `request.service` tried.
+    public func verifyPlainVerdict(_ request: PassdbRequest, password: Secret) async -> PassdbVerdict {
         await ensureFresh()
-        guard let user = try? SASLDBUser(request: request) else { return .userUnknown }
-        let outcome = await executor.run { self.verifyBlocking(user, password: password) }
+        guard let user = try? SASLDBUser(request: request) else { return PassdbVerdict(.userUnknown) }
+        let withApps = state.withLock { $0.hasAppPasswords }
+        let service = request.service
+        let outcome = await executor.run { self.verifyBlocking(user, password: password, service: withApps ? service : nil) }
         switch outcome {
         case .userUnknown:
-            return .userUnknown
+            return PassdbVerdict(.userUnknown)
         case .failure(let reason):
             logger.error("\(reason)", metadata: ["passdb": "\(name)", "auth.user": "\(sanitizeForLog(user.description))"])
-            return .internalFailure(reason)
+            return PassdbVerdict(.internalFailure(reason))
         case .noSecret:
             let reason = "no password secret stored for \(sanitizeForLog(user.description))"
-            return .schemeNotAvailable(reason)
-        case .checked(.match, _):
-            return .ok
-        case .checked(.mismatch, _):
-            return .passwordMismatch
-        case .checked(.unverifiable(let reason), let property):
+            return PassdbVerdict(.schemeNotAvailable(reason))
+        case .appPassword(let appName):
+            usage.record(user: user, name: appName, time: SASLDBAppPasswords.now(), ip: request.remoteIP)
+            return PassdbVerdict(.ok, appPassword: appName)
+        case .checked(.match, let property, let value):
+            guard property == .hash else { return PassdbVerdict(.ok) }
+            let field = value.withBytes { String(decoding: $0, as: UTF8.self) }
+            return PassdbVerdict(.ok, verifiedAgainst: try? StoredPassword(field: field))
+        case .checked(.mismatch, _, _):
+            return PassdbVerdict(.passwordMismatch)
+        case .checked(.unverifiable(let reason), let property, _):
             logger.warning(
                 "sasldb secret cannot be verified: \(reason); set the password again with `saslgate user passwd --db \(name)`",
                 metadata: ["passdb": "\(name)", "auth.user": "\(sanitizeForLog(user.description))", "property": "\(property)"])
-            return .schemeNotAvailable(reason)
+            return PassdbVerdict(.schemeNotAvailable(reason))
         }
+    }
+
+    /// Writes the pending last-use times of app passwords.
+    public func close() async {
+        await usage.close()
     }
 
     public func lookupCredentials(_ request: PassdbRequest, scheme: CredentialScheme) async -> CredentialLookup {
@@ -200,7 +232,10 @@ public final class SASLDBPassdb: PasswordDatabase {
     enum VerifyOutcome: Sendable {
         case userUnknown
         case noSecret
-        case checked(PasswordVerification, SASLDBProperty)
+        /// The main secret was checked: the verdict, the property and its value.
+        case checked(PasswordVerification, SASLDBProperty, Secret)
+        /// The main password did not match but this app password did.
+        case appPassword(String)
         case failure(String)
     }
 
@@ -208,18 +243,39 @@ public final class SASLDBPassdb: PasswordDatabase {
     /// whatever mechanism secret there is.
     static let verifyOrder: [SASLDBProperty] = [.hash, .cleartext, .scramSHA256, .scramSHA1, .cramMD5, .digestMD5]
 
-    private func verifyBlocking(_ user: SASLDBUser, password: Secret) -> VerifyOutcome {
+    /// `service`: try the app passwords allowed for it after a main-password mismatch; nil: none (a
+    /// store without the table).
+    private func verifyBlocking(_ user: SASLDBUser, password: Secret, service: String?) -> VerifyOutcome {
         let rows: [(SASLDBProperty?, Secret)]
         switch fetch(user) {
         case .failure(let e): return .failure("\(e)")
         case .success(let r): rows = r
         }
         guard !rows.isEmpty else { return .userUnknown }
+        var main = VerifyOutcome.noSecret
         for property in SASLDBPassdb.verifyOrder {
             guard let value = rows.first(where: { $0.0 == property })?.1 else { continue }
-            return .checked(SASLDBSecrets.verify(password, property: property, value: value, user: user), property)
+            main = .checked(SASLDBSecrets.verify(password, property: property, value: value, user: user), property, value)
+            break
         }
-        return .noSecret
+        switch main {
+        case .checked(.match, _, _), .checked(.unverifiable, _, _): return main
+        default: break
+        }
+        guard let service, SASLDBAppPasswords.looksGenerated(password) else { return main }
+        let candidates: [SASLDBAppPasswords.Candidate]
+        switch withConnection({ c throws(SQLiteError) in try SASLDBAppPasswords.candidates(c, user: user) }) {
+        case .failure(let e): return .failure("\(e)")
+        case .success(let c): candidates = c
+        }
+        let now = SASLDBAppPasswords.now()
+        for candidate in candidates {
+            let info = AppPasswordInfo(name: candidate.name, services: candidate.services, created: 0, expires: candidate.expires)
+            guard info.isLive(at: now), info.allows(service: service) else { continue }
+            if SASLDBAppPasswords.verify(password, candidate: candidate, user: user) == .match { return .appPassword(candidate.name) }
+        }
+        if case .noSecret = main, !candidates.isEmpty { return .checked(.mismatch, .hash, Secret([UInt8]())) }
+        return main
     }
 
     /// All rows of `user` through a pooled read-only connection.
@@ -295,6 +351,10 @@ public final class SASLDBPassdb: PasswordDatabase {
                     return reopened || s.dataVersion != version
                 }
                 if changed {
+                    // A writer may have migrated the store to a version with app passwords.
+                    if let schema = try? watcher.integer("PRAGMA user_version") {
+                        state.withLock { $0.hasAppPasswords = schema >= 2 }
+                    }
                     let properties: Set<SASLDBProperty>
                     do throws(SQLiteError) {
                         properties = try SASLDBStore.propertiesPresent(watcher)
@@ -326,5 +386,51 @@ public final class SASLDBPassdb: PasswordDatabase {
             }
             return state.withLock { $0.properties }
         }
+    }
+}
+
+extension SASLDBPassdb: RehashablePassdb {
+    /// Hashes on the executor and replaces the user's `saslgate:hash` row in one transaction, only if
+    /// it still holds `old` (the user's other secrets stay as they are), then checks the store so the
+    /// next login and the auth cache see the new hash at once. The daemon needs write access to the
+    /// store and its directory; without it the rewrite fails and is logged.
+    public func replaceHash(
+        _ request: PassdbRequest, password: Secret, old: StoredPassword, scheme: PasswordScheme
+    ) async -> RehashOutcome {
+        guard let user = try? SASLDBUser(request: request) else { return .unchanged }
+        guard SASLDBSecretPolicy.hashSchemes.contains(scheme) else {
+            return .failed("\(SASLDBError.unsupportedHashScheme(scheme))")
+        }
+        let path = self.path
+        let busy = busyTimeoutMilliseconds
+        let outcome = await executor.run { () -> RehashOutcome in
+            let newField: String
+            do {
+                newField = try scheme.hash(password)
+            } catch {
+                return .failed("hashing with \(scheme) failed: \(error)")
+            }
+            do throws(SASLDBError) {
+                let (c, _) = try SASLDBStore.openWriter(path: path, create: false, busyTimeoutMilliseconds: busy)
+                let changed = try SASLDBStore.inWriteTransaction(c, path: path) { () throws(SASLDBError) -> Int in
+                    do throws(SQLiteError) {
+                        // Compare-and-swap: only the field that was verified is replaced.
+                        guard let current = try SASLDBStore.rows(c, user: user).first(where: { $0.0 == .hash })?.1 else { return 0 }
+                        let field = current.withBytes { String(decoding: $0, as: UTF8.self) }
+                        guard let now = try? StoredPassword(field: field), now.scheme == old.scheme,
+                            old.value.withBytes({ now.value.constantTimeEquals($0) })
+                        else { return 0 }
+                        return try SASLDBStore.replace(c, user: user, property: .hash, old: current, new: Secret(Array(newField.utf8)))
+                    } catch {
+                        throw SASLDBError.from(error, path: path)
+                    }
+                }
+                return changed == 1 ? .rewritten : .unchanged
+            } catch {
+                return .failed("\(error); leave rehash_schemes empty if the daemon may not write the store")
+            }
+        }
+        if outcome == .rewritten { _ = await executor.run { self.refresh() } }
+        return outcome
     }
 }

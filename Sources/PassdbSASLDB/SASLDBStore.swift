@@ -7,14 +7,16 @@ import Glibc
 import Darwin
 #endif
 
-/// The store file: one SQLite database in WAL mode with one table,
+/// The store file: one SQLite database in WAL mode with the table
 ///
 ///     CREATE TABLE sasldb (authid TEXT, realm TEXT, property TEXT, value BLOB,
 ///                          PRIMARY KEY (authid, realm, property)) WITHOUT ROWID
 ///
 /// keyed like Cyrus sasldb2 (authentication id, realm, property) → value, plus an index on `property`
-/// (which kinds of secret exist, for the advertised mechanisms). `PRAGMA application_id` is `sgdb`
-/// and `user_version` the schema version, so a foreign SQLite file is never taken for a store.
+/// (which kinds of secret exist, for the advertised mechanisms), and since schema version 2 the table
+/// `app_passwords` (`appPasswordsSQL`). `PRAGMA application_id` is `sgdb` and `user_version` the schema
+/// version, so a foreign SQLite file is never taken for a store. A version 1 store is read as it is
+/// (no app passwords) and migrated to version 2 by the first writer that opens it (`openWriter`).
 ///
 /// Concurrency and crash safety come from SQLite: the daemon reads through read-only connections while
 /// CLI commands write, each command in one `BEGIN IMMEDIATE` transaction with `synchronous=FULL`,
@@ -25,7 +27,9 @@ enum SASLDBStore {
     /// `PRAGMA application_id`: "sgdb".
     static let applicationID: Int64 = 0x7367_6462
     /// `PRAGMA user_version` of the schema this code writes and reads.
-    static let schemaVersion: Int64 = 1
+    static let schemaVersion: Int64 = 2
+    /// The oldest schema version this code still reads (and migrates when it writes).
+    static let oldestReadableVersion: Int64 = 1
     /// Mode of a store the editor creates (before the umask).
     static let newFileMode: mode_t = 0o640
 
@@ -38,8 +42,27 @@ enum SASLDBStore {
             PRIMARY KEY (authid, realm, property)
         ) WITHOUT ROWID;
         CREATE INDEX sasldb_property ON sasldb (property);
+        \(appPasswordsSQL)
         PRAGMA application_id = \(applicationID);
         PRAGMA user_version = \(schemaVersion);
+        """
+
+    /// Schema version 2: app passwords, each a name, a hash (`{SCHEME}value`), the services it may be
+    /// used for (space-separated, lower case; empty: every service), Unix times of creation, expiry
+    /// (NULL: never) and last use, and the last client address.
+    static let appPasswordsSQL = """
+        CREATE TABLE app_passwords (
+            authid    TEXT NOT NULL CHECK (length(authid) > 0),
+            realm     TEXT NOT NULL CHECK (realm NOT GLOB '*[A-Z]*'),
+            name      TEXT NOT NULL CHECK (length(name) BETWEEN 1 AND 64),
+            hash      BLOB NOT NULL,
+            services  TEXT NOT NULL,
+            created   INTEGER NOT NULL,
+            expires   INTEGER,
+            last_used INTEGER,
+            last_ip   TEXT,
+            PRIMARY KEY (authid, realm, name)
+        ) WITHOUT ROWID;
         """
 
     static let selectUserSQL = "SELECT property, value FROM sasldb WHERE authid = ?1 AND realm = ?2"
@@ -186,7 +209,7 @@ enum SASLDBStore {
             throw .from(error, path: path)
         }
         if app == applicationID {
-            if version == schemaVersion { return true }
+            if (oldestReadableVersion...schemaVersion).contains(version) { return true }
             if version > schemaVersion {
                 throw .notAStore(path: path, reason: "it was written by a newer saslgate (schema version \(version), this one knows \(schemaVersion)); use that version")
             }
@@ -201,12 +224,41 @@ enum SASLDBStore {
     }
 
     private static func ensureSchema(_ c: SQLiteConnection, path: String, busyTimeoutMilliseconds: Int32) throws(SASLDBError) {
-        if try checkSchema(c, path: path, allowEmpty: true) { return }
+        if try checkSchema(c, path: path, allowEmpty: true) {
+            try migrate(c, path: path)
+            return
+        }
         // A fresh file: create the schema unless another command did in the meantime.
         try inWriteTransaction(c, path: path) { () throws(SASLDBError) in
             if try checkSchema(c, path: path, allowEmpty: true) { return }
             do throws(SQLiteError) {
                 try c.execute(schemaSQL)
+            } catch {
+                throw .from(error, path: path)
+            }
+        }
+    }
+
+    /// The schema version of an existing store (`PRAGMA user_version`).
+    static func version(_ c: SQLiteConnection, path: String) throws(SASLDBError) -> Int64 {
+        do {
+            return try c.integer("PRAGMA user_version")
+        } catch {
+            throw .from(error, path: path)
+        }
+    }
+
+    /// Brings an older store to `schemaVersion` in one transaction (whoever writes first migrates;
+    /// the others find it done): version 1 → 2 adds `app_passwords`. Readers of either version keep
+    /// working throughout.
+    static func migrate(_ c: SQLiteConnection, path: String) throws(SASLDBError) {
+        guard try version(c, path: path) < schemaVersion else { return }
+        try inWriteTransaction(c, path: path) { () throws(SASLDBError) in
+            let current = try version(c, path: path)
+            guard current < schemaVersion else { return }
+            do throws(SQLiteError) {
+                if current < 2 { try c.execute(appPasswordsSQL) }
+                try c.execute("PRAGMA user_version = \(schemaVersion)")
             } catch {
                 throw .from(error, path: path)
             }
@@ -302,6 +354,34 @@ enum SASLDBStore {
                 return .success(())
             } catch {
                 return .failure(error)
+            }
+        }
+        try result.get()
+        return c.changes
+    }
+
+    /// Replaces one property's value only if it still is `old` (compare-and-swap); returns the rows
+    /// changed (0: the value changed meanwhile or the row is gone).
+    static func replace(
+        _ c: SQLiteConnection, user: SASLDBUser, property: SASLDBProperty, old: Secret, new: Secret
+    ) throws(SQLiteError) -> Int {
+        let s = try c.statement(
+            "UPDATE sasldb SET value = ?4 WHERE authid = ?1 AND realm = ?2 AND property = ?3 AND value = ?5")
+        defer { s.reset() }
+        try s.bind(1, user.authid)
+        try s.bind(2, user.realm)
+        try s.bind(3, property.rawValue)
+        let result = new.withBytes { n in
+            old.withBytes { o -> Result<Void, SQLiteError> in
+                defer { s.reset() }  // drop the static bindings while the buffers are alive
+                do throws(SQLiteError) {
+                    try s.bindStatic(4, n)
+                    try s.bindStatic(5, o)
+                    try s.run()
+                    return .success(())
+                } catch {
+                    return .failure(error)
+                }
             }
         }
         try result.get()
