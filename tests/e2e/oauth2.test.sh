@@ -99,3 +99,50 @@ for t in "$good_rsa" "$good_ec" "$long"; do
     check "the debug log holds no token (signature ${sig:0:12}...)" file_lacks "$sig" "$sg/saslgated.log"
     check "...nor the maillog" file_lacks "$sig" "$PF_LOG"
 done
+
+# --- Keys from a URL and RFC 7662 introspection, over real HTTP (async-http-client) against a loopback
+# stand-in for the identity provider.
+idp=$(e2e_mkdir idp)
+start_daemon "$idp/idp.log" python3 "$E2E_DIR/oauth2_idp.py" "$idp/port" "$sg/jwks.json"
+idp_pid=$DAEMON_PID
+for _ in $(seq 50); do [ -s "$idp/port" ] && break; sleep 0.1; done
+[ -s "$idp/port" ] || e2e_die "the loopback identity provider did not start" "$idp/idp.log"
+idp_url=http://127.0.0.1:$(cat "$idp/port")
+# run_remote NAME CONF_LINES... : a second saslgated with an oauth2 passdb set up by CONF_LINES.
+run_remote() {
+    local name=$1 dir
+    shift
+    dir=$(e2e_mkdir "$name")
+    printf '%s\n' "$@" "issuer = https://idp.e2e.test" "audience = mail.e2e.test" "timeout = 2s" >"$dir/oauth2.conf"
+    chmod 0600 "$dir/oauth2.conf"
+    sed -e "s|^listen = .*|listen = $dir/auth.sock|" -e "s|^passdbs = .*|passdbs = oauth2:$dir/oauth2.conf|" \
+        "$sg/saslgated.conf" >"$dir/saslgated.conf"
+    start_daemon "$dir/saslgated.log" "$bin_dir/saslgated" -c "$dir/saslgated.conf"
+    wait_for_socket "$dir/auth.sock" 20 "$DAEMON_PID" "$dir/saslgated.log"
+    REMOTE_DIR=$dir
+}
+# authline SOCKET USER TOKEN -> the daemon's first reply to one XOAUTH2 AUTH line (OK, FAIL, or CONT with
+# the JSON error challenge that refuses a token)
+authline() { $tokens authline "$1" "$2" "$3" 2>&1 | tail -n 1 | cut -d' ' -f2- || true; }
+
+run_remote jwksurl "jwks_url = $idp_url/jwks.json"
+jwks_dir=$REMOTE_DIR
+check "jwks_url: a token signed with the published key -> OK" \
+    grep -q "^OK 1 user=alice@example.org" <<<"$(authline "$jwks_dir/auth.sock" alice@example.org "$($tokens token "$sg" rsa2)")"
+check "jwks_url: a token of a key not published -> refused (the JSON error challenge)" \
+    grep -q "^CONT 1 " <<<"$(authline "$jwks_dir/auth.sock" alice@example.org "$good_rsa")"
+check "jwks_url: the keys came over HTTP from the identity provider" file_has "GET /jwks.json" "$idp/idp.log"
+
+run_remote introspect "introspection_url = $idp_url/introspect" "client_id = saslgate" "client_secret = s3cret"
+intro_dir=$REMOTE_DIR
+check "introspection: an active token for the user -> OK" \
+    grep -q "^OK 1 user=alice@example.org" <<<"$(authline "$intro_dir/auth.sock" alice@example.org good-alice)"
+check "introspection: an inactive token -> refused (the JSON error challenge), not a temporary failure" \
+    grep -q "^CONT 1 " <<<"$(authline "$intro_dir/auth.sock" alice@example.org bogus-token)"
+check "introspection: an active token of another user -> refused" \
+    grep -q "^CONT 1 " <<<"$(authline "$intro_dir/auth.sock" alice@example.org good-bob)"
+
+# The identity provider goes away: a temporary failure, never a wrong password.
+stop_daemon "$idp_pid"
+check "introspection endpoint down: FAIL with code=temp_fail (an uncached token), no challenge" \
+    grep -q "^FAIL 1 .*code=temp_fail" <<<"$(authline "$intro_dir/auth.sock" alice@example.org good-carol)"
