@@ -39,13 +39,17 @@ final class FakeHTTP: HTTPFetcher, @unchecked Sendable {
 @Suite struct OAuth2RemoteTests {
     typealias T = TokenFactory
 
+    /// Long enough that a loaded machine (the whole suite runs in parallel) never stretches the gap
+    /// between two steps of a test past it.
+    static let refetchInterval = Duration.seconds(4)
+
     static func passdb(_ source: OAuth2Settings.Source, http: FakeHTTP) throws -> OAuth2Passdb {
         let s = OAuth2Settings(
             source: source, issuer: T.issuer, audience: T.audience, usernameClaim: "email", clockSkew: 60,
             algorithms: ["RS256", "ES256"], jwksCacheTTL: 300, timeout: 2, introspectionCacheSize: 2)
         return try OAuth2Passdb(
             name: "oauth2:test", settings: s, executor: InlineExecutor(), logger: Logger(label: "t"), fetcher: http,
-            jwksRefetchInterval: .milliseconds(300))
+            jwksRefetchInterval: refetchInterval)
     }
 
     static func verify(_ db: OAuth2Passdb, _ token: String) async -> TokenResult {
@@ -71,7 +75,7 @@ final class FakeHTTP: HTTPFetcher, @unchecked Sendable {
         #expect(await Self.verify(db, T.token(T.rsa1)) == .valid(subject: "alice@example.org"))
         #expect(http.gets == 1)  // cached
         // The issuer rotated: an unknown kid makes one early fetch (at most one per refetch interval).
-        try await Task.sleep(for: .milliseconds(350))
+        try await Task.sleep(for: Self.refetchInterval + .milliseconds(100))
         #expect(await Self.verify(db, T.token(T.rsa2)) == .valid(subject: "alice@example.org"))
         #expect(http.gets == 2)
         // A kid unknown after that fetch does not make another one at once.
