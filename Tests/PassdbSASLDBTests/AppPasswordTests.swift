@@ -177,12 +177,12 @@ import Testing
         let (path, editor) = try Self.store(dir)
         let created = try editor.addAppPassword(Self.alice, name: "phone", services: [], expires: nil)
         let passdb = try SASLDBPassdb(
-            path: path, executor: InlineExecutor(), logger: Fixtures.logger, usageInterval: .milliseconds(300))
+            path: path, executor: InlineExecutor(), logger: Fixtures.logger, usageInterval: .seconds(3))
         for _ in 0..<5 { #expect(await passdb.verifyPlain(Self.request(ip: "198.51.100.9"), password: created.password) == .ok) }
         #expect(passdb.usage.pendingCount == 1)
         #expect(try editor.appPasswords(of: Self.alice).first?.lastUsed == nil, "nothing written per login")
         var flushed = false
-        for _ in 0..<100 where !flushed {
+        for _ in 0..<300 where !flushed {
             try await Task.sleep(for: .milliseconds(50))
             flushed = try editor.appPasswords(of: Self.alice).first?.lastUsed != nil
         }
@@ -212,7 +212,7 @@ import Testing
         let (schemes, _) = RehashSchemes.parse("SSHA -> CRYPT")
         chain.rehasher = Rehasher(policy: RehashPolicy(schemes!)!, logger: Fixtures.logger) { r in results.withLock { $0.append(r) } }
         #expect(await chain.verify(Self.request(), password: Self.password).result == .ok)
-        for _ in 0..<100 where results.withLock({ $0.isEmpty }) { try await Task.sleep(for: .milliseconds(20)) }
+        for _ in 0..<500 where results.withLock({ $0.isEmpty }) { try await Task.sleep(for: .milliseconds(20)) }
         #expect(results.withLock { $0 } == ["ok"])
         let c = try SQLiteConnection(path: path, mode: .readOnly, busyTimeoutMilliseconds: 1000)
         #expect(try c.text("SELECT CAST(value AS TEXT) FROM sasldb WHERE property = 'saslgate:hash'")?.hasPrefix("{CRYPT}$y$") == true)
