@@ -145,7 +145,7 @@ struct DaemonSetupCheck {
         return [
             .fail(
                 "\(needs.joined(separator: ", ")) needs IP networking, but saslgated.service has \(blockers.joined(separator: ", ")): every connection to the server fails (a temporary failure for each login)",
-                fix: "install the drop-in \(systemdDirectory)/saslgated.service.d/network.conf (systemd/saslgated.service.d/network.conf; scripts/install writes it), then systemctl daemon-reload and systemctl restart saslgated")
+                fix: "install the drop-in \(systemdDirectory)/saslgated.service.d/network.conf (systemd/dropins/network.conf; scripts/install writes it), then systemctl daemon-reload and systemctl restart saslgated")
         ]
     }
 

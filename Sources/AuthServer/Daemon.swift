@@ -153,7 +153,7 @@ public enum Daemon {
             let network = PassdbRegistry.networkNeeds(built.settings)
             print(network.isEmpty
                 ? "network: not needed (Unix sockets only)"
-                : "network: needed by \(network.joined(separator: ", ")) (under systemd: the drop-in systemd/saslgated.service.d/network.conf)")
+                : "network: needed by \(network.joined(separator: ", ")) (under systemd: the drop-in /etc/systemd/system/saslgated.service.d/network.conf, from systemd/dropins/network.conf or /usr/share/saslgate/network.conf)")
             // Databases and directories: connect and run one lookup, as the daemon would.
             var unreachable = false
             for db in built.service.chain.passdbs {

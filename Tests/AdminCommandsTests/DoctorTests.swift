@@ -602,7 +602,7 @@ struct DoctorCheckerTests {
     @Test func networkNeedsTheDropIn() throws {
         let root = #filePath.components(separatedBy: "/Tests/")[0]
         let unit = try String(contentsOfFile: root + "/systemd/saslgated.service", encoding: .utf8)
-        let dropIn = try String(contentsOfFile: root + "/systemd/saslgated.service.d/network.conf", encoding: .utf8)
+        let dropIn = try String(contentsOfFile: root + "/systemd/dropins/network.conf", encoding: .utf8)
         var env = FakeDoctorEnvironment.debian()
         env.files["/etc/systemd/system/saslgated.socket"] = "[Socket]\nListenStream=/var/spool/postfix/private/auth\n"
         env.files["/etc/systemd/system/saslgated.service"] = unit

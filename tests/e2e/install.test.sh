@@ -169,7 +169,7 @@ printf 'wrong\n' | "$prefix/bin/saslgate" auth test --socket "$sock" --secured -
 check "saslgate auth test: wrong password -> exit 1" test "$rc" -eq 1
 expect_doveadm "doveadm auth test: right password -> succeeded" succeeded -a "$sock" -x service=smtp -x secured "$user" "$pass"
 expect_doveadm "doveadm auth test: wrong password -> failed" failed -a "$sock" -x service=smtp -x secured "$user" wrong
-check "the daemon got its socket from the activator" file_has "using the socket passed by systemd" "$sg_log"
+check "the daemon got its socket from the activator" file_has "using the 1 socket(s) passed by systemd (fd 3)" "$sg_log"
 check "the daemon runs as $run_user" test "$(ps -o user= -p "$sg_pid" | tr -d ' ')" = "$run_user"
 check "the daemon has no root group" bash -c "! grep -q -E '^Groups:.*\\b0\\b' /proc/$sg_pid/status"
 
