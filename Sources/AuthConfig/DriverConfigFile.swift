@@ -27,17 +27,8 @@ public struct DriverConfigFile: Sendable {
     public static func load(path: String, keys: [Key], limit: Int = ConfigFileParser.maxFileSize)
         throws(ConfigErrors) -> DriverConfigFile
     {
-        let text: String
-        switch readSmallFile(path, limit: limit) {
-        case .success(let bytes):
-            guard let decoded = String(validating: bytes, as: UTF8.self) else {
-                throw ConfigErrors([ConfigError(file: path, line: nil, "not UTF-8 text")])
-            }
-            text = decoded
-        case .failure(let problem):
-            throw ConfigErrors([ConfigError(file: path, line: nil,
-                "cannot read: \(problem); create it (see the example in conf/) or fix the passdbs entry")])
-        }
+        let text = try readConfigText(
+            path, limit: limit, fix: "create it (see the example in conf/) or fix the passdbs entry")
         return try parse(text: text, file: path, keys: keys)
     }
 

@@ -30,3 +30,17 @@ public func readSmallFile(_ path: String, limit: Int) -> Result<[UInt8], FileRea
     }
     return .success(out)
 }
+
+/// A whole configuration file as UTF-8 text; a problem is a `ConfigErrors` naming the file, with `fix`
+/// (what to do when it cannot be read).
+func readConfigText(_ path: String, limit: Int, fix: String) throws(ConfigErrors) -> String {
+    switch readSmallFile(path, limit: limit) {
+    case .success(let bytes):
+        guard let text = String(validating: bytes, as: UTF8.self) else {
+            throw ConfigErrors([ConfigError(file: path, line: nil, "not UTF-8 text")])
+        }
+        return text
+    case .failure(let problem):
+        throw ConfigErrors([ConfigError(file: path, line: nil, "cannot read: \(problem); \(fix)")])
+    }
+}

@@ -114,17 +114,8 @@ public struct Settings: Equatable, Sendable {
     /// `passdbs` may name the drivers of `passdbDrivers`.
     public static func load(path rawPath: String, passdbDrivers: PassdbCatalog) throws(ConfigErrors) -> Settings {
         let path = absolutePath(rawPath)
-        let text: String
-        switch readSmallFile(path, limit: ConfigFileParser.maxFileSize) {
-        case .success(let bytes):
-            guard let decoded = String(validating: bytes, as: UTF8.self) else {
-                throw ConfigErrors([ConfigError(file: path, line: nil, "not UTF-8 text")])
-            }
-            text = decoded
-        case .failure(let problem):
-            throw ConfigErrors([ConfigError(file: path, line: nil,
-                "cannot read: \(problem); create it (see conf/saslgated.conf) or pass -c FILE")])
-        }
+        let text = try readConfigText(
+            path, limit: ConfigFileParser.maxFileSize, fix: "create it (see conf/saslgated.conf) or pass -c FILE")
         return try parse(text: text, file: path, passdbDrivers: passdbDrivers)
     }
 
