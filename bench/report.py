@@ -21,6 +21,41 @@ def kb(pid, fname, key):
     return 0
 
 
+def rss_by_kind(pid):
+    """Resident memory of one process by what is mapped: its program file, the Swift runtime and
+    Foundation (with ICU), the C++ runtime, Dovecot's libraries, other shared libraries, and anonymous
+    memory (heap, thread stacks, written data pages)."""
+    kinds = {}
+    try:
+        exe = os.path.realpath(f"/proc/{pid}/exe")
+        name = None
+        with open(f"/proc/{pid}/smaps") as f:
+            for line in f:
+                first = line.split(None, 1)[0]
+                if "-" in first and not first.endswith(":"):
+                    parts = line.split()
+                    name = parts[5] if len(parts) > 5 else ""
+                elif line.startswith("Rss:"):
+                    kbv = int(line.split()[1])
+                    if name == exe:
+                        k = "program file"
+                    elif "/swift/" in name or "libswift" in name or "Foundation" in name or "libdispatch" in name \
+                            or "libBlocksRuntime" in name:
+                        k = "Swift runtime, Foundation, ICU"
+                    elif "libstdc++" in name:
+                        k = "C++ runtime"
+                    elif "/dovecot/" in name:
+                        k = "Dovecot libraries"
+                    elif name.startswith("/"):
+                        k = "other shared libraries"
+                    else:
+                        k = "anonymous (heap, stacks, data)"
+                    kinds[k] = kinds.get(k, 0) + kbv
+    except OSError:
+        pass
+    return kinds
+
+
 def cmd_mem(args):
     primary = args[0]
     group = [p for p in (args[1].split(",") if len(args) > 1 else [primary]) if p]
@@ -32,6 +67,7 @@ def cmd_mem(args):
         "total_hwm_kb": sum(kb(p, "status", "VmHWM") for p in group),
         "total_pss_kb": sum(kb(p, "smaps_rollup", "Pss") for p in group),
         "processes": len(group),
+        "rss_by_kind": rss_by_kind(primary),
     }
     print(json.dumps(out))
 
@@ -243,6 +279,21 @@ def cmd_report(args):
     mem_row("after-load", "peak RSS (VmHWM) after all load cases", "hwm_kb", "total_hwm_kb", "total_pss_kb")
     w("")
 
+    fresh = R.get("fresh", {})
+    sgk, dck = fresh.get("sg", {}).get("rss_by_kind"), fresh.get("dc", {}).get("rss_by_kind")
+    if sgk or dck:
+        sgk, dck = sgk or {}, dck or {}
+        w("Where the RSS after start and one request goes (`/proc/PID/smaps`, resident kB by mapping; file-backed "
+          "pages are shared with every other process that maps the same file, and the kernel maps up to 16 pages "
+          "around each page a process touches in a file):\n")
+        w("| mapping | saslgated | Dovecot auth process |")
+        w("|---|--:|--:|")
+        for k in ["program file", "Swift runtime, Foundation, ICU", "C++ runtime", "Dovecot libraries",
+                  "other shared libraries", "anonymous (heap, stacks, data)"]:
+            if k in sgk or k in dck:
+                w(f"| {k} | {mib(sgk.get(k))} | {mib(dck.get(k))} |")
+        w("")
+
     if "big-startup" in R:
         nb = int(meta["big"])
         w(f"## A passwd-file with {nb:,} users\n")
@@ -332,21 +383,54 @@ def cmd_report(args):
             seen.append(line)
     w("```\n" + "".join(seen).rstrip() + "\n```\n")
 
+    # --- syscalls
+    sys_cases = [c for c in order if c and c.startswith("syscalls-")]
+    if sys_cases:
+        w("## System calls per authentication (this run, `--profile`)\n")
+        w("`strace -c -f -p PID` on saslgated and on Dovecot's auth process while saslgate-bench sends the same "
+          "fixed number of requests (strace slows both servers down; only the counts are used). *Per AUTH* = "
+          "calls ÷ answered requests.\n")
+        for case in sys_cases:
+            d = R[case]
+            sg, dc = d.get("sg", {}), d.get("dc", {})
+            w(f"### {sg.get('title') or dc.get('title') or case}\n")
+            w("| system call | saslgated per AUTH | Dovecot per AUTH |")
+            w("|---|--:|--:|")
+            names = sorted(set(sg.get("calls", {})) | set(dc.get("calls", {})),
+                           key=lambda n: -(sg.get("calls", {}).get(n, 0) + dc.get("calls", {}).get(n, 0)))
+            def per(x, n):
+                req = x.get("requests") or 0
+                v = x.get("calls", {}).get(n)
+                return f"{v / req:.2f}" if req and v else "–"
+            for n in names:
+                if (sg.get("calls", {}).get(n, 0) + dc.get("calls", {}).get(n, 0)) * 100 < (sg.get("requests") or 1):
+                    continue
+                w(f"| {n} | {per(sg, n)} | {per(dc, n)} |")
+            tot = lambda x: f"{sum(x.get('calls', {}).values()) / x['requests']:.1f}" if x.get("requests") else "–"
+            w(f"| **all** | **{tot(sg)}** | **{tot(dc)}** |")
+            w("")
+
     # --- profile
-    profs = [p for p in ("plain", "sha512") if os.path.exists(os.path.join(work, f"profile-{p}.txt"))]
+    profs = [p for p in ("oneshot", "c64k1", "plain", "sha512") if os.path.exists(os.path.join(work, f"profile-{p}.txt"))]
     if profs:
         w("## Profile of saslgated (this run, `--profile`)\n")
-        w("`perf record -e cpu-clock -F 1999 -g -p $(pidof saslgated)` while saslgate-bench runs 64 × 16 (10 % wrong "
-          "passwords) against it; stacks demangled with `swift demangle --simplified` and summarised by "
+        w("`perf record -e cpu-clock -F 1999 -g -p $(pidof saslgated)` while saslgate-bench runs the named case against it; stacks demangled with `swift demangle --simplified` and summarised by "
           "`bench/perf-summary.py` (each sample goes to the first bucket whose pattern matches a frame of its stack). "
           "The server's CPU% and µs/auth during the profile are in the first line.\n")
-        names = {"plain": "PLAIN, {PLAIN} passwords", "sha512": "PLAIN, {SHA512-CRYPT} passwords"}
+        names = {"plain": "PLAIN, {PLAIN} passwords, 64 × 16", "sha512": "PLAIN, {SHA512-CRYPT} passwords, 64 × 16",
+                 "oneshot": "PLAIN, {PLAIN} passwords, a new connection per AUTH (Exim), 8 clients",
+                 "c64k1": "PLAIN, {PLAIN} passwords, 64 × 1 (Postfix: one request in flight per smtpd)"}
         for p in profs:
             w(f"### {names[p]}\n")
             b = os.path.join(work, f"profile-{p}-bench.txt")
             if os.path.exists(b):
                 w("```\n" + open(b).read().rstrip() + "\n```\n")
             w("```\n" + open(os.path.join(work, f"profile-{p}.txt")).read()[:9000].rstrip() + "\n```\n")
+            k = os.path.join(work, f"profile-{p}-dso.txt")
+            if os.path.exists(k):
+                w("CPU by where the code lives (`perf report --sort dso`: the kernel is system calls, wake-ups and "
+                  "scheduling):\n")
+                w("```\n" + open(k).read()[:2000].rstrip() + "\n```\n")
             c = os.path.join(work, f"profile-{p}-self.txt")
             if os.path.exists(c):
                 w("Top symbols by self time (`perf report --no-children --sort dso,symbol`):\n")

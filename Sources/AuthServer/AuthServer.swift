@@ -48,7 +48,8 @@ final class AuthServer: Service, CustomStringConvertible {
         self.box = box
         self.group = group
         self.logger = logger
-        self.identity = ServerIdentity(pid: Int(getpid()), randomBytes: { n in SecureRandom.bytes(n) })
+        let cookies = CookiePool()
+        self.identity = ServerIdentity(pid: Int(getpid()), randomBytes: { n in cookies.bytes(n) })
     }
 
     func run() async throws {
