@@ -170,21 +170,21 @@ public final class AuthClientSession {
                 verified(request, verdict, passdbRequest, password: password)
                 return
             }
-            io.runDetached({ await chain.verify(passdbRequest, password: password) }) { [weak self] verdict in
+            io.runAwaiting({ await chain.verify(passdbRequest, password: password) }) { [weak self] verdict in
                 self?.verified(request, verdict, passdbRequest, password: password)
             }
         case .verifyToken(let identity, let token):
             guard let passdbRequest = admitIdentity(request, identity) else { return }
             request.state = .busy
             let chain = service.chain
-            io.runDetached({ await chain.verifyToken(passdbRequest, token: token) }) { [weak self] result, passdb in
+            io.runAwaiting({ await chain.verifyToken(passdbRequest, token: token) }) { [weak self] result, passdb in
                 self?.tokenChecked(request, result, passdb)
             }
         case .lookupCredentials(let identity, let scheme):
             guard let passdbRequest = admitIdentity(request, identity) else { return }
             request.state = .busy
             let chain = service.chain
-            io.runDetached({ await chain.lookupCredentials(passdbRequest, scheme: scheme) }) { [weak self] result, passdb in
+            io.runAwaiting({ await chain.lookupCredentials(passdbRequest, scheme: scheme) }) { [weak self] result, passdb in
                 self?.credentialsFound(request, result, passdb, scheme: scheme)
             }
         case .success(let finalData):

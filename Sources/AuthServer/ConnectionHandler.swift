@@ -46,6 +46,8 @@ final class ConnectionHandler: ChannelInboundHandler, ConnectionIO {
     private var reportedPending = 0
     /// This connection's share of `ServerCounters.bufferedBytes` last reported.
     private var reportedBuffered = 0
+    /// Runs `runAwaiting` tasks on this connection's event loop (made on first use).
+    private var loopExecutor: EventLoopTaskExecutor?
 
     init(identity: ServerIdentity, logger: Logger, counters: ServerCounters, handshakeTimeout: Double,
          allowlist: PeerAllowlist, transport: ConnectionTransport = .unix, onClose: @escaping () -> Void,
@@ -333,6 +335,27 @@ final class ConnectionHandler: ChannelInboundHandler, ConnectionIO {
         }
     }
 
+    /// Passdb lookups (they only wait: hashing goes to the hashing threads, queries to the database's
+    /// connections): the task runs on this connection's event loop, so neither its start nor the answer
+    /// hops through a thread of the shared concurrency pool.
+    func runAwaiting<T: Sendable>(_ work: @escaping @Sendable () async -> T, completion: @escaping (T) -> Void) {
+        guard let context else { return }
+        let loop = context.eventLoop
+        let executor = loopExecutor ?? EventLoopTaskExecutor(loop)
+        loopExecutor = executor
+        let bound = NIOLoopBound(completion, eventLoop: loop)
+        let me = NIOLoopBound(self, eventLoop: loop)
+        Task(executorPreference: executor) {
+            let result = await work()
+            let finish = {
+                bound.value(result)
+                me.value.reportOwed()
+                me.value.reportBuffered()
+            }
+            if loop.inEventLoop { finish() } else { loop.execute(finish) }
+        }
+    }
+
     func schedule(after seconds: Double, _ body: @escaping () -> Void) -> any ScheduledWork {
         guard let context else { return NoWork() }
         let loop = context.eventLoop
@@ -391,4 +414,20 @@ enum ConnectionLimits {
     static let requestCost = 1024
     /// How soon a connection paused for the budget looks again.
     static let budgetRetry = TimeAmount.milliseconds(100)
+}
+
+/// A Swift concurrency task executor backed by one NIO event loop: jobs run on the loop's thread, between
+/// its I/O events (SE-0417 task executor preference).
+final class EventLoopTaskExecutor: TaskExecutor {
+    let loop: any EventLoop
+
+    init(_ loop: any EventLoop) {
+        self.loop = loop
+    }
+
+    func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        let executor = asUnownedTaskExecutor()
+        loop.execute { job.runSynchronously(on: executor) }
+    }
 }
