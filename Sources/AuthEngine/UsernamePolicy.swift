@@ -13,7 +13,12 @@ public struct UsernamePolicy: Sendable {
     public var realms: Set<String>
     public var lowercase: Bool
     /// Allowed characters; nil: any printable except space, `:`, `/`, quotes, backslash.
-    public var allowedCharacters: Set<Unicode.Scalar>?
+    public var allowedCharacters: Set<Unicode.Scalar>? {
+        didSet { allowedASCII = Self.asciiMask(allowedCharacters) }
+    }
+    /// The ASCII part of `allowedCharacters` as a bit mask (bit n: character n), so the usual names are
+    /// checked without hashing a character.
+    private var allowedASCII: (UInt64, UInt64) = (0, 0)
 
     public init(
         defaultRealm: String?, realms: [String] = [], lowercase: Bool = false,
@@ -23,6 +28,15 @@ public struct UsernamePolicy: Sendable {
         self.realms = Set(realms.map { $0.lowercased() })
         self.lowercase = lowercase
         self.allowedCharacters = allowedCharacters.flatMap { $0.isEmpty ? nil : Set($0.unicodeScalars) }
+        self.allowedASCII = Self.asciiMask(self.allowedCharacters)
+    }
+
+    private static func asciiMask(_ set: Set<Unicode.Scalar>?) -> (UInt64, UInt64) {
+        var mask: (UInt64, UInt64) = (0, 0)
+        for scalar in set ?? [] where scalar.value < 128 {
+            if scalar.value < 64 { mask.0 |= 1 << UInt64(scalar.value) } else { mask.1 |= 1 << UInt64(scalar.value - 64) }
+        }
+        return mask
     }
 
     public enum Rejection: Error, Equatable, CustomStringConvertible {
@@ -63,7 +77,18 @@ public struct UsernamePolicy: Sendable {
         if allowedCharacters == nil {
             return text.utf8.allSatisfy { $0 > 0x7F || Self.isAllowedASCII($0) }
         }
-        return text.unicodeScalars.allSatisfy(isAllowed)
+        let mask = allowedASCII
+        for b in text.utf8 {
+            if b < 64 {
+                if mask.0 & (1 << UInt64(b)) == 0 { return false }
+            } else if b < 128 {
+                if mask.1 & (1 << UInt64(b - 64)) == 0 { return false }
+            } else {
+                // Not ASCII: look the whole name up scalar by scalar.
+                return text.unicodeScalars.allSatisfy(isAllowed)
+            }
+        }
+        return true
     }
 
     /// `lowercased()` only when there is something to lower (it allocates).
