@@ -218,7 +218,7 @@ public enum Daemon {
 
         let box = ServiceBox(built)
         penaltyProbe.set { box.service.penalty.count }
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: cores)
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: settings.eventLoops > 0 ? settings.eventLoops : cores)
         let control = built.settings.controlSocket.map { ControlServer(path: $0, metrics: metrics, box: box, logger: logger) }
         let server = AuthServer(
             settings: built.settings, box: box, group: group, logger: logger, counters: counters, control: control)
@@ -322,6 +322,10 @@ struct ReloadService: Service, CustomStringConvertible {
                 }
                 if built.settings.listen != box.settings.listen {
                     logger.warning("reload: 'listen' changed; the new endpoints take effect only after a restart")
+                }
+                for (key, changed) in [("event_loops", built.settings.eventLoops != box.settings.eventLoops),
+                                       ("hash_threads", built.settings.hashThreads != box.settings.hashThreads)] where changed {
+                    logger.warning("reload: '\(key)' changed; the new number of threads takes effect only after a restart")
                 }
                 let old = box.service.chain
                 box.replace(built)
