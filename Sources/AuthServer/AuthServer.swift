@@ -37,11 +37,14 @@ final class AuthServer: Service, CustomStringConvertible {
     let control: ControlServer?
     /// Keeps a flood of refused TCP connections from flooding the log.
     let refusals = RefusalLogLimiter()
+    /// The sockets, bound (and listening) by `Daemon.run` before the passdbs loaded; served from `run`.
+    let listeners: [Listener]
 
     init(
         settings: Settings, box: ServiceBox, group: MultiThreadedEventLoopGroup, logger: Logger,
-        counters: ServerCounters, control: ControlServer?
+        counters: ServerCounters, control: ControlServer?, listeners: [Listener]
     ) {
+        self.listeners = listeners
         self.settings = settings
         self.counters = counters
         self.control = control
@@ -53,8 +56,7 @@ final class AuthServer: Service, CustomStringConvertible {
     }
 
     func run() async throws {
-        try checkRunUser()
-        let channels = try await bind()
+        let channels = try await serve(listeners)
         let controlChannel = await control?.start(group: group)
         try dropPrivileges()
         let mechanisms = box.service.advertised.map(\.name).joined(separator: " ")
@@ -89,7 +91,7 @@ final class AuthServer: Service, CustomStringConvertible {
 
     /// A run_user that does not exist stops the start before anything is bound: running on as root
     /// because of a missing account is never the safe choice.
-    private func checkRunUser() throws {
+    static func checkRunUser(_ settings: Settings) throws {
         guard let user = settings.runUser, getpwnam(user) == nil else { return }
         throw Privileges.Problem(description: "run_user '\(user)' does not exist; create it (useradd --system --no-create-home --shell /usr/sbin/nologin \(user)) or set 'run_user =' (empty) to keep running as the user who starts saslgated")
     }
@@ -110,16 +112,17 @@ final class AuthServer: Service, CustomStringConvertible {
         }
     }
 
-    /// Every listening socket (those systemd passed, else those of `listen`) served by NIO.
-    private func bind() async throws -> [(ListenEndpoint, Channel)] {
+    /// Every listening socket: those systemd passed, else those of `listen`, bound and listening (the
+    /// kernel queues connections until `serve` hands the sockets to NIO).
+    static func openListeners(_ settings: Settings, logger: Logger) throws -> [Listener] {
         let activated = SocketPath.systemdSockets()
-        let listeners: [Listener]
-        if activated.isEmpty {
-            listeners = try Listeners.bindConfigured(settings)
-        } else {
-            logger.info("using the \(activated.count) socket(s) passed by systemd (fd \(activated.map(String.init).joined(separator: ",")))")
-            listeners = try Listeners.adoptSystemd(activated, configured: settings.listen, logger: logger)
-        }
+        if activated.isEmpty { return try Listeners.bindConfigured(settings) }
+        logger.info("using the \(activated.count) socket(s) passed by systemd (fd \(activated.map(String.init).joined(separator: ",")))")
+        return try Listeners.adoptSystemd(activated, configured: settings.listen, logger: logger)
+    }
+
+    /// The listening sockets served by NIO: connections queued meanwhile are accepted now.
+    private func serve(_ listeners: [Listener]) async throws -> [(ListenEndpoint, Channel)] {
         var channels: [(ListenEndpoint, Channel)] = []
         for (index, listener) in listeners.enumerated() {
             do {

@@ -51,7 +51,7 @@ public enum Daemon {
     }
 
     /// Everything that can be built from the settings without binding a socket.
-    struct Built {
+    struct Built: Sendable {
         var settings: Settings
         var service: AuthService
         var allowlist: PeerAllowlist
@@ -59,12 +59,15 @@ public enum Daemon {
         var tls: NIOSSLContext?
     }
 
-    /// Checks the files and the allowlist, opens the passdbs and builds the engine's service. Start-up,
-    /// `--check` and reload all come through here.
-    static func build(
-        _ settings: Settings, executor: any BlockingExecutor, logger: Logger, penalty: PenaltyTable? = nil,
-        metrics: (any AuthMetrics)? = nil, requestLog: (any AuthRequestLog)? = nil
-    ) throws(ConfigErrors) -> Built {
+    /// What `validate` found good: the parts of `Built` that need no passdb.
+    struct Validated {
+        var allowlist: PeerAllowlist
+        var tls: NIOSSLContext?
+    }
+
+    /// Checks the files, the allowlist and the TLS files: everything but the passdbs (quick; start-up
+    /// does this before it binds the sockets).
+    static func validate(_ settings: Settings) throws(ConfigErrors) -> Validated {
         var errors = fileProblems(settings)
         let (allowlist, unknown) = PeerAllowlist.resolve(settings.clientAllowlist)
         errors += unknown.map { ConfigError(file: settings.file, line: settings.lines["client_allowlist"], $0) }
@@ -76,6 +79,19 @@ public enum Daemon {
         }
         // Nothing is opened from files that are refused.
         if !errors.isEmpty { throw ConfigErrors(errors) }
+        return Validated(allowlist: allowlist, tls: tls)
+    }
+
+    /// Checks the files and the allowlist (unless `validated` already did), opens the passdbs (which may
+    /// load large tables) and builds the engine's service. Start-up, `--check` and reload all come
+    /// through here.
+    static func build(
+        _ settings: Settings, validated: Validated? = nil, executor: any BlockingExecutor, logger: Logger,
+        penalty: PenaltyTable? = nil, metrics: (any AuthMetrics)? = nil, requestLog: (any AuthRequestLog)? = nil
+    ) throws(ConfigErrors) -> Built {
+        let checked: Validated
+        if let validated { checked = validated } else { checked = try validate(settings) }
+        let (allowlist, tls) = (checked.allowlist, checked.tls)
         let chain = try PassdbRegistry.openChain(settings, executor: executor, logger: logger)
         let service = try AuthService(
             settings: settings, chain: chain, hostname: hostname(settings), logger: logger, penalty: penalty,
@@ -200,14 +216,40 @@ public enum Daemon {
         let counters = ServerCounters()
         let penaltyProbe = PenaltyProbe()
         let metrics = DaemonMetrics(counters: counters, penaltyEntries: { penaltyProbe.count() })
-        let built: Built
+        // The configuration first (quick), then the sockets: they are bound and listening before the
+        // passdbs load, so clients can connect at once; their connections wait in the kernel's backlog
+        // and get the greeting once the chain is ready (a large passwd-file takes a while to read).
+        let validated: Validated
         do {
-            built = try build(settings, executor: executor, logger: logger, metrics: metrics, requestLog: requestLog)
+            validated = try validate(settings)
         } catch {
             for e in error.errors { logger.error("configuration error: \(e)") }
             try? await pool.shutdownGracefully()
             return ExitStatus.config
         }
+        let listeners: [Listener]
+        do {
+            try AuthServer.checkRunUser(settings)
+            listeners = try AuthServer.openListeners(settings, logger: logger)
+        } catch {
+            logger.error("\(error)")
+            try? await pool.shutdownGracefully()
+            return ExitStatus.osError
+        }
+        let loadStart = ContinuousClock.now
+        let built: Built
+        do {
+            built = try build(
+                settings, validated: validated, executor: executor, logger: logger, metrics: metrics,
+                requestLog: requestLog)
+        } catch {
+            for e in error.errors { logger.error("configuration error: \(e)") }
+            // Nobody is served: the sockets close and the socket files we made go (if still ours).
+            Listeners.close(listeners)
+            try? await pool.shutdownGracefully()
+            return ExitStatus.config
+        }
+        logger.debug("passdbs ready in \(ContinuousClock.now - loadStart)")
         for name in built.service.unservable {
             logger.warning("mechanism \(name) is configured but no passdb can verify it; not advertised")
         }
@@ -221,7 +263,8 @@ public enum Daemon {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: settings.eventLoops > 0 ? settings.eventLoops : cores)
         let control = built.settings.controlSocket.map { ControlServer(path: $0, metrics: metrics, box: box, logger: logger) }
         let server = AuthServer(
-            settings: built.settings, box: box, group: group, logger: logger, counters: counters, control: control)
+            settings: built.settings, box: box, group: group, logger: logger, counters: counters, control: control,
+            listeners: listeners)
         let reloader = ReloadService(
             configPath: configPath, hangups: hangups, box: box, executor: executor, logger: logger, metrics: metrics,
             requestLog: requestLog)
@@ -310,9 +353,16 @@ struct ReloadService: Service, CustomStringConvertible {
             SystemdNotify.reloading()
             defer { SystemdNotify.ready(status: "serving; mechanisms \(box.service.advertised.map(\.name).joined(separator: " "))") }
             do {
-                let built = try Daemon.build(
-                    Daemon.load(configPath), executor: executor, logger: logger, penalty: box.service.penalty,
-                    metrics: metrics, requestLog: requestLog)
+                // The new passdbs load on a thread of their own (a large passwd-file takes a while):
+                // the requests keep running on the cooperative pool, answered by the old generation.
+                let (configPath, executor, logger, penalty, metrics, requestLog) = (
+                    configPath, executor, logger, box.service.penalty, metrics, requestLog
+                )
+                let built = try await onBackgroundThread { () throws(ConfigErrors) -> Daemon.Built in
+                    try Daemon.build(
+                        Daemon.load(configPath), executor: executor, logger: logger, penalty: penalty,
+                        metrics: metrics, requestLog: requestLog)
+                }
                 if built.settings.inetTLS != box.settings.inetTLS {
                     let line = built.settings.lines["inet_tls_cert"] ?? built.settings.lines["inet_tls_key"]
                         ?? box.settings.lines["inet_tls_cert"]

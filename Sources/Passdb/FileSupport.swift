@@ -10,12 +10,25 @@ import Darwin
 final class WipingBuffer: @unchecked Sendable {
     private let base: UnsafeMutablePointer<UInt8>
     private let capacity: Int
+    /// How many bytes `deinit` zeroes: the whole allocation, or (for an adopted arena) the prefix that
+    /// was ever written, so pages of an unused tail are not faulted in just to be zeroed.
+    private let wipeLength: Int
     let count: Int
 
     /// Takes ownership of `base` (allocated with `UnsafeMutablePointer.allocate`).
     private init(base: UnsafeMutablePointer<UInt8>, capacity: Int, count: Int) {
         self.base = base
         self.capacity = capacity
+        self.wipeLength = capacity
+        self.count = count
+    }
+
+    /// Takes ownership of an arena's allocation (see `ByteArena.freeze`): bytes past `count` were never
+    /// written, so only `count` bytes are zeroed at the end.
+    init(adopting base: UnsafeMutablePointer<UInt8>, count: Int) {
+        self.base = base
+        self.capacity = count
+        self.wipeLength = count
         self.count = count
     }
 
@@ -29,7 +42,7 @@ final class WipingBuffer: @unchecked Sendable {
     var bytes: UnsafeBufferPointer<UInt8> { UnsafeBufferPointer(start: base, count: count) }
 
     deinit {
-        explicitZero(base, capacity)
+        explicitZero(base, wipeLength)
         base.deallocate()
     }
 
@@ -122,3 +135,77 @@ public struct FileIdentity: Sendable, Equatable, CustomStringConvertible {
 
 /// `strerror` as a Swift string.
 func errnoText(_ e: Int32) -> String { String(cString: strerror(e)) }
+
+/// A growing byte buffer for secrets: every allocation it gives up is zeroed first. `freeze` hands the
+/// bytes to a `WipingBuffer`; an arena dropped without `freeze` zeroes and frees them itself.
+final class ByteArena {
+    private var base: UnsafeMutablePointer<UInt8>
+    private var capacity: Int
+    private(set) var count = 0
+    private var frozen = false
+
+    /// `capacity` is reserved up front; large allocations are mapped lazily, so an estimate that is too
+    /// high costs address space, not memory.
+    init(capacity: Int) {
+        self.capacity = Swift.max(capacity, 16)
+        self.base = UnsafeMutablePointer<UInt8>.allocate(capacity: self.capacity)
+    }
+
+    deinit {
+        if !frozen {
+            explicitZero(base, count)
+            base.deallocate()
+        }
+    }
+
+    @inline(__always)
+    func reserve(_ extra: Int) {
+        if count + extra > capacity { grow(count + extra) }
+    }
+
+    private func grow(_ needed: Int) {
+        let newCapacity = Swift.max(needed, capacity * 2)
+        let bigger = UnsafeMutablePointer<UInt8>.allocate(capacity: newCapacity)
+        bigger.update(from: base, count: count)
+        explicitZero(base, count)
+        base.deallocate()
+        base = bigger
+        capacity = newCapacity
+    }
+
+    /// Appends one byte; `reserve` first.
+    @inline(__always)
+    func appendReserved(_ byte: UInt8) {
+        base[count] = byte
+        count += 1
+    }
+
+    /// Appends bytes; `reserve` first.
+    @inline(__always)
+    func appendReserved(_ bytes: UnsafeBufferPointer<UInt8>) {
+        guard let src = bytes.baseAddress, bytes.count > 0 else { return }
+        (base + count).update(from: src, count: bytes.count)
+        count += bytes.count
+    }
+
+    /// LEB128: 7 bits a byte, low first; at most 10 bytes. `reserve` first.
+    @inline(__always)
+    func appendVarintReserved(_ value: Int) {
+        var v = UInt(value)
+        while v >= 0x80 {
+            base[count] = UInt8(truncatingIfNeeded: v) | 0x80
+            count += 1
+            v >>= 7
+        }
+        base[count] = UInt8(v)
+        count += 1
+    }
+
+    var bytes: UnsafeBufferPointer<UInt8> { UnsafeBufferPointer(start: base, count: count) }
+
+    func freeze() -> WipingBuffer {
+        precondition(!frozen)
+        frozen = true
+        return WipingBuffer(adopting: base, count: count)
+    }
+}

@@ -106,9 +106,10 @@ public final class FreshnessGate: Sendable {
     }
 }
 
-/// Runs `body` on a new detached POSIX thread (checks and reloads must not occupy an event loop or the
-/// executor's hashing threads). Falls back to the calling thread if no thread can be made.
-func runOnBackgroundThread(_ body: @escaping @Sendable () -> Void) {
+/// Runs `body` on a new detached POSIX thread (checks and reloads must not occupy an event loop, a
+/// thread of Swift's cooperative pool or the executor's hashing threads). Falls back to the calling
+/// thread if no thread can be made.
+public func runOnBackgroundThread(_ body: @escaping @Sendable () -> Void) {
     final class Box {
         let body: @Sendable () -> Void
         init(_ body: @escaping @Sendable () -> Void) { self.body = body }
@@ -128,4 +129,16 @@ func runOnBackgroundThread(_ body: @escaping @Sendable () -> Void) {
     } else {
         Unmanaged<Box>.fromOpaque(context).takeRetainedValue().body()
     }
+}
+
+/// Runs a blocking `body` on its own thread (`runOnBackgroundThread`) and returns its result: for a
+/// passdb load of a second or more that must not occupy a thread of the cooperative pool the requests
+/// run on.
+public func onBackgroundThread<T: Sendable, E: Error>(
+    _ body: @escaping @Sendable () throws(E) -> T
+) async throws(E) -> T {
+    let result = await withCheckedContinuation { (c: CheckedContinuation<Result<T, E>, Never>) in
+        runOnBackgroundThread { c.resume(returning: Result { () throws(E) -> T in try body() }) }
+    }
+    return try result.get()
 }

@@ -56,16 +56,23 @@ public enum PasswdFileError: Error, Sendable, Equatable, CustomStringConvertible
 /// Lines starting with `#` are comments; blank lines are skipped; a final line without a newline is
 /// parsed like any other; a trailing CR is ignored. A bare `user` belongs to `defaultRealm` (when set).
 /// Realms match case-insensitively (keys are `local@realm` with the realm lower-cased), local parts
-/// case-sensitively. Malformed lines and duplicate users make the whole file invalid; every problem is
-/// reported with its line.
+/// case-sensitively; keys are compared byte for byte. Malformed lines and duplicate users make the whole
+/// file invalid; every problem is reported with its line.
 ///
-/// The file's bytes are kept in one wiping buffer; entries are offsets into it, so a million users load
-/// with a few allocations per line.
+/// Made for a million users: the file is read in 1 MiB chunks and each entry is copied into one wiping
+/// arena as a few header bytes (scheme, line, lengths) followed by the user name as written, the
+/// normalized key when it differs (an upper-case realm), and the password value; the other fields of
+/// the line are not kept. An open-addressing hash table of 32-bit arena offsets (load factor at most
+/// 2/3) finds an entry by hashing its key bytes; a lookup compares the key byte by byte with the arena.
+/// No per-user allocation: about 6 bytes of header and 6 to 12 bytes of index per user on top of the
+/// name and password value.
 public final class PasswdFile: Sendable {
     /// At most this many problems are kept in an error (all are counted).
     public static let maxReportedProblems = 200
     /// Offsets are 32-bit: larger files are refused.
     public static let maxFileSize = Int(UInt32.max) - 1
+    /// The size of the `read(2)` chunks of a load (a longer line makes its chunk grow).
+    static let chunkSize = 1 << 20
 
     public let path: String
     /// Lower-cased default realm, nil when bare names stay bare.
@@ -76,57 +83,100 @@ public final class PasswdFile: Sendable {
     public let credentialSchemes: Set<CredentialScheme>
     /// The file's stat at the time it was read (nil for tables parsed from memory).
     public let identity: FileIdentity?
+    /// Number of users.
+    public let count: Int
 
+    /// `"@" + defaultRealm` (empty without one) at offset 0, then the entries (see `Entry`).
     let storage: WipingBuffer
-    let records: [Record]
-    let index: [String: Int32]
-
-    /// One entry: byte offsets into `storage`.
-    struct Record: Sendable {
-        var lineStart: UInt32
-        /// End of the line's content (before `\r\n` or `\n`).
-        var lineEnd: UInt32
-        /// End of the user name; the password field starts one byte later.
-        var userEnd: UInt32
-        /// Start of the value after `{SCHEME}`.
-        var valueStart: UInt32
-        var fieldEnd: UInt32
-        var line: UInt32
-        var scheme: PasswordScheme
-    }
+    let index: KeyIndex
 
     private init(
-        path: String, defaultRealm: String?, storage: WipingBuffer, records: [Record], index: [String: Int32],
+        path: String, defaultRealm: String?, storage: WipingBuffer, index: KeyIndex, count: Int,
         warnings: [PasswdFileProblem], credentialSchemes: Set<CredentialScheme>, identity: FileIdentity?
     ) {
         self.path = path
         self.defaultRealm = defaultRealm
         self.storage = storage
-        self.records = records
         self.index = index
+        self.count = count
         self.warnings = warnings
         self.credentialSchemes = credentialSchemes
         self.identity = identity
     }
 
-    /// Number of users.
-    public var count: Int { records.count }
-
     // MARK: loading
 
     /// Reads and parses `path`. Throws `.unreadable` or `.invalid` (with every problem's line).
     public static func load(path: String, defaultRealm: String? = nil) throws(PasswdFileError) -> PasswdFile {
-        let (buffer, identity) = try readFile(path: path)
-        return try make(storage: buffer, path: path, defaultRealm: defaultRealm, identity: identity)
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw .unreadable(path: path, reason: errnoText(errno)) }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw .unreadable(path: path, reason: errnoText(errno)) }
+        guard (st.st_mode & S_IFMT) == S_IFREG else { throw .unreadable(path: path, reason: "not a regular file") }
+        guard Int(st.st_size) <= maxFileSize else { throw .unreadable(path: path, reason: "larger than 4 GiB") }
+        let realm = normalizedDefaultRealm(defaultRealm)
+        var builder = Builder(path: path, defaultRealm: realm, sizeHint: Int(st.st_size))
+
+        // Chunks: complete lines are parsed, a partial last line moves to the front for the next read.
+        var capacity = Swift.min(chunkSize, Int(st.st_size) + 1)
+        var chunk = UnsafeMutablePointer<UInt8>.allocate(capacity: capacity)
+        var filled = 0
+        var total = 0
+        defer {
+            explicitZero(chunk, capacity)
+            chunk.deallocate()
+        }
+        while true {
+            if filled == capacity {
+                // One line longer than the chunk: make room for all of it.
+                let bigger = UnsafeMutablePointer<UInt8>.allocate(capacity: capacity * 2)
+                bigger.update(from: chunk, count: filled)
+                explicitZero(chunk, capacity)
+                chunk.deallocate()
+                chunk = bigger
+                capacity *= 2
+            }
+            let n = Glibc.read(fd, chunk + filled, capacity - filled)
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw .unreadable(path: path, reason: FileReadError(operation: "read", errno: errno).description)
+            }
+            if n == 0 { break }
+            total += n
+            guard total <= maxFileSize else { throw .unreadable(path: path, reason: "larger than 4 GiB") }
+            filled += n
+            let used = builder.feed(UnsafeBufferPointer(start: chunk, count: filled), final: false)
+            if used > 0 {
+                (chunk).update(from: chunk + used, count: filled - used)
+                filled -= used
+            }
+        }
+        _ = builder.feed(UnsafeBufferPointer(start: chunk, count: filled), final: true)
+
+        var identity = FileIdentity(st)
+        // The file changed while it was read (an in-place edit): what was read may be half old, half new.
+        // Keep the identity seen before the read and mark it, so the next check reads the file again.
+        var after = stat()
+        if fstat(fd, &after) != 0 || FileIdentity(after) != identity { identity.unsettled = true }
+        // Timestamps have the kernel's coarse granularity: a second write within the same tick as the
+        // one we read after would leave size, mtime and ctime as they are. A file read within a second
+        // of its last change is therefore read again at the next check (once it has been quiet).
+        if identity.changedWithin(seconds: 1) { identity.unsettled = true }
+        return try builder.finish(identity: identity)
     }
 
     /// Parses bytes that are not (or not yet) a file; `path` is used in messages.
     public static func parse<C: Collection>(
         contents: C, path: String, defaultRealm: String? = nil
     ) throws(PasswdFileError) -> PasswdFile where C.Element == UInt8 {
-        try make(storage: WipingBuffer(copying: contents), path: path, defaultRealm: defaultRealm, identity: nil)
+        let copy = WipingBuffer(copying: contents)
+        var builder = Builder(path: path, defaultRealm: normalizedDefaultRealm(defaultRealm), sizeHint: copy.count)
+        _ = builder.feed(copy.bytes, final: true)
+        return try builder.finish(identity: nil)
     }
 
+    /// Reads a whole file into one buffer (for `PasswdFileEditor`, which rewrites it).
     static func readFile(path: String) throws(PasswdFileError) -> (WipingBuffer, FileIdentity) {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw .unreadable(path: path, reason: errnoText(errno)) }
@@ -143,29 +193,10 @@ public final class PasswdFile: Sendable {
         }
         guard buffer.count <= maxFileSize else { throw .unreadable(path: path, reason: "larger than 4 GiB") }
         var identity = FileIdentity(st)
-        // The file changed while it was read (an in-place edit): what was read may be half old, half new.
-        // Keep the identity seen before the read and mark it, so the next check reads the file again.
         var after = stat()
         if fstat(fd, &after) != 0 || FileIdentity(after) != identity { identity.unsettled = true }
-        // Timestamps have the kernel's coarse granularity: a second write within the same tick as the
-        // one we read after would leave size, mtime and ctime as they are. A file read within a second
-        // of its last change is therefore read again at the next check (once it has been quiet).
         if identity.changedWithin(seconds: 1) { identity.unsettled = true }
         return (buffer, identity)
-    }
-
-    private static func make(
-        storage: WipingBuffer, path: String, defaultRealm: String?, identity: FileIdentity?
-    ) throws(PasswdFileError) -> PasswdFile {
-        let realm = normalizedDefaultRealm(defaultRealm)
-        let outcome = Parser.parse(storage.bytes, path: path, defaultRealm: realm)
-        guard outcome.problems.isEmpty else {
-            throw .invalid(path: path, problems: outcome.problems, total: outcome.problemCount)
-        }
-        return PasswdFile(
-            path: path, defaultRealm: realm, storage: storage, records: outcome.records, index: outcome.index,
-            warnings: outcome.warnings, credentialSchemes: outcome.credentialSchemes, identity: identity
-        )
     }
 
     static func normalizedDefaultRealm(_ realm: String?) -> String? {
@@ -202,51 +233,537 @@ public final class PasswdFile: Sendable {
 
     /// The stored password under an already normalized key.
     public func password(forKey key: String) -> StoredPassword? {
-        guard let i = index[key] else { return nil }
-        let r = records[Int(i)]
-        return StoredPassword(
-            scheme: r.scheme, value: UnsafeBufferPointer(rebasing: storage.bytes[Int(r.valueStart)..<Int(r.fieldEnd)])
-        )
+        guard let e = entry(forKey: key) else { return nil }
+        return StoredPassword(scheme: e.scheme, value: UnsafeBufferPointer(rebasing: storage.bytes[e.value]))
     }
 
     /// True if the table has this user.
-    public func contains(user: String) -> Bool { index[key(forUser: user)] != nil }
+    public func contains(user: String) -> Bool { entry(forKey: key(forUser: user)) != nil }
 
     /// User names as written in the file, in file order.
     public var userNames: [String] {
-        records.map { String(decoding: storage.bytes[Int($0.lineStart)..<Int($0.userEnd)], as: UTF8.self) }
+        let bytes = storage.bytes
+        var names: [String] = []
+        names.reserveCapacity(count)
+        var offset = index.firstEntry
+        while offset < bytes.count {
+            let e = Entry(bytes, at: offset)
+            names.append(String(decoding: UnsafeBufferPointer(rebasing: bytes[e.name]), as: UTF8.self))
+            offset = e.end
+        }
+        return names
     }
 
     /// The line a user is defined on (1-based), for messages.
     public func line(ofUser user: String) -> Int? {
-        index[key(forUser: user)].map { Int(records[Int($0)].line) }
+        entry(forKey: key(forUser: user)).map(\.line)
+    }
+
+    func entry(forKey key: String) -> Entry? {
+        var key = key
+        return key.withUTF8 { index.find($0, in: storage.bytes) }
     }
 }
 
-// MARK: - the byte parser
+// MARK: - the arena's entries
+
+/// One entry in the arena: a flags byte (scheme number in the low 6 bits, 0x40 = bare name, 0x80 = an
+/// explicit key follows the name), the line, the name's length, the explicit key's length (if any) and
+/// the value's length as LEB128 numbers, then the name, the key and the value.
+struct Entry {
+    static let bareFlag: UInt8 = 0x40
+    static let explicitKeyFlag: UInt8 = 0x80
+    static let schemes = PasswordScheme.allCases.map { $0 }
+
+    var scheme: PasswordScheme
+    var bare: Bool
+    var line: Int
+    /// The user name as written.
+    var name: Range<Int>
+    /// The normalized key when it differs from the name (a realm with upper-case letters).
+    var explicitKey: Range<Int>?
+    /// The password value (after `{SCHEME}`).
+    var value: Range<Int>
+    /// Where the next entry starts.
+    var end: Int
+
+    @inline(__always)
+    init(_ b: UnsafeBufferPointer<UInt8>, at offset: Int) {
+        var p = offset
+        let flags = b[p]
+        p += 1
+        scheme = Entry.schemes[Int(flags & 0x3F)]
+        bare = flags & Entry.bareFlag != 0
+        line = Entry.varint(b, &p)
+        let nameLength = Entry.varint(b, &p)
+        let keyLength = flags & Entry.explicitKeyFlag != 0 ? Entry.varint(b, &p) : -1
+        let valueLength = Entry.varint(b, &p)
+        name = p..<(p + nameLength)
+        p += nameLength
+        if keyLength >= 0 {
+            explicitKey = p..<(p + keyLength)
+            p += keyLength
+        } else {
+            explicitKey = nil
+        }
+        value = p..<(p + valueLength)
+        end = p + valueLength
+    }
+
+    @inline(__always)
+    static func varint(_ b: UnsafeBufferPointer<UInt8>, _ p: inout Int) -> Int {
+        var result = 0
+        var shift = 0
+        while true {
+            let byte = b[p]
+            p += 1
+            result |= Int(byte & 0x7F) << shift
+            if byte < 0x80 { return result }
+            shift += 7
+        }
+    }
+
+    static func schemeNumber(_ scheme: PasswordScheme) -> UInt8 {
+        UInt8(schemes.firstIndex(of: scheme)!)
+    }
+
+    /// The key as two pieces (the second is the `@realm` suffix of a bare name, or empty).
+    @inline(__always)
+    func key(
+        in b: UnsafeBufferPointer<UInt8>, suffix: UnsafeBufferPointer<UInt8>
+    ) -> (UnsafeBufferPointer<UInt8>, UnsafeBufferPointer<UInt8>) {
+        if let k = explicitKey { return (UnsafeBufferPointer(rebasing: b[k]), UnsafeBufferPointer(rebasing: suffix[0..<0])) }
+        let n = UnsafeBufferPointer(rebasing: b[name])
+        return (n, bare ? suffix : UnsafeBufferPointer(rebasing: suffix[0..<0]))
+    }
+}
+
+/// The hash index: a power-of-two array of slots, each 0 (empty) or an entry's arena offset + 1,
+/// linear probing. Keys hash with FNV-1a from a per-table random seed and a 64-bit finalizer.
+final class KeyIndex: @unchecked Sendable {
+    let slots: UnsafeMutableBufferPointer<UInt32>
+    let mask: Int
+    let seed: UInt64
+    /// `"@" + defaultRealm` at the arena's start (empty without a default realm).
+    let suffix: Range<Int>
+    var firstEntry: Int { suffix.upperBound }
+
+    init(capacityFor count: Int, suffix: Range<Int>) {
+        var capacity = 8
+        while capacity < count + count / 2 + 1 { capacity <<= 1 }
+        slots = UnsafeMutableBufferPointer<UInt32>.allocate(capacity: capacity)
+        slots.initialize(repeating: 0)
+        mask = capacity - 1
+        seed = UInt64.random(in: 0...UInt64.max)
+        self.suffix = suffix
+    }
+
+    deinit { slots.deallocate() }
+
+    @inline(__always)
+    func hash(_ a: UnsafeBufferPointer<UInt8>, _ b: UnsafeBufferPointer<UInt8>) -> Int {
+        var h = seed ^ 0xcbf2_9ce4_8422_2325
+        for x in a { h = (h ^ UInt64(x)) &* 0x100_0000_01b3 }
+        for x in b { h = (h ^ UInt64(x)) &* 0x100_0000_01b3 }
+        h ^= h >> 33
+        h &*= 0xff51_afd7_ed55_8ccd
+        h ^= h >> 33
+        h &*= 0xc4ce_b9fe_1a85_ec53
+        h ^= h >> 33
+        return Int(truncatingIfNeeded: h)
+    }
+
+    /// The entry with this key, or nil.
+    func find(_ key: UnsafeBufferPointer<UInt8>, in bytes: UnsafeBufferPointer<UInt8>) -> Entry? {
+        let suffixBytes = UnsafeBufferPointer(rebasing: bytes[suffix])
+        let empty = UnsafeBufferPointer(rebasing: suffixBytes[0..<0])
+        var i = hash(key, empty) & mask
+        while true {
+            let slot = slots[i]
+            if slot == 0 { return nil }
+            let e = Entry(bytes, at: Int(slot) - 1)
+            let (k0, k1) = e.key(in: bytes, suffix: suffixBytes)
+            if KeyIndex.equal(k0, k1, key, empty) { return e }
+            i = (i + 1) & mask
+        }
+    }
+
+    /// Inserts the entry at `offset` unless one with the same key is there: returns that one's offset.
+    func insert(_ offset: Int, _ e: Entry, in bytes: UnsafeBufferPointer<UInt8>) -> Int? {
+        let suffixBytes = UnsafeBufferPointer(rebasing: bytes[suffix])
+        let (a0, a1) = e.key(in: bytes, suffix: suffixBytes)
+        var i = hash(a0, a1) & mask
+        while true {
+            let slot = slots[i]
+            if slot == 0 {
+                slots[i] = UInt32(offset + 1)
+                return nil
+            }
+            let other = Entry(bytes, at: Int(slot) - 1)
+            let (b0, b1) = other.key(in: bytes, suffix: suffixBytes)
+            if KeyIndex.equal(a0, a1, b0, b1) { return Int(slot) - 1 }
+            i = (i + 1) & mask
+        }
+    }
+
+    /// True when `a0 + a1` and `b0 + b1` are the same bytes.
+    @inline(__always)
+    static func equal(
+        _ a0: UnsafeBufferPointer<UInt8>, _ a1: UnsafeBufferPointer<UInt8>,
+        _ b0: UnsafeBufferPointer<UInt8>, _ b1: UnsafeBufferPointer<UInt8>
+    ) -> Bool {
+        guard a0.count + a1.count == b0.count + b1.count else { return false }
+        if a0.count == b0.count { return same(a0, b0) && same(a1, b1) }
+        // Split at different places (a bare name plus the default realm against a full key).
+        let (short, shortTail, long, longTail) = a0.count < b0.count ? (a0, a1, b0, b1) : (b0, b1, a0, a1)
+        let k = long.count - short.count
+        return same(short, UnsafeBufferPointer(rebasing: long[0..<short.count]))
+            && same(UnsafeBufferPointer(rebasing: shortTail[0..<k]), UnsafeBufferPointer(rebasing: long[short.count...]))
+            && same(UnsafeBufferPointer(rebasing: shortTail[k...]), longTail)
+    }
+
+    @inline(__always)
+    static func same(_ a: UnsafeBufferPointer<UInt8>, _ b: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard a.count == b.count else { return false }
+        guard a.count > 0 else { return true }
+        return memcmp(a.baseAddress!, b.baseAddress!, a.count) == 0
+    }
+}
+
+// MARK: - building a table
 
 extension PasswdFile {
-    struct ParseOutcome {
-        var records: [Record] = []
-        var index: [String: Int32] = [:]
+    /// Collects entries line by line into the arena (`feed`), then builds the index and reports
+    /// duplicates (`finish`).
+    struct Builder {
+        let path: String
+        let defaultRealm: String?
+        let arena: ByteArena
+        let suffix: Range<Int>
+        var count = 0
+        var lineNumber = 0
         var problems: [PasswdFileProblem] = []
         var problemCount = 0
         var warnings: [PasswdFileProblem] = []
-        var credentialSchemes: Set<CredentialScheme> = []
-    }
+        var schemeMask: UInt64 = 0
+        var tooLarge = false
 
-    enum Parser {
+        init(path: String, defaultRealm: String?, sizeHint: Int) {
+            self.path = path
+            self.defaultRealm = defaultRealm
+            let suffixBytes = defaultRealm.map { Array(("@" + $0).utf8) } ?? []
+            // Entries are smaller than their lines (no ':', '{SCHEME}', newline or trailing fields) but
+            // for pathological files; the arena grows if needed.
+            let arena = ByteArena(capacity: sizeHint + suffixBytes.count + 64)
+            arena.reserve(suffixBytes.count)
+            suffixBytes.withUnsafeBufferPointer { arena.appendReserved($0) }
+            self.arena = arena
+            suffix = 0..<suffixBytes.count
+        }
+
+        mutating func problem(_ line: Int, _ message: String) {
+            problemCount += 1
+            if problems.count < PasswdFile.maxReportedProblems {
+                problems.append(PasswdFileProblem(path: path, line: line, message: message))
+            }
+        }
+
+        /// Parses the complete lines of `bytes` (and a last line without a newline when `final`);
+        /// returns how many bytes it used.
+        mutating func feed(_ bytes: UnsafeBufferPointer<UInt8>, final: Bool) -> Int {
+            guard let base = bytes.baseAddress else { return 0 }
+            var start = 0
+            let end = bytes.count
+            while start < end {
+                var lineEnd: Int
+                let next: Int
+                if let nl = memchr(base + start, Int32(LineParser.newline), end - start) {
+                    lineEnd = base.distance(to: nl.assumingMemoryBound(to: UInt8.self))
+                    next = lineEnd + 1
+                } else {
+                    guard final else { break }
+                    lineEnd = end  // last line without a newline: parsed all the same
+                    next = end
+                }
+                lineNumber += 1
+                if lineEnd > start && bytes[lineEnd - 1] == UInt8(ascii: "\r") { lineEnd -= 1 }
+                add(bytes, start, lineEnd)
+                start = next
+            }
+            return start
+        }
+
+        private mutating func add(_ bytes: UnsafeBufferPointer<UInt8>, _ start: Int, _ lineEnd: Int) {
+            let parsed: LineParser.Line
+            switch LineParser.parse(bytes, start: start, lineEnd: lineEnd) {
+            case .skip: return
+            case .problem(let message):
+                problem(lineNumber, message)
+                return
+            case .entry(let line): parsed = line
+            }
+            if let w = parsed.warning { warnings.append(PasswdFileProblem(path: path, line: lineNumber, message: w)) }
+            if tooLarge { return }
+            let name = UnsafeBufferPointer(rebasing: bytes[start..<parsed.userEnd])
+            let value = UnsafeBufferPointer(rebasing: bytes[parsed.valueStart..<parsed.fieldEnd])
+            // The key differs from the name only when the realm has upper-case letters.
+            var explicitKey: [UInt8]? = nil
+            if parsed.lastAt >= 0 {
+                if parsed.nonASCII {
+                    let key = Array(
+                        PasswdFile.key(forUser: String(decoding: name, as: UTF8.self), defaultRealm: nil).utf8)
+                    if !key.elementsEqual(name) { explicitKey = key }
+                } else if parsed.upperInRealm {
+                    var lowered = Array(name)
+                    for i in (parsed.lastAt - start + 1)..<lowered.count where lowered[i] >= 0x41 && lowered[i] <= 0x5A {
+                        lowered[i] += 32
+                    }
+                    explicitKey = lowered
+                }
+            }
+            let keyCount = explicitKey?.count ?? 0
+            let size = 41 + name.count + keyCount + value.count
+            guard arena.count + size < Int(UInt32.max) - 1 else {
+                tooLarge = true
+                return
+            }
+            var flags = Entry.schemeNumber(parsed.scheme)
+            schemeMask |= 1 << UInt64(flags)
+            if parsed.lastAt < 0 { flags |= Entry.bareFlag }
+            if explicitKey != nil { flags |= Entry.explicitKeyFlag }
+            arena.reserve(size)
+            arena.appendReserved(flags)
+            arena.appendVarintReserved(lineNumber)
+            arena.appendVarintReserved(name.count)
+            if let explicitKey { arena.appendVarintReserved(explicitKey.count) }
+            arena.appendVarintReserved(value.count)
+            arena.appendReserved(name)
+            explicitKey?.withUnsafeBufferPointer { arena.appendReserved($0) }
+            arena.appendReserved(value)
+            count += 1
+        }
+
+        /// Indexes the entries; throws when a line had a problem or a user is defined twice.
+        consuming func finish(identity: FileIdentity?) throws(PasswdFileError) -> PasswdFile {
+            if tooLarge {
+                throw .unreadable(path: path, reason: "the entries need more than 4 GiB; split the table")
+            }
+            let storage = arena.freeze()
+            let bytes = storage.bytes
+            let index = KeyIndex(capacityFor: count, suffix: suffix)
+            var duplicates: [PasswdFileProblem] = []
+            var duplicateCount = 0
+            var offset = suffix.upperBound
+            while offset < bytes.count {
+                let e = Entry(bytes, at: offset)
+                if let first = index.insert(offset, e, in: bytes) {
+                    duplicateCount += 1
+                    if duplicates.count < PasswdFile.maxReportedProblems {
+                        let firstLine = Entry(bytes, at: first).line
+                        let display = sanitizeForLog(String(decoding: UnsafeBufferPointer(rebasing: bytes[e.name]), as: UTF8.self))
+                        duplicates.append(
+                            PasswdFileProblem(
+                                path: path, line: e.line,
+                                message:
+                                    "duplicate user '\(display)' (first defined on line \(firstLine)); remove one of the two lines"
+                            ))
+                    }
+                }
+                offset = e.end
+            }
+            let total = problemCount + duplicateCount
+            guard total == 0 else {
+                // Both lists are in line order: the first `maxReportedProblems` of their merge.
+                var merged: [PasswdFileProblem] = []
+                var i = 0
+                var j = 0
+                while merged.count < PasswdFile.maxReportedProblems && (i < problems.count || j < duplicates.count) {
+                    if j >= duplicates.count || (i < problems.count && problems[i].line < duplicates[j].line) {
+                        merged.append(problems[i])
+                        i += 1
+                    } else {
+                        merged.append(duplicates[j])
+                        j += 1
+                    }
+                }
+                throw .invalid(path: path, problems: merged, total: total)
+            }
+            var schemes = Set<CredentialScheme>()
+            for (n, scheme) in Entry.schemes.enumerated() where schemeMask & (1 << UInt64(n)) != 0 {
+                schemes.formUnion(scheme.credentialSchemes)
+            }
+            return PasswdFile(
+                path: path, defaultRealm: defaultRealm, storage: storage, index: index, count: count,
+                warnings: warnings, credentialSchemes: schemes, identity: identity)
+        }
+    }
+}
+
+// MARK: - one line
+
+extension PasswdFile {
+    /// The checks of one line, shared by the table builder and `Parser` (the editor's view).
+    enum LineParser {
         static let newline = UInt8(ascii: "\n")
         static let colon = UInt8(ascii: ":")
         static let at = UInt8(ascii: "@")
 
+        struct Line {
+            /// End of the user name; the password field starts one byte later.
+            var userEnd: Int
+            /// The last `@` of the name, -1 for a bare name.
+            var lastAt: Int
+            var nonASCII: Bool
+            /// An ASCII upper-case letter after the last `@`.
+            var upperInRealm: Bool
+            var fieldEnd: Int
+            /// Start of the value after `{SCHEME}`.
+            var valueStart: Int
+            var scheme: PasswordScheme
+            /// A message for the log that does not stop the load.
+            var warning: String?
+        }
+
+        enum Outcome {
+            case skip
+            case problem(String)
+            case entry(Line)
+        }
+
+        /// `lineEnd` is the end of the line's content (before `\r\n` or `\n`).
+        @inline(__always)
+        static func parse(_ bytes: UnsafeBufferPointer<UInt8>, start: Int, lineEnd: Int) -> Outcome {
+            let base = bytes.baseAddress!
+            // Blank lines and comments.
+            var first = start
+            while first < lineEnd && (bytes[first] == 0x20 || bytes[first] == 0x09) { first += 1 }
+            if first == lineEnd { return .skip }
+            if bytes[first] == UInt8(ascii: "#") { return .skip }
+            if first != start {
+                return .problem("the line starts with white space; remove it (only '#' comments may be indented)")
+            }
+
+            // The user name.
+            guard let colonPtr = memchr(base + start, Int32(colon), lineEnd - start) else {
+                return .problem("no ':' after the user name; expected user[@realm]:{SCHEME}password[:...]")
+            }
+            let userEnd = base.distance(to: colonPtr.assumingMemoryBound(to: UInt8.self))
+            if userEnd == start {
+                return .problem("empty user name; expected user[@realm]:{SCHEME}password[:...]")
+            }
+            var lastAt = -1
+            var badByte = false
+            var nonASCII = false
+            var upperInRealm = false
+            for i in start..<userEnd {
+                let c = bytes[i]
+                if c <= 0x20 || c == 0x7F {
+                    badByte = true
+                    break
+                }
+                if c >= 0x80 { nonASCII = true }
+                if c == at {
+                    lastAt = i
+                    upperInRealm = false
+                } else if lastAt >= 0 && c >= UInt8(ascii: "A") && c <= UInt8(ascii: "Z") {
+                    upperInRealm = true
+                }
+            }
+            if badByte {
+                return .problem("the user name contains white space or a control character; user names are one word")
+            }
+            let userBytes = UnsafeBufferPointer(rebasing: bytes[start..<userEnd])
+            // Only built when a message needs it: this runs once per user.
+            var userDisplay: String { sanitizeForLog(String(decoding: userBytes, as: UTF8.self)) }
+            if nonASCII && !isValidUTF8(userBytes) {
+                return .problem("the user name is not valid UTF-8; save the file as UTF-8")
+            }
+            if lastAt == start {
+                return .problem("user '\(userDisplay)' has an empty local part before '@'")
+            }
+            if lastAt == userEnd - 1 {
+                return .problem("user '\(userDisplay)' has an empty realm after '@'; write user@realm or a bare user")
+            }
+
+            // The password field.
+            let fieldStart = userEnd + 1
+            var fieldEnd = lineEnd
+            if let p = memchr(base + fieldStart, Int32(colon), lineEnd - fieldStart) {
+                fieldEnd = base.distance(to: p.assumingMemoryBound(to: UInt8.self))
+            }
+            let field = UnsafeBufferPointer(rebasing: bytes[fieldStart..<fieldEnd])
+            if field.isEmpty {
+                return .problem("user '\(userDisplay)' has no password; set one with `saslgate user passwd \(userDisplay)`")
+            }
+            let scheme: PasswordScheme
+            let valueRange: Range<Int>
+            switch StoredPassword.splitField(field) {
+            case .success(let (s, r)):
+                scheme = s
+                valueRange = r
+            case .failure(let e):
+                return .problem("user '\(userDisplay)': \(e)")
+            }
+            var warning: String?
+            switch StoredPassword.check(scheme: scheme, value: UnsafeBufferPointer(rebasing: field[valueRange])) {
+            case .ok: break
+            case .warning(let w): warning = "user '\(userDisplay)': \(w)"
+            case .error(let e): return .problem("user '\(userDisplay)': \(e)")
+            }
+            return .entry(
+                Line(
+                    userEnd: userEnd, lastAt: lastAt, nonASCII: nonASCII, upperInRealm: upperInRealm,
+                    fieldEnd: fieldEnd, valueStart: fieldStart + valueRange.lowerBound, scheme: scheme,
+                    warning: warning))
+        }
+
+        static func isValidUTF8(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+            var decoder = UTF8()
+            var it = bytes.makeIterator()
+            while true {
+                switch decoder.decode(&it) {
+                case .scalarValue: continue
+                case .emptyInput: return true
+                case .error: return false
+                }
+            }
+        }
+    }
+}
+
+// MARK: - the editor's view of a file
+
+extension PasswdFile {
+    /// What `PasswdFileEditor` needs: every entry's place in the file and a key lookup.
+    struct ParseOutcome {
+        var records: [Record] = []
+        /// Key bytes (as the table compares them) to the record's number.
+        var index: [[UInt8]: Int32] = [:]
+        var problems: [PasswdFileProblem] = []
+        var problemCount = 0
+
+        /// The record of an already normalized key.
+        func record(forKey key: String) -> Record? {
+            index[Array(key.utf8)].map { records[Int($0)] }
+        }
+    }
+
+    /// One entry: byte offsets into the file.
+    struct Record: Sendable {
+        var lineStart: UInt32
+        /// End of the line's content (before `\r\n` or `\n`).
+        var lineEnd: UInt32
+        /// End of the user name; the password field starts one byte later.
+        var userEnd: UInt32
+        var fieldEnd: UInt32
+        var line: UInt32
+    }
+
+    enum Parser {
+        /// Parses a whole file held in memory (the same checks and problems as a load).
         static func parse(_ bytes: UnsafeBufferPointer<UInt8>, path: String, defaultRealm: String?) -> ParseOutcome {
             var out = ParseOutcome()
             guard let base = bytes.baseAddress, bytes.count > 0 else { return out }
-            let estimate = countLines(bytes)
-            out.records.reserveCapacity(estimate)
-            out.index.reserveCapacity(estimate)
-            var schemesSeen = Set<PasswordScheme>()
             let defaultRealmSuffix = defaultRealm.map { "@" + $0 }
 
             func problem(_ line: Int, _ message: String) {
@@ -261,187 +778,51 @@ extension PasswdFile {
             let end = bytes.count
             while start < end {
                 lineNumber += 1
-                let nl = memchr(base + start, Int32(newline), end - start)
+                let nl = memchr(base + start, Int32(LineParser.newline), end - start)
                 let next: Int
                 var lineEnd: Int
                 if let nl {
                     lineEnd = base.distance(to: nl.assumingMemoryBound(to: UInt8.self))
                     next = lineEnd + 1
                 } else {
-                    lineEnd = end  // last line without a newline: parsed all the same
+                    lineEnd = end
                     next = end
                 }
                 defer { start = next }
                 if lineEnd > start && bytes[lineEnd - 1] == UInt8(ascii: "\r") { lineEnd -= 1 }
-
-                // Blank lines and comments.
-                var first = start
-                while first < lineEnd && (bytes[first] == 0x20 || bytes[first] == 0x09) { first += 1 }
-                if first == lineEnd { continue }
-                if bytes[first] == UInt8(ascii: "#") { continue }
-                if first != start {
-                    problem(
-                        lineNumber, "the line starts with white space; remove it (only '#' comments may be indented)")
+                let line: LineParser.Line
+                switch LineParser.parse(bytes, start: start, lineEnd: lineEnd) {
+                case .skip: continue
+                case .problem(let message):
+                    problem(lineNumber, message)
                     continue
+                case .entry(let parsed): line = parsed
                 }
-
-                // The user name.
-                guard let colonPtr = memchr(base + start, Int32(colon), lineEnd - start) else {
-                    problem(lineNumber, "no ':' after the user name; expected user[@realm]:{SCHEME}password[:...]")
-                    continue
-                }
-                let userEnd = base.distance(to: colonPtr.assumingMemoryBound(to: UInt8.self))
-                if userEnd == start {
-                    problem(lineNumber, "empty user name; expected user[@realm]:{SCHEME}password[:...]")
-                    continue
-                }
-                var lastAt = -1
-                var badByte = false
-                var nonASCII = false
-                var upperInRealm = false
-                for i in start..<userEnd {
-                    let c = bytes[i]
-                    if c <= 0x20 || c == 0x7F {
-                        badByte = true
-                        break
-                    }
-                    if c >= 0x80 { nonASCII = true }
-                    if c == at {
-                        lastAt = i
-                        upperInRealm = false
-                    } else if lastAt >= 0 && c >= UInt8(ascii: "A") && c <= UInt8(ascii: "Z") {
-                        upperInRealm = true
-                    }
-                }
-                if badByte {
-                    problem(
-                        lineNumber, "the user name contains white space or a control character; user names are one word"
-                    )
-                    continue
-                }
-                let userBytes = UnsafeBufferPointer(rebasing: bytes[start..<userEnd])
-                // Only built when a message needs it: this loop runs once per user.
-                var userDisplay: String { sanitizeForLog(String(decoding: userBytes, as: UTF8.self)) }
-                if nonASCII && !isValidUTF8(userBytes) {
-                    problem(lineNumber, "the user name is not valid UTF-8; save the file as UTF-8")
-                    continue
-                }
-                if lastAt == start {
-                    problem(lineNumber, "user '\(userDisplay)' has an empty local part before '@'")
-                    continue
-                }
-                if lastAt == userEnd - 1 {
-                    problem(
-                        lineNumber,
-                        "user '\(userDisplay)' has an empty realm after '@'; write user@realm or a bare user")
-                    continue
-                }
-
-                // The password field.
-                let fieldStart = userEnd + 1
-                var fieldEnd = lineEnd
-                if let p = memchr(base + fieldStart, Int32(colon), lineEnd - fieldStart) {
-                    fieldEnd = base.distance(to: p.assumingMemoryBound(to: UInt8.self))
-                }
-                let field = UnsafeBufferPointer(rebasing: bytes[fieldStart..<fieldEnd])
-                if field.isEmpty {
-                    problem(
-                        lineNumber,
-                        "user '\(userDisplay)' has no password; set one with `saslgate user passwd \(userDisplay)`")
-                    continue
-                }
-                let scheme: PasswordScheme
-                let valueRange: Range<Int>
-                switch StoredPassword.splitField(field) {
-                case .success(let (s, r)):
-                    scheme = s
-                    valueRange = r
-                case .failure(let e):
-                    problem(lineNumber, "user '\(userDisplay)': \(e)")
-                    continue
-                }
-                switch StoredPassword.check(scheme: scheme, value: UnsafeBufferPointer(rebasing: field[valueRange])) {
-                case .ok: break
-                case .warning(let w):
-                    out.warnings.append(
-                        PasswdFileProblem(path: path, line: lineNumber, message: "user '\(userDisplay)': \(w)"))
-                case .error(let e):
-                    problem(lineNumber, "user '\(userDisplay)': \(e)")
-                    continue
-                }
-
-                // The key: realm lower-cased, default realm for a bare name.
+                let user = String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<line.userEnd]), as: UTF8.self)
                 var key: String
-                if lastAt < 0 {
-                    key = String(decoding: userBytes, as: UTF8.self)
+                if line.lastAt < 0 {
+                    key = user
                     if let defaultRealmSuffix { key += defaultRealmSuffix }
-                } else if nonASCII {
-                    key = PasswdFile.key(forUser: String(decoding: userBytes, as: UTF8.self), defaultRealm: nil)
-                } else if upperInRealm {
-                    var lowered = Array(userBytes)
-                    for i in (lastAt - start + 1)..<lowered.count where lowered[i] >= 0x41 && lowered[i] <= 0x5A {
-                        lowered[i] += 32
-                    }
-                    key = String(decoding: lowered, as: UTF8.self)
                 } else {
-                    key = String(decoding: userBytes, as: UTF8.self)
+                    key = PasswdFile.key(forUser: user, defaultRealm: nil)
                 }
-
                 let n = Int32(out.records.count)
-                let existing = insertIfAbsent(&out.index[key, default: -1], n)
-                if existing >= 0 {
+                let keyBytes = Array(key.utf8)
+                if let existing = out.index[keyBytes] {
                     let firstLine = out.records[Int(existing)].line
                     problem(
                         lineNumber,
-                        "duplicate user '\(userDisplay)' (first defined on line \(firstLine)); remove one of the two lines"
+                        "duplicate user '\(sanitizeForLog(user))' (first defined on line \(firstLine)); remove one of the two lines"
                     )
                     continue
                 }
+                out.index[keyBytes] = n
                 out.records.append(
                     Record(
-                        lineStart: UInt32(start), lineEnd: UInt32(lineEnd), userEnd: UInt32(userEnd),
-                        valueStart: UInt32(fieldStart + valueRange.lowerBound), fieldEnd: UInt32(fieldEnd),
-                        line: UInt32(lineNumber),
-                        scheme: scheme
-                    )
-                )
-                schemesSeen.insert(scheme)
+                        lineStart: UInt32(start), lineEnd: UInt32(lineEnd), userEnd: UInt32(line.userEnd),
+                        fieldEnd: UInt32(line.fieldEnd), line: UInt32(lineNumber)))
             }
-            for s in schemesSeen { out.credentialSchemes.formUnion(s.credentialSchemes) }
             return out
-        }
-
-        /// Stores `n` in an absent slot (-1) and returns -1, or returns the index already there.
-        @inline(__always)
-        private static func insertIfAbsent(_ slot: inout Int32, _ n: Int32) -> Int32 {
-            if slot < 0 {
-                slot = n
-                return -1
-            }
-            return slot
-        }
-
-        static func countLines(_ bytes: UnsafeBufferPointer<UInt8>) -> Int {
-            guard let base = bytes.baseAddress else { return 0 }
-            var n = 1
-            var p = 0
-            while p < bytes.count, let hit = memchr(base + p, Int32(newline), bytes.count - p) {
-                n += 1
-                p = base.distance(to: hit.assumingMemoryBound(to: UInt8.self)) + 1
-            }
-            return n
-        }
-
-        static func isValidUTF8(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
-            var decoder = UTF8()
-            var it = bytes.makeIterator()
-            while true {
-                switch decoder.decode(&it) {
-                case .scalarValue: continue
-                case .emptyInput: return true
-                case .error: return false
-                }
-            }
         }
     }
 }

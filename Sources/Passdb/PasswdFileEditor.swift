@@ -77,8 +77,8 @@ public struct PasswdFileEditor: Sendable {
         try validateField(passwordField)
         try edit { (contents, outcome, target) throws(PasswdFileEditError) in
             let key = PasswdFile.key(forUser: user, defaultRealm: defaultRealm)
-            if let i = outcome.index[key] {
-                throw .userExists(user: user, path: target, line: Int(outcome.records[Int(i)].line))
+            if let r = outcome.record(forKey: key) {
+                throw .userExists(user: user, path: target, line: Int(r.line))
             }
             if let last = contents.last, last != UInt8(ascii: "\n") { contents.append(UInt8(ascii: "\n")) }
             contents += Array(user.utf8)
@@ -153,7 +153,7 @@ public struct PasswdFileEditor: Sendable {
         guard outcome.problems.isEmpty else {
             throw .fileInvalid(.invalid(path: target, problems: outcome.problems, total: outcome.problemCount))
         }
-        return outcome.index[PasswdFile.key(forUser: user, defaultRealm: defaultRealm)] != nil
+        return outcome.record(forKey: PasswdFile.key(forUser: user, defaultRealm: defaultRealm)) != nil
     }
 
     /// Checks a name for `add`: one word, no `:`, not starting with `#`, a non-empty local part and realm.
@@ -188,10 +188,10 @@ public struct PasswdFileEditor: Sendable {
     private func record(
         of user: String, in outcome: PasswdFile.ParseOutcome, target: String
     ) throws(PasswdFileEditError) -> PasswdFile.Record {
-        guard let i = outcome.index[PasswdFile.key(forUser: user, defaultRealm: defaultRealm)] else {
+        guard let r = outcome.record(forKey: PasswdFile.key(forUser: user, defaultRealm: defaultRealm)) else {
             throw .userNotFound(user: user, path: target)
         }
-        return outcome.records[Int(i)]
+        return r
     }
 
     /// The file to edit: the target of a symbolic link, else the path itself.
