@@ -102,7 +102,7 @@ extension Settings {
                 "the unfinished requests on one connection"),
         .number("hash_threads", \.hashThreads, default: "0", in: 0...256, why: "0: one per core",
                 "the threads that hash passwords and run blocking passdbs"),
-        .number("event_loops", \.eventLoops, default: "1", in: 0...256, why: "0: one per core",
+        .number("event_loops", \.eventLoops, default: "0", in: 0...256, why: "0: one per core",
                 "the threads that serve client connections"),
         .duration("handshake_timeout", \.handshakeTimeout, default: "30s", in: 1...600,
                   "how long a client may take to send VERSION and CPID"),

@@ -52,7 +52,7 @@ public struct Settings: Equatable, Sendable {
     /// Threads for password hashing and blocking passdbs (0: one per CPU core).
     public var hashThreads = 0
     /// Threads serving client connections (0: one per CPU core).
-    public var eventLoops = 1
+    public var eventLoops = 0
     /// `debug`, `info`, `notice`, `warning`, `error`.
     public var logLevel = ""
     /// Host name used in CRAM-MD5 challenges and as the DIGEST-MD5 realm (empty: the system's).
