@@ -21,7 +21,7 @@ final class EngineState {
     let directory = Fixture.makeDirectory()
     let usersPath: String
     /// The daemon's freshness rule: the passwd-file is `stat`ed at most once a second, on a background
-    /// thread; the request that finds the check due waits for it (`BenchIO.drain`).
+    /// thread; the request that finds the check due waits for it (`BenchIO.drainBlocking`).
     let service: AuthService
     /// For the pieces: a table that never looks stale (check interval one hour), so every call is the
     /// in-place answer.
@@ -108,7 +108,7 @@ let benchmarks: @Sendable () -> Void = {
         daemon = nil
     }
     let perConnection = Benchmark.Configuration(
-        metrics: [.wallClock, .throughput, .mallocCountTotal, .mallocBytesCount, .syscalls],
+        metrics: [.wallClock, .throughput, .mallocCountTotal, .mallocBytesCount],
         timeUnits: .microseconds, warmupIterations: 200, scalingFactor: .one,
         maxDuration: .seconds(3), maxIterations: 20_000, setup: startDaemon, teardown: stopDaemon)
 
@@ -125,7 +125,7 @@ let benchmarks: @Sendable () -> Void = {
         } catch {
             fatalError("AUTH: \(error)")
         }
-        if io.hasPendingWork { await io.drain() }
+        if io.hasPendingWork { io.drainBlocking() }
         benchmark.stopMeasurement()
         expectOK(io)
         blackHole(session)
@@ -141,7 +141,7 @@ let benchmarks: @Sendable () -> Void = {
         } catch {
             fatalError("AUTH: \(error)")
         }
-        if io.hasPendingWork { await io.drain() }
+        if io.hasPendingWork { io.drainBlocking() }
         expectOK(io)
     }
 
@@ -156,7 +156,7 @@ let benchmarks: @Sendable () -> Void = {
         } catch {
             fatalError("AUTH: \(error)")
         }
-        if io.hasPendingWork { await io.drain() }
+        if io.hasPendingWork { io.drainBlocking() }
         session.connectionClosed()
         expectOK(io)
     }
