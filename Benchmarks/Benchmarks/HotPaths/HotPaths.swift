@@ -229,13 +229,13 @@ let benchmarks: @Sendable () -> Void = {
     // The Exim shape: a new connection per AUTH. Here only the greeting: connect, read up to DONE, close.
     let greetingClient = UnixClient()
     Benchmark("Daemon: connect -> greeting (to DONE) -> close", configuration: perConnection) { _ in
-        guard greetingClient.exchange(daemon.socketPath) else { fatalError("no greeting") }
+        guard greetingClient.exchange(&daemon.address) else { fatalError("no greeting") }
     }
 
     // The whole Exim exchange: greeting, then VERSION + CPID + AUTH PLAIN in one write, the OK, close.
     let authClient = UnixClient(
         request: Array("VERSION\t1\t2\nCPID\t4242\n".utf8) + Fixture.authLineBytes + [0x0A])
     Benchmark("Daemon: connect -> greeting -> VERSION/CPID/AUTH PLAIN -> OK -> close", configuration: perConnection) { _ in
-        guard authClient.exchange(daemon.socketPath, expect: Fixture.expectedReply) else { fatalError("no OK") }
+        guard authClient.exchange(&daemon.address, expect: Fixture.expectedReply) else { fatalError("no OK") }
     }
 }

@@ -8,14 +8,17 @@ import Synchronization
 /// socket in a temporary directory: so the malloc counts of a connection include the server's side.
 /// Each benchmark runs in a process of its own (the benchmark tool's rule), so one daemon per process.
 /// Request logging is off (`log_level = warning`): the one info line per request is not measured.
-final class InProcessDaemon: Sendable {
+final class InProcessDaemon: @unchecked Sendable {
     let directory: String
     let socketPath: String
+    /// The socket's address, made once.
+    var address: sockaddr_un
     private let finished = Atomic<Bool>(false)
 
     init() {
         directory = Fixture.makeDirectory()
         socketPath = "\(directory)/auth"
+        address = UnixClient.address(socketPath)
         let usersPath = Fixture.writeUsers(in: directory)
         let configPath = "\(directory)/saslgated.conf"
         Fixture.write(
@@ -74,15 +77,15 @@ struct DaemonDidNotStart: Error, CustomStringConvertible {
 final class UnixClient {
     private var buffer = [UInt8](repeating: 0, count: 8192)
     private let request: [UInt8]
+    private static let done = Array("DONE\n".utf8)
+    private static let newline: [UInt8] = [0x0A]
 
     /// `request`: what to send once the greeting is in (nothing: just read the greeting and close).
     init(request: [UInt8] = []) {
         self.request = request
     }
 
-    static func connect(_ path: String) -> Int32 {
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { return -1 }
+    static func address(_ path: String) -> sockaddr_un {
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
         let bytes = Array(path.utf8)
@@ -91,6 +94,17 @@ final class UnixClient {
             raw.copyBytes(from: bytes)
             raw[bytes.count] = 0
         }
+        return address
+    }
+
+    static func connect(_ path: String) -> Int32 {
+        var address = UnixClient.address(path)
+        return connect(&address)
+    }
+
+    static func connect(_ address: inout sockaddr_un) -> Int32 {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return -1 }
         let rc = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
                 Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
@@ -105,15 +119,15 @@ final class UnixClient {
 
     /// One connection: connect, read the greeting up to `DONE`, send the request if any and read up to
     /// the line that starts with `expect`, close. False on any error or an unexpected reply.
-    func exchange(_ path: String, expect: [UInt8] = []) -> Bool {
-        let fd = UnixClient.connect(path)
+    func exchange(_ address: inout sockaddr_un, expect: [UInt8] = []) -> Bool {
+        let fd = UnixClient.connect(&address)
         guard fd >= 0 else { return false }
         defer { close(fd) }
-        guard readUntil(fd, endsWith: Array("DONE\n".utf8)) else { return false }
+        guard readUntil(fd, endsWith: UnixClient.done) else { return false }
         guard !request.isEmpty else { return true }
         let sent = request.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
         guard sent == request.count else { return false }
-        guard readUntil(fd, endsWith: [0x0A]) else { return false }
+        guard readUntil(fd, endsWith: UnixClient.newline) else { return false }
         return buffer.starts(with: expect)
     }
 
