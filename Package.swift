@@ -8,6 +8,14 @@ let package = Package(
         .executable(name: "saslgated", targets: ["saslgated"]),
         .executable(name: "saslgate", targets: ["saslgate"]),
         .executable(name: "saslgate-bench", targets: ["saslgate-bench"]),
+        // For the benchmark package in Benchmarks/ (docs/BENCHMARKS.md), which depends on this one by path.
+        .library(name: "AuthCore", targets: ["AuthCore"]),
+        .library(name: "AuthProtocol", targets: ["AuthProtocol"]),
+        .library(name: "SASL", targets: ["SASL"]),
+        .library(name: "AuthConfig", targets: ["AuthConfig"]),
+        .library(name: "Passdb", targets: ["Passdb"]),
+        .library(name: "AuthEngine", targets: ["AuthEngine"]),
+        .library(name: "AuthServer", targets: ["AuthServer"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.0"),
