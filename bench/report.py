@@ -365,6 +365,41 @@ def cmd_report(args):
         w(f"| {int(meta['big']):,}-user table loads in < 2 s | exec → first OK {f0(t)} ms | {verdict(t is not None and 0 <= t < 2000)} |")
     w("")
 
+    # Round 2 (issue #15): what MTAs really send, and memory.
+    w("Round 2 (Exim-shaped connections, one request in flight, memory):\n")
+    w("| target | measured | met? |")
+    w("|---|---|---|")
+    sg, dc = tp("oneshot-c8")
+    if sg and dc:
+        r = num(sg.get("auths_per_s")) / max(num(dc.get("auths_per_s")) or 1, 1)
+        p99ok = num(sg.get("lat_p99_us")) <= num(dc.get("lat_p99_us"))
+        w(f"| Exim-shaped (a new connection per AUTH, 8 clients): ≥ 2× Dovecot's auths/s, p99 no worse | {r:.2f}× auths/s "
+          f"({f1(sg.get('server_cpu_us_per_auth'))} vs {f1(dc.get('server_cpu_us_per_auth'))} µs CPU per AUTH); p99 {lat(sg.get('lat_p99_us'))} vs {lat(dc.get('lat_p99_us'))} | "
+          f"{verdict(r >= 2 and p99ok)}{'' if r >= 2 else ' (throughput)'}{'' if p99ok else ' (p99)'} |")
+    sg, dc = tp("plain-c64-k1")
+    if sg and dc:
+        r = num(sg.get("auths_per_s")) / max(num(dc.get("auths_per_s")) or 1, 1)
+        w(f"| 64 connections × 1 in flight: ≥ 2× | {r:.2f}× ({f1(sg.get('server_cpu_us_per_auth'))} vs {f1(dc.get('server_cpu_us_per_auth'))} µs CPU per AUTH) | {verdict(r >= 2)} |")
+    sg, dc = tp("plain-c1-k1")
+    if sg and dc:
+        a, b = num(sg.get("lat_p50_us")), num(dc.get("lat_p50_us"))
+        if a and b:
+            w(f"| 1 × 1: p50 ≤ 0.8× Dovecot's | {lat(a)} vs {lat(b)} = {a / b:.2f}× | {verdict(a <= 0.8 * b)} |")
+    fresh = R.get("fresh", {})
+    a = num(fresh.get("sg", {}).get("rss_kb"))
+    tot = num(fresh.get("dc", {}).get("total_rss_kb"))
+    if a and tot:
+        w(f"| RSS after start and one request ≤ 0.6× the sum of all Dovecot processes | {mib(a)} vs {mib(tot)} = {a / tot:.2f}× | {verdict(a <= 0.6 * tot)} |")
+    d = R.get("big-loaded", {})
+    a, b = num(d.get("sg", {}).get("rss_kb")), num(d.get("dc", {}).get("rss_kb"))
+    if a and b:
+        w(f"| {int(meta.get('big') or 0):,}-user passwd-file: RSS ≤ 0.8× Dovecot's auth process | {mib(a)} vs {mib(b)} = {a / b:.2f}× | {verdict(a <= 0.8 * b)} |")
+    d = R.get("big-startup", {})
+    t = num(d.get("sg", {}).get("socket_ready_ms"))
+    if t is not None and t >= 0:
+        w(f"| the socket accepts within 100 ms of exec, whatever the table size | {f1(t)} ms with {int(meta.get('big') or 0):,} users | {verdict(t <= 100)} |")
+    w("")
+
     # --- commands
     w("## Commands\n")
     w("Servers (`$TABLE` = the generated passwd-file; both read the same file):\n")
