@@ -21,7 +21,14 @@ public final class AuthClientSession {
     private let peer: String
     /// The auth client's `HOST:PORT` when it came over TCP (the `peer` key of each request's line).
     private let peerAddress: String?
-    private var logger: Logger
+    /// This connection's logger (`conn`, and `cpid` once known), made when a line is logged: most
+    /// connections never log one, and metadata costs allocations on every accept.
+    private var logger: Logger {
+        var logger = service.logger
+        logger[metadataKey: "conn"] = "\(cuid)"
+        if let pid = handshake.clientPID { logger[metadataKey: "cpid"] = "\(pid)" }
+        return logger
+    }
     private var handshake = ClientHandshake()
     private lazy var requests = RequestTable(io: io, timeout: configuration.requestTimeout) { [weak self] request in
         self?.log(request, .timeout, reason: "request timed out waiting for the client")
@@ -40,8 +47,6 @@ public final class AuthClientSession {
         self.peerAddress = peerAddress
         self.serviceProvider = serviceProvider
         self.service = serviceProvider()
-        self.logger = service.logger
-        self.logger[metadataKey: "conn"] = "\(cuid)"
     }
 
     private var configuration: EngineConfiguration { service.configuration }
@@ -62,10 +67,7 @@ public final class AuthClientSession {
 
     /// Handles one input line. A thrown violation means: log it and close the connection.
     public func handle(line: ArraySlice<UInt8>) throws(ProtocolViolation) {
-        guard let command = try handshake.accept(ClientMessageParser.parse(line)) else {
-            if let pid = handshake.clientPID { logger[metadataKey: "cpid"] = "\(pid)" }
-            return
-        }
+        guard let command = try handshake.accept(ClientMessageParser.parse(line)) else { return }
         switch command {
         case .auth(let auth): try beginAuth(auth)
         case .cont(let id, let data): continueAuth(id: id, data: data)

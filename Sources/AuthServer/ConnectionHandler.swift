@@ -25,7 +25,16 @@ final class ConnectionHandler: ChannelInboundHandler, ConnectionIO {
     /// Makes the engine's session once the peer is known (its description goes into the session's logs).
     private let makeSession: (ConnectionIO, String) -> AuthClientSession
     private let identity: ServerIdentity
-    private var logger: Logger
+    private let baseLogger: Logger
+    /// `peer` and `conn` of this connection's log lines; the metadata is made only when a line is logged.
+    private var peerText: String?
+    private var cuid: UInt64?
+    private var logger: Logger {
+        var logger = baseLogger
+        if let peerText { logger[metadataKey: "peer"] = "\(peerText)" }
+        if let cuid { logger[metadataKey: "conn"] = "\(cuid)" }
+        return logger
+    }
     private let counters: ServerCounters
     private let handshakeTimeout: Double
     private let allowlist: PeerAllowlist
@@ -53,7 +62,7 @@ final class ConnectionHandler: ChannelInboundHandler, ConnectionIO {
          allowlist: PeerAllowlist, transport: ConnectionTransport = .unix, onClose: @escaping () -> Void,
          makeSession: @escaping (ConnectionIO, String) -> AuthClientSession) {
         self.identity = identity
-        self.logger = logger
+        self.baseLogger = logger
         self.counters = counters
         self.handshakeTimeout = handshakeTimeout
         self.allowlist = allowlist
@@ -86,22 +95,21 @@ final class ConnectionHandler: ChannelInboundHandler, ConnectionIO {
     /// `client_allowlist`.
     private func start(context: ChannelHandlerContext, peer: PeerCredentials?) {
         guard context.channel.isActive else { return }
-        if let peer {
-            logger[metadataKey: "peer"] = "\(peer)"
-        }
+        let description = peer.map { "\($0)" }
+        peerText = description
         if !allowlist.isEmpty && !(peer.map(allowlist.allows) ?? false) {
             logger.warning("connection refused: peer not in client_allowlist")
             context.close(promise: nil)
             return
         }
-        begin(context: context, peerDescription: peer.map { "\($0)" } ?? "unknown")
-        logger.debug("client connected")
+        begin(context: context, peerDescription: description ?? "unknown")
+        if baseLogger.logLevel <= .debug { logger.debug("client connected") }
     }
 
     /// A TCP client (`HOST:PORT`): every connection is logged with its address.
     private func start(context: ChannelHandlerContext, inetPeer address: String) {
         guard context.channel.isActive else { return }
-        logger[metadataKey: "peer"] = "\(address)"
+        peerText = address
         begin(context: context, peerDescription: address)
         logger.info("client connected over TCP")
     }
@@ -110,7 +118,7 @@ final class ConnectionHandler: ChannelInboundHandler, ConnectionIO {
     private func begin(context: ChannelHandlerContext, peerDescription: String) {
         let session = makeSession(self, peerDescription)
         self.session = session
-        logger[metadataKey: "conn"] = "\(session.cuid)"
+        cuid = session.cuid
         // The whole greeting at once, unprompted (docs/PROTOCOL.md §1.2, §1.5).
         send(session.greeting(identity: identity))
         flushIfNeeded()
