@@ -31,12 +31,15 @@ public struct PlainMechanism: SASLMechanism {
     }
 
     private mutating func parse(_ message: [UInt8]) -> MechanismStep {
-        let parts = message.split(separator: 0, omittingEmptySubsequences: false)
-        guard parts.count == 3 else {
+        // authzid NUL authcid NUL password, exactly two NULs (found in place: no array of parts).
+        guard let first = message.firstIndex(of: 0),
+            let second = message[(first + 1)...].firstIndex(of: 0),
+            !message[(second + 1)...].contains(0)
+        else {
             state = .done
             return .failure(.malformed("PLAIN message must have exactly two NUL separators"))
         }
-        let authzid = parts[0], authcid = parts[1], password = parts[2]
+        let authzid = message[..<first], authcid = message[(first + 1)..<second], password = message[(second + 1)...]
         guard authzid.count <= Self.maxFieldLength, authcid.count <= Self.maxFieldLength,
             password.count <= Self.maxFieldLength
         else {
