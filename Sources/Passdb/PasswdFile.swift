@@ -64,7 +64,7 @@ public enum PasswdFileError: Error, Sendable, Equatable, CustomStringConvertible
 /// normalized key when it differs (an upper-case realm), and the password value; the other fields of
 /// the line are not kept. An open-addressing hash table of 32-bit arena offsets (load factor at most
 /// 2/3) finds an entry by hashing its key bytes; a lookup compares the key byte by byte with the arena.
-/// No per-user allocation: about 6 bytes of header and 6 to 12 bytes of index per user on top of the
+/// No per-user allocation: about 6 bytes of header and 12 to 24 bytes of index per user on top of the
 /// name and password value.
 public final class PasswdFile: Sendable {
     /// At most this many problems are kept in an error (all are counted).
@@ -338,20 +338,24 @@ struct Entry {
     }
 }
 
-/// The hash index: a power-of-two array of slots, each 0 (empty) or an entry's arena offset + 1,
-/// linear probing. Keys hash with FNV-1a from a per-table random seed and a 64-bit finalizer.
+/// The hash index: a power-of-two array of slots, each 0 (empty) or an entry's arena offset + 1 in the
+/// low 32 bits and the high 32 bits of its key's hash above: a probe compares those first and reads
+/// the entry (a cache miss in a large arena) only when they match. Linear probing. Keys hash with
+/// FNV-1a from a per-table random seed and a 64-bit finalizer.
 final class KeyIndex: @unchecked Sendable {
-    let slots: UnsafeMutableBufferPointer<UInt32>
+    let slots: UnsafeMutableBufferPointer<UInt64>
     let mask: Int
     let seed: UInt64
     /// `"@" + defaultRealm` at the arena's start (empty without a default realm).
     let suffix: Range<Int>
     var firstEntry: Int { suffix.upperBound }
+    /// Written once by the builder (see `Builder.finish`), never read.
+    var touched: UInt64 = 0
 
     init(capacityFor count: Int, suffix: Range<Int>) {
         var capacity = 8
         while capacity < count + count / 2 + 1 { capacity <<= 1 }
-        slots = UnsafeMutableBufferPointer<UInt32>.allocate(capacity: capacity)
+        slots = UnsafeMutableBufferPointer<UInt64>.allocate(capacity: capacity)
         slots.initialize(repeating: 0)
         mask = capacity - 1
         seed = UInt64.random(in: 0...UInt64.max)
@@ -373,35 +377,47 @@ final class KeyIndex: @unchecked Sendable {
         return Int(truncatingIfNeeded: h)
     }
 
+    /// The slot's tag for a hash: its high 32 bits, in the slot's high half.
+    @inline(__always)
+    static func tag(_ hash: Int) -> UInt64 { UInt64(truncatingIfNeeded: hash) & 0xFFFF_FFFF_0000_0000 }
+
     /// The entry with this key, or nil.
     func find(_ key: UnsafeBufferPointer<UInt8>, in bytes: UnsafeBufferPointer<UInt8>) -> Entry? {
         let suffixBytes = UnsafeBufferPointer(rebasing: bytes[suffix])
         let empty = UnsafeBufferPointer(rebasing: suffixBytes[0..<0])
-        var i = hash(key, empty) & mask
+        let h = hash(key, empty)
+        let tag = KeyIndex.tag(h)
+        var i = h & mask
         while true {
             let slot = slots[i]
             if slot == 0 { return nil }
-            let e = Entry(bytes, at: Int(slot) - 1)
-            let (k0, k1) = e.key(in: bytes, suffix: suffixBytes)
-            if KeyIndex.equal(k0, k1, key, empty) { return e }
+            if slot & 0xFFFF_FFFF_0000_0000 == tag {
+                let e = Entry(bytes, at: Int(slot & 0xFFFF_FFFF) - 1)
+                let (k0, k1) = e.key(in: bytes, suffix: suffixBytes)
+                if KeyIndex.equal(k0, k1, key, empty) { return e }
+            }
             i = (i + 1) & mask
         }
     }
 
     /// Inserts the entry at `offset` unless one with the same key is there: returns that one's offset.
-    func insert(_ offset: Int, _ e: Entry, in bytes: UnsafeBufferPointer<UInt8>) -> Int? {
+    /// `hash` is `hash` of the entry's key.
+    func insert(_ offset: Int, _ e: Entry, hash: Int, in bytes: UnsafeBufferPointer<UInt8>) -> Int? {
         let suffixBytes = UnsafeBufferPointer(rebasing: bytes[suffix])
         let (a0, a1) = e.key(in: bytes, suffix: suffixBytes)
-        var i = hash(a0, a1) & mask
+        let tag = KeyIndex.tag(hash)
+        var i = hash & mask
         while true {
             let slot = slots[i]
             if slot == 0 {
-                slots[i] = UInt32(offset + 1)
+                slots[i] = tag | UInt64(offset + 1)
                 return nil
             }
-            let other = Entry(bytes, at: Int(slot) - 1)
-            let (b0, b1) = other.key(in: bytes, suffix: suffixBytes)
-            if KeyIndex.equal(a0, a1, b0, b1) { return Int(slot) - 1 }
+            if slot & 0xFFFF_FFFF_0000_0000 == tag {
+                let other = Entry(bytes, at: Int(slot & 0xFFFF_FFFF) - 1)
+                let (b0, b1) = other.key(in: bytes, suffix: suffixBytes)
+                if KeyIndex.equal(a0, a1, b0, b1) { return Int(slot & 0xFFFF_FFFF) - 1 }
+            }
             i = (i + 1) & mask
         }
     }
@@ -553,10 +569,13 @@ extension PasswdFile {
             let index = KeyIndex(capacityFor: count, suffix: suffix)
             var duplicates: [PasswdFileProblem] = []
             var duplicateCount = 0
-            var offset = suffix.upperBound
-            while offset < bytes.count {
+            // The slots are touched in random order, one cache miss per entry: done one at a time,
+            // the inserts wait for memory in turn. So the entries are taken in batches: their hashes
+            // first, with a load of each one's home slot (independent loads, in flight together),
+            // then the inserts, in file order as before, on slots that are in cache by then.
+            func insertOne(_ offset: Int, hash: Int) {
                 let e = Entry(bytes, at: offset)
-                if let first = index.insert(offset, e, in: bytes) {
+                if let first = index.insert(offset, e, hash: hash, in: bytes) {
                     duplicateCount += 1
                     if duplicates.count < PasswdFile.maxReportedProblems {
                         let firstLine = Entry(bytes, at: first).line
@@ -569,8 +588,30 @@ extension PasswdFile {
                             ))
                     }
                 }
-                offset = e.end
             }
+            let suffixBytes = UnsafeBufferPointer(rebasing: bytes[suffix])
+            let batchSize = 16
+            var batchOffsets = [Int](repeating: 0, count: batchSize)
+            var batchHashes = [Int](repeating: 0, count: batchSize)
+            var touched: UInt64 = 0
+            var offset = suffix.upperBound
+            while offset < bytes.count {
+                var n = 0
+                while n < batchSize && offset < bytes.count {
+                    let e = Entry(bytes, at: offset)
+                    let (k0, k1) = e.key(in: bytes, suffix: suffixBytes)
+                    let h = index.hash(k0, k1)
+                    touched |= index.slots[h & index.mask]
+                    batchOffsets[n] = offset
+                    batchHashes[n] = h
+                    n += 1
+                    offset = e.end
+                }
+                for b in 0..<n {
+                    insertOne(batchOffsets[b], hash: batchHashes[b])
+                }
+            }
+            index.touched = touched  // keeps those loads (an unused load would be optimized away)
             let total = problemCount + duplicateCount
             guard total == 0 else {
                 // Both lists are in line order: the first `maxReportedProblems` of their merge.
@@ -636,9 +677,9 @@ extension PasswdFile {
             let base = bytes.baseAddress!
             // Blank lines and comments.
             var first = start
-            while first < lineEnd && (bytes[first] == 0x20 || bytes[first] == 0x09) { first += 1 }
+            while first < lineEnd && (base[first] == 0x20 || base[first] == 0x09) { first += 1 }
             if first == lineEnd { return .skip }
-            if bytes[first] == UInt8(ascii: "#") { return .skip }
+            if base[first] == UInt8(ascii: "#") { return .skip }
             if first != start {
                 return .problem("the line starts with white space; remove it (only '#' comments may be indented)")
             }
@@ -655,8 +696,9 @@ extension PasswdFile {
             var badByte = false
             var nonASCII = false
             var upperInRealm = false
+            // `base`: start..<userEnd lies within `bytes` (memchr found the ':' there).
             for i in start..<userEnd {
-                let c = bytes[i]
+                let c = base[i]
                 if c <= 0x20 || c == 0x7F {
                     badByte = true
                     break
