@@ -83,6 +83,9 @@ public final class PasswdFile: Sendable {
     public let credentialSchemes: Set<CredentialScheme>
     /// The file's stat at the time it was read (nil for tables parsed from memory).
     public let identity: FileIdentity?
+    /// XXH64 (seeded per process) of the bytes that were parsed, for `fingerprint(path:)`; nil for
+    /// tables parsed from memory.
+    let contentHash: UInt64?
     /// Number of users.
     public let count: Int
 
@@ -92,8 +95,10 @@ public final class PasswdFile: Sendable {
 
     private init(
         path: String, defaultRealm: String?, storage: WipingBuffer, index: KeyIndex, count: Int,
-        warnings: [PasswdFileProblem], credentialSchemes: Set<CredentialScheme>, identity: FileIdentity?
+        warnings: [PasswdFileProblem], credentialSchemes: Set<CredentialScheme>, identity: FileIdentity?,
+        contentHash: UInt64?
     ) {
+        self.contentHash = contentHash
         self.path = path
         self.defaultRealm = defaultRealm
         self.storage = storage
@@ -123,6 +128,7 @@ public final class PasswdFile: Sendable {
         var chunk = UnsafeMutablePointer<UInt8>.allocate(capacity: capacity)
         var filled = 0
         var total = 0
+        var hasher = ContentHasher(seed: contentHashSeed)
         defer {
             explicitZero(chunk, capacity)
             chunk.deallocate()
@@ -145,6 +151,7 @@ public final class PasswdFile: Sendable {
             if n == 0 { break }
             total += n
             guard total <= maxFileSize else { throw .unreadable(path: path, reason: "larger than 4 GiB") }
+            hasher.update(UnsafeRawBufferPointer(start: chunk + filled, count: n))
             filled += n
             let used = builder.feed(UnsafeBufferPointer(start: chunk, count: filled), final: false)
             if used > 0 {
@@ -154,16 +161,56 @@ public final class PasswdFile: Sendable {
         }
         _ = builder.feed(UnsafeBufferPointer(start: chunk, count: filled), final: true)
 
+        let identity = settledIdentity(fd: fd, before: st)
+        return try builder.finish(identity: identity, contentHash: hasher.finalize())
+    }
+
+    /// Per process: `contentHash` values are compared within one daemon only.
+    static let contentHashSeed = UInt64.random(in: 0...UInt64.max)
+
+    /// The identity of the version just read from `fd` (`before`: its `fstat` before the read).
+    ///
+    /// The file changed while it was read (an in-place edit): what was read may be half old, half new.
+    /// Keep the identity seen before the read and mark it, so the next check reads the file again.
+    /// Timestamps have the kernel's coarse granularity: a second write within the same tick as the one
+    /// we read after would leave size, mtime and ctime as they are. A file read within a second of its
+    /// last change is therefore marked too (read again once it has been quiet: `PasswdFilePassdb`
+    /// confirms such a version in the background, see `fingerprint`).
+    static func settledIdentity(fd: Int32, before st: stat) -> FileIdentity {
         var identity = FileIdentity(st)
-        // The file changed while it was read (an in-place edit): what was read may be half old, half new.
-        // Keep the identity seen before the read and mark it, so the next check reads the file again.
         var after = stat()
         if fstat(fd, &after) != 0 || FileIdentity(after) != identity { identity.unsettled = true }
-        // Timestamps have the kernel's coarse granularity: a second write within the same tick as the
-        // one we read after would leave size, mtime and ctime as they are. A file read within a second
-        // of its last change is therefore read again at the next check (once it has been quiet).
         if identity.changedWithin(seconds: 1) { identity.unsettled = true }
-        return try builder.finish(identity: identity)
+        return identity
+    }
+
+    /// Reads `path` without parsing it: its identity (settled or not, as for `load`) and the hash of
+    /// its bytes, comparable with `contentHash`. For confirming that an unsettled version is the one in
+    /// service: a tenth of the cost of a load (one pass over the bytes, no table built).
+    static func fingerprint(path: String) throws(PasswdFileError) -> (identity: FileIdentity, hash: UInt64) {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw .unreadable(path: path, reason: errnoText(errno)) }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw .unreadable(path: path, reason: errnoText(errno)) }
+        guard (st.st_mode & S_IFMT) == S_IFREG else { throw .unreadable(path: path, reason: "not a regular file") }
+        let capacity = chunkSize
+        let chunk = UnsafeMutablePointer<UInt8>.allocate(capacity: capacity)
+        defer {
+            explicitZero(chunk, capacity)
+            chunk.deallocate()
+        }
+        var hasher = ContentHasher(seed: contentHashSeed)
+        while true {
+            let n = Glibc.read(fd, chunk, capacity)
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw .unreadable(path: path, reason: FileReadError(operation: "read", errno: errno).description)
+            }
+            if n == 0 { break }
+            hasher.update(UnsafeRawBufferPointer(start: chunk, count: n))
+        }
+        return (settledIdentity(fd: fd, before: st), hasher.finalize())
     }
 
     /// Parses bytes that are not (or not yet) a file; `path` is used in messages.
@@ -192,11 +239,7 @@ public final class PasswdFile: Sendable {
             throw .unreadable(path: path, reason: error.description)
         }
         guard buffer.count <= maxFileSize else { throw .unreadable(path: path, reason: "larger than 4 GiB") }
-        var identity = FileIdentity(st)
-        var after = stat()
-        if fstat(fd, &after) != 0 || FileIdentity(after) != identity { identity.unsettled = true }
-        if identity.changedWithin(seconds: 1) { identity.unsettled = true }
-        return (buffer, identity)
+        return (buffer, settledIdentity(fd: fd, before: st))
     }
 
     static func normalizedDefaultRealm(_ realm: String?) -> String? {
@@ -560,7 +603,7 @@ extension PasswdFile {
         }
 
         /// Indexes the entries; throws when a line had a problem or a user is defined twice.
-        consuming func finish(identity: FileIdentity?) throws(PasswdFileError) -> PasswdFile {
+        consuming func finish(identity: FileIdentity?, contentHash: UInt64? = nil) throws(PasswdFileError) -> PasswdFile {
             if tooLarge {
                 throw .unreadable(path: path, reason: "the entries need more than 4 GiB; split the table")
             }
@@ -635,7 +678,7 @@ extension PasswdFile {
             }
             return PasswdFile(
                 path: path, defaultRealm: defaultRealm, storage: storage, index: index, count: count,
-                warnings: warnings, credentialSchemes: schemes, identity: identity)
+                warnings: warnings, credentialSchemes: schemes, identity: identity, contentHash: contentHash)
         }
     }
 }
