@@ -121,6 +121,16 @@ public struct FileIdentity: Sendable, Equatable, CustomStringConvertible {
         return age < seconds * 1_000_000_000
     }
 
+    /// How long until the file's last change (ctime) is `seconds` old on the wall clock: zero when it
+    /// is already, at most `seconds` (a ctime in the future: a clock step).
+    func timeUntilAged(seconds: Int) -> Duration {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        let age = (Int(now.tv_sec) - changeSeconds) * 1_000_000_000 + (Int(now.tv_nsec) - changeNanoseconds)
+        let left = Swift.min(Swift.max(seconds * 1_000_000_000 - age, 0), seconds * 1_000_000_000)
+        return .nanoseconds(left)
+    }
+
     /// `stat(2)` of a path; nil when it cannot be read (the error is in `errno`).
     static func of(path: String) -> FileIdentity? {
         var st = stat()
@@ -207,5 +217,131 @@ final class ByteArena {
         precondition(!frozen)
         frozen = true
         return WipingBuffer(adopting: base, count: count)
+    }
+}
+
+/// XXH64 of a byte stream fed in pieces of any size (the result does not depend on how it is cut):
+/// a fingerprint of a file's bytes, computed while they are read anyway, so a later read can tell
+/// cheaply whether the contents are still the same. Not a defence against a crafted collision: whoever
+/// can write the file can put any table in it without one.
+struct ContentHasher {
+    private static let p1: UInt64 = 0x9E37_79B1_85EB_CA87
+    private static let p2: UInt64 = 0xC2B2_AE3D_27D4_EB4F
+    private static let p3: UInt64 = 0x1656_67B1_9E37_79F9
+    private static let p4: UInt64 = 0x85EB_CA77_C2B2_AE63
+    private static let p5: UInt64 = 0x27D4_EB2F_1656_67C5
+
+    private let seed: UInt64
+    private var v1: UInt64, v2: UInt64, v3: UInt64, v4: UInt64
+    private var total = 0
+    /// Up to 31 bytes not yet in a 32-byte stripe (four UInt64s: no heap, nothing to wipe but the stack).
+    private var tail: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+    private var tailCount = 0
+
+    init(seed: UInt64 = 0) {
+        self.seed = seed
+        v1 = seed &+ Self.p1 &+ Self.p2
+        v2 = seed &+ Self.p2
+        v3 = seed
+        v4 = seed &- Self.p1
+    }
+
+    @inline(__always) private static func round(_ acc: UInt64, _ input: UInt64) -> UInt64 {
+        var acc = acc &+ input &* p2
+        acc = (acc << 31) | (acc >> 33)
+        return acc &* p1
+    }
+
+    @inline(__always) private static func merge(_ acc: UInt64, _ val: UInt64) -> UInt64 {
+        let acc = acc ^ round(0, val)
+        return acc &* p1 &+ p4
+    }
+
+    @inline(__always) private static func load(_ p: UnsafeRawPointer) -> UInt64 {
+        UInt64(littleEndian: p.loadUnaligned(as: UInt64.self))
+    }
+
+    @inline(__always) private mutating func stripe(_ p: UnsafeRawPointer) {
+        v1 = Self.round(v1, Self.load(p))
+        v2 = Self.round(v2, Self.load(p + 8))
+        v3 = Self.round(v3, Self.load(p + 16))
+        v4 = Self.round(v4, Self.load(p + 24))
+    }
+
+    mutating func update(_ bytes: UnsafeRawBufferPointer) {
+        guard var p = bytes.baseAddress, bytes.count > 0 else { return }
+        var n = bytes.count
+        total += n
+        if tailCount > 0 {
+            let take = Swift.min(32 - tailCount, n)
+            withUnsafeMutableBytes(of: &tail) { t in
+                t.baseAddress!.advanced(by: tailCount).copyMemory(from: p, byteCount: take)
+            }
+            tailCount += take
+            p += take
+            n -= take
+            if tailCount < 32 { return }
+            var full = tail
+            withUnsafeBytes(of: &full) { stripe($0.baseAddress!) }
+            tailCount = 0
+        }
+        while n >= 32 {
+            stripe(p)
+            p += 32
+            n -= 32
+        }
+        if n > 0 {
+            withUnsafeMutableBytes(of: &tail) { t in t.baseAddress!.copyMemory(from: p, byteCount: n) }
+            tailCount = n
+        }
+    }
+
+    /// The hash; forgets the buffered tail bytes.
+    mutating func finalize() -> UInt64 {
+        defer {
+            tail = (0, 0, 0, 0)
+            tailCount = 0
+        }
+        var h: UInt64
+        if total >= 32 {
+            h = ((v1 << 1) | (v1 >> 63)) &+ ((v2 << 7) | (v2 >> 57)) &+ ((v3 << 12) | (v3 >> 52))
+                &+ ((v4 << 18) | (v4 >> 46))
+            h = Self.merge(h, v1)
+            h = Self.merge(h, v2)
+            h = Self.merge(h, v3)
+            h = Self.merge(h, v4)
+        } else {
+            h = seed &+ Self.p5
+        }
+        h &+= UInt64(total)
+        var rest = tail
+        withUnsafeBytes(of: &rest) { t in
+            var p = t.baseAddress!
+            var n = tailCount
+            while n >= 8 {
+                h ^= Self.round(0, Self.load(p))
+                h = ((h << 27) | (h >> 37)) &* Self.p1 &+ Self.p4
+                p += 8
+                n -= 8
+            }
+            if n >= 4 {
+                h ^= UInt64(UInt32(littleEndian: p.loadUnaligned(as: UInt32.self))) &* Self.p1
+                h = ((h << 23) | (h >> 41)) &* Self.p2 &+ Self.p3
+                p += 4
+                n -= 4
+            }
+            while n > 0 {
+                h ^= UInt64(p.load(as: UInt8.self)) &* Self.p5
+                h = ((h << 11) | (h >> 53)) &* Self.p1
+                p += 1
+                n -= 1
+            }
+        }
+        h ^= h >> 33
+        h &*= Self.p2
+        h ^= h >> 29
+        h &*= Self.p3
+        h ^= h >> 32
+        return h
     }
 }

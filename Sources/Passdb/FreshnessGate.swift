@@ -88,6 +88,24 @@ public final class FreshnessGate: Sendable {
         Task { await self.ensureFresh(check: check) }
     }
 
+    /// Runs `check` now on a background thread, without waiting for it, unless a check is running. A
+    /// request that finds the data due meanwhile waits for it like for any check. It counts as a check
+    /// (its start is recorded) only when it returns true: for a passdb that confirms data it already
+    /// has, ahead of the next due check, so that requests need not wait for that check.
+    public func checkInBackground(_ check: @escaping @Sendable () -> Bool) {
+        let run = state.withLock { s -> Bool in
+            if s.running { return false }
+            s.running = true
+            return true
+        }
+        guard run else { return }
+        let started = ContinuousClock.now
+        runOnBackgroundThread {
+            let confirmed = check()
+            self.finished(startedAt: confirmed ? started : nil)
+        }
+    }
+
     /// Records a check made outside the gate (a SIGHUP reload, the CLI, a test) that began at `start`.
     public func recordCheck(startedAt start: ContinuousClock.Instant) {
         state.withLock { s in
@@ -95,10 +113,10 @@ public final class FreshnessGate: Sendable {
         }
     }
 
-    private func finished(startedAt start: ContinuousClock.Instant) {
+    private func finished(startedAt start: ContinuousClock.Instant?) {
         let waiters = state.withLock { s -> [CheckedContinuation<Void, Never>] in
             s.running = false
-            if start > s.lastCheckStart { s.lastCheckStart = start }
+            if let start, start > s.lastCheckStart { s.lastCheckStart = start }
             defer { s.waiters = [] }
             return s.waiters
         }

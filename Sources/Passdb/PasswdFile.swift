@@ -64,7 +64,7 @@ public enum PasswdFileError: Error, Sendable, Equatable, CustomStringConvertible
 /// normalized key when it differs (an upper-case realm), and the password value; the other fields of
 /// the line are not kept. An open-addressing hash table of 32-bit arena offsets (load factor at most
 /// 2/3) finds an entry by hashing its key bytes; a lookup compares the key byte by byte with the arena.
-/// No per-user allocation: about 6 bytes of header and 6 to 12 bytes of index per user on top of the
+/// No per-user allocation: about 6 bytes of header and 12 to 24 bytes of index per user on top of the
 /// name and password value.
 public final class PasswdFile: Sendable {
     /// At most this many problems are kept in an error (all are counted).
@@ -83,6 +83,9 @@ public final class PasswdFile: Sendable {
     public let credentialSchemes: Set<CredentialScheme>
     /// The file's stat at the time it was read (nil for tables parsed from memory).
     public let identity: FileIdentity?
+    /// XXH64 (seeded per process) of the bytes that were parsed, for `fingerprint(path:)`; nil for
+    /// tables parsed from memory.
+    let contentHash: UInt64?
     /// Number of users.
     public let count: Int
 
@@ -92,8 +95,10 @@ public final class PasswdFile: Sendable {
 
     private init(
         path: String, defaultRealm: String?, storage: WipingBuffer, index: KeyIndex, count: Int,
-        warnings: [PasswdFileProblem], credentialSchemes: Set<CredentialScheme>, identity: FileIdentity?
+        warnings: [PasswdFileProblem], credentialSchemes: Set<CredentialScheme>, identity: FileIdentity?,
+        contentHash: UInt64?
     ) {
+        self.contentHash = contentHash
         self.path = path
         self.defaultRealm = defaultRealm
         self.storage = storage
@@ -123,6 +128,7 @@ public final class PasswdFile: Sendable {
         var chunk = UnsafeMutablePointer<UInt8>.allocate(capacity: capacity)
         var filled = 0
         var total = 0
+        var hasher = ContentHasher(seed: contentHashSeed)
         defer {
             explicitZero(chunk, capacity)
             chunk.deallocate()
@@ -145,6 +151,7 @@ public final class PasswdFile: Sendable {
             if n == 0 { break }
             total += n
             guard total <= maxFileSize else { throw .unreadable(path: path, reason: "larger than 4 GiB") }
+            hasher.update(UnsafeRawBufferPointer(start: chunk + filled, count: n))
             filled += n
             let used = builder.feed(UnsafeBufferPointer(start: chunk, count: filled), final: false)
             if used > 0 {
@@ -154,16 +161,56 @@ public final class PasswdFile: Sendable {
         }
         _ = builder.feed(UnsafeBufferPointer(start: chunk, count: filled), final: true)
 
+        let identity = settledIdentity(fd: fd, before: st)
+        return try builder.finish(identity: identity, contentHash: hasher.finalize())
+    }
+
+    /// Per process: `contentHash` values are compared within one daemon only.
+    static let contentHashSeed = UInt64.random(in: 0...UInt64.max)
+
+    /// The identity of the version just read from `fd` (`before`: its `fstat` before the read).
+    ///
+    /// The file changed while it was read (an in-place edit): what was read may be half old, half new.
+    /// Keep the identity seen before the read and mark it, so the next check reads the file again.
+    /// Timestamps have the kernel's coarse granularity: a second write within the same tick as the one
+    /// we read after would leave size, mtime and ctime as they are. A file read within a second of its
+    /// last change is therefore marked too (read again once it has been quiet: `PasswdFilePassdb`
+    /// confirms such a version in the background, see `fingerprint`).
+    static func settledIdentity(fd: Int32, before st: stat) -> FileIdentity {
         var identity = FileIdentity(st)
-        // The file changed while it was read (an in-place edit): what was read may be half old, half new.
-        // Keep the identity seen before the read and mark it, so the next check reads the file again.
         var after = stat()
         if fstat(fd, &after) != 0 || FileIdentity(after) != identity { identity.unsettled = true }
-        // Timestamps have the kernel's coarse granularity: a second write within the same tick as the
-        // one we read after would leave size, mtime and ctime as they are. A file read within a second
-        // of its last change is therefore read again at the next check (once it has been quiet).
         if identity.changedWithin(seconds: 1) { identity.unsettled = true }
-        return try builder.finish(identity: identity)
+        return identity
+    }
+
+    /// Reads `path` without parsing it: its identity (settled or not, as for `load`) and the hash of
+    /// its bytes, comparable with `contentHash`. For confirming that an unsettled version is the one in
+    /// service: a tenth of the cost of a load (one pass over the bytes, no table built).
+    static func fingerprint(path: String) throws(PasswdFileError) -> (identity: FileIdentity, hash: UInt64) {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw .unreadable(path: path, reason: errnoText(errno)) }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw .unreadable(path: path, reason: errnoText(errno)) }
+        guard (st.st_mode & S_IFMT) == S_IFREG else { throw .unreadable(path: path, reason: "not a regular file") }
+        let capacity = chunkSize
+        let chunk = UnsafeMutablePointer<UInt8>.allocate(capacity: capacity)
+        defer {
+            explicitZero(chunk, capacity)
+            chunk.deallocate()
+        }
+        var hasher = ContentHasher(seed: contentHashSeed)
+        while true {
+            let n = Glibc.read(fd, chunk, capacity)
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw .unreadable(path: path, reason: FileReadError(operation: "read", errno: errno).description)
+            }
+            if n == 0 { break }
+            hasher.update(UnsafeRawBufferPointer(start: chunk, count: n))
+        }
+        return (settledIdentity(fd: fd, before: st), hasher.finalize())
     }
 
     /// Parses bytes that are not (or not yet) a file; `path` is used in messages.
@@ -192,11 +239,7 @@ public final class PasswdFile: Sendable {
             throw .unreadable(path: path, reason: error.description)
         }
         guard buffer.count <= maxFileSize else { throw .unreadable(path: path, reason: "larger than 4 GiB") }
-        var identity = FileIdentity(st)
-        var after = stat()
-        if fstat(fd, &after) != 0 || FileIdentity(after) != identity { identity.unsettled = true }
-        if identity.changedWithin(seconds: 1) { identity.unsettled = true }
-        return (buffer, identity)
+        return (buffer, settledIdentity(fd: fd, before: st))
     }
 
     static func normalizedDefaultRealm(_ realm: String?) -> String? {
@@ -338,20 +381,24 @@ struct Entry {
     }
 }
 
-/// The hash index: a power-of-two array of slots, each 0 (empty) or an entry's arena offset + 1,
-/// linear probing. Keys hash with FNV-1a from a per-table random seed and a 64-bit finalizer.
+/// The hash index: a power-of-two array of slots, each 0 (empty) or an entry's arena offset + 1 in the
+/// low 32 bits and the high 32 bits of its key's hash above: a probe compares those first and reads
+/// the entry (a cache miss in a large arena) only when they match. Linear probing. Keys hash with
+/// FNV-1a from a per-table random seed and a 64-bit finalizer.
 final class KeyIndex: @unchecked Sendable {
-    let slots: UnsafeMutableBufferPointer<UInt32>
+    let slots: UnsafeMutableBufferPointer<UInt64>
     let mask: Int
     let seed: UInt64
     /// `"@" + defaultRealm` at the arena's start (empty without a default realm).
     let suffix: Range<Int>
     var firstEntry: Int { suffix.upperBound }
+    /// Written once by the builder (see `Builder.finish`), never read.
+    var touched: UInt64 = 0
 
     init(capacityFor count: Int, suffix: Range<Int>) {
         var capacity = 8
         while capacity < count + count / 2 + 1 { capacity <<= 1 }
-        slots = UnsafeMutableBufferPointer<UInt32>.allocate(capacity: capacity)
+        slots = UnsafeMutableBufferPointer<UInt64>.allocate(capacity: capacity)
         slots.initialize(repeating: 0)
         mask = capacity - 1
         seed = UInt64.random(in: 0...UInt64.max)
@@ -373,35 +420,47 @@ final class KeyIndex: @unchecked Sendable {
         return Int(truncatingIfNeeded: h)
     }
 
+    /// The slot's tag for a hash: its high 32 bits, in the slot's high half.
+    @inline(__always)
+    static func tag(_ hash: Int) -> UInt64 { UInt64(truncatingIfNeeded: hash) & 0xFFFF_FFFF_0000_0000 }
+
     /// The entry with this key, or nil.
     func find(_ key: UnsafeBufferPointer<UInt8>, in bytes: UnsafeBufferPointer<UInt8>) -> Entry? {
         let suffixBytes = UnsafeBufferPointer(rebasing: bytes[suffix])
         let empty = UnsafeBufferPointer(rebasing: suffixBytes[0..<0])
-        var i = hash(key, empty) & mask
+        let h = hash(key, empty)
+        let tag = KeyIndex.tag(h)
+        var i = h & mask
         while true {
             let slot = slots[i]
             if slot == 0 { return nil }
-            let e = Entry(bytes, at: Int(slot) - 1)
-            let (k0, k1) = e.key(in: bytes, suffix: suffixBytes)
-            if KeyIndex.equal(k0, k1, key, empty) { return e }
+            if slot & 0xFFFF_FFFF_0000_0000 == tag {
+                let e = Entry(bytes, at: Int(slot & 0xFFFF_FFFF) - 1)
+                let (k0, k1) = e.key(in: bytes, suffix: suffixBytes)
+                if KeyIndex.equal(k0, k1, key, empty) { return e }
+            }
             i = (i + 1) & mask
         }
     }
 
     /// Inserts the entry at `offset` unless one with the same key is there: returns that one's offset.
-    func insert(_ offset: Int, _ e: Entry, in bytes: UnsafeBufferPointer<UInt8>) -> Int? {
+    /// `hash` is `hash` of the entry's key.
+    func insert(_ offset: Int, _ e: Entry, hash: Int, in bytes: UnsafeBufferPointer<UInt8>) -> Int? {
         let suffixBytes = UnsafeBufferPointer(rebasing: bytes[suffix])
         let (a0, a1) = e.key(in: bytes, suffix: suffixBytes)
-        var i = hash(a0, a1) & mask
+        let tag = KeyIndex.tag(hash)
+        var i = hash & mask
         while true {
             let slot = slots[i]
             if slot == 0 {
-                slots[i] = UInt32(offset + 1)
+                slots[i] = tag | UInt64(offset + 1)
                 return nil
             }
-            let other = Entry(bytes, at: Int(slot) - 1)
-            let (b0, b1) = other.key(in: bytes, suffix: suffixBytes)
-            if KeyIndex.equal(a0, a1, b0, b1) { return Int(slot) - 1 }
+            if slot & 0xFFFF_FFFF_0000_0000 == tag {
+                let other = Entry(bytes, at: Int(slot & 0xFFFF_FFFF) - 1)
+                let (b0, b1) = other.key(in: bytes, suffix: suffixBytes)
+                if KeyIndex.equal(a0, a1, b0, b1) { return Int(slot & 0xFFFF_FFFF) - 1 }
+            }
             i = (i + 1) & mask
         }
     }
@@ -544,7 +603,7 @@ extension PasswdFile {
         }
 
         /// Indexes the entries; throws when a line had a problem or a user is defined twice.
-        consuming func finish(identity: FileIdentity?) throws(PasswdFileError) -> PasswdFile {
+        consuming func finish(identity: FileIdentity?, contentHash: UInt64? = nil) throws(PasswdFileError) -> PasswdFile {
             if tooLarge {
                 throw .unreadable(path: path, reason: "the entries need more than 4 GiB; split the table")
             }
@@ -553,10 +612,13 @@ extension PasswdFile {
             let index = KeyIndex(capacityFor: count, suffix: suffix)
             var duplicates: [PasswdFileProblem] = []
             var duplicateCount = 0
-            var offset = suffix.upperBound
-            while offset < bytes.count {
+            // The slots are touched in random order, one cache miss per entry: done one at a time,
+            // the inserts wait for memory in turn. So the entries are taken in batches: their hashes
+            // first, with a load of each one's home slot (independent loads, in flight together),
+            // then the inserts, in file order as before, on slots that are in cache by then.
+            func insertOne(_ offset: Int, hash: Int) {
                 let e = Entry(bytes, at: offset)
-                if let first = index.insert(offset, e, in: bytes) {
+                if let first = index.insert(offset, e, hash: hash, in: bytes) {
                     duplicateCount += 1
                     if duplicates.count < PasswdFile.maxReportedProblems {
                         let firstLine = Entry(bytes, at: first).line
@@ -569,8 +631,30 @@ extension PasswdFile {
                             ))
                     }
                 }
-                offset = e.end
             }
+            let suffixBytes = UnsafeBufferPointer(rebasing: bytes[suffix])
+            let batchSize = 16
+            var batchOffsets = [Int](repeating: 0, count: batchSize)
+            var batchHashes = [Int](repeating: 0, count: batchSize)
+            var touched: UInt64 = 0
+            var offset = suffix.upperBound
+            while offset < bytes.count {
+                var n = 0
+                while n < batchSize && offset < bytes.count {
+                    let e = Entry(bytes, at: offset)
+                    let (k0, k1) = e.key(in: bytes, suffix: suffixBytes)
+                    let h = index.hash(k0, k1)
+                    touched |= index.slots[h & index.mask]
+                    batchOffsets[n] = offset
+                    batchHashes[n] = h
+                    n += 1
+                    offset = e.end
+                }
+                for b in 0..<n {
+                    insertOne(batchOffsets[b], hash: batchHashes[b])
+                }
+            }
+            index.touched = touched  // keeps those loads (an unused load would be optimized away)
             let total = problemCount + duplicateCount
             guard total == 0 else {
                 // Both lists are in line order: the first `maxReportedProblems` of their merge.
@@ -594,7 +678,7 @@ extension PasswdFile {
             }
             return PasswdFile(
                 path: path, defaultRealm: defaultRealm, storage: storage, index: index, count: count,
-                warnings: warnings, credentialSchemes: schemes, identity: identity)
+                warnings: warnings, credentialSchemes: schemes, identity: identity, contentHash: contentHash)
         }
     }
 }
@@ -636,9 +720,9 @@ extension PasswdFile {
             let base = bytes.baseAddress!
             // Blank lines and comments.
             var first = start
-            while first < lineEnd && (bytes[first] == 0x20 || bytes[first] == 0x09) { first += 1 }
+            while first < lineEnd && (base[first] == 0x20 || base[first] == 0x09) { first += 1 }
             if first == lineEnd { return .skip }
-            if bytes[first] == UInt8(ascii: "#") { return .skip }
+            if base[first] == UInt8(ascii: "#") { return .skip }
             if first != start {
                 return .problem("the line starts with white space; remove it (only '#' comments may be indented)")
             }
@@ -655,8 +739,9 @@ extension PasswdFile {
             var badByte = false
             var nonASCII = false
             var upperInRealm = false
+            // `base`: start..<userEnd lies within `bytes` (memchr found the ':' there).
             for i in start..<userEnd {
-                let c = bytes[i]
+                let c = base[i]
                 if c <= 0x20 || c == 0x7F {
                     badByte = true
                     break

@@ -14,10 +14,12 @@ import Darwin
 /// Freshness (see `FreshnessGate`): a request never gets an answer from a table older than
 /// `checkInterval`. When the last check is older, the request waits while the file is `stat`ed on a
 /// background thread and, when its inode, size, modification or change time differ from the loaded
-/// version (or the loaded version was read so soon after a change that a same-tick rewrite could hide),
-/// parsed again; concurrent requests share that check. A new version that does not parse is logged
-/// (with every `file:line`) and the last good table stays in service; that broken version is not retried
-/// until the file changes again. A missing file also keeps the last good table.
+/// version, parsed again; concurrent requests share that check. A version read so soon after a change
+/// that a same-tick rewrite could hide (`FileIdentity.unsettled`) is confirmed by reading its bytes
+/// again once it is a second old, in the background, and comparing their hash with the one taken while
+/// it was parsed (see `confirm`): so one replacement of the file makes requests wait once, not twice.
+/// A new version that does not parse is logged (with every `file:line`) and the last good table stays
+/// in service; that broken version is not retried until the file changes again. A missing file also keeps the last good table.
 ///
 /// Expensive verification (crypt family, SSHA, SCRAM) runs on the `BlockingExecutor`; `{PLAIN}`,
 /// `{CRAM-MD5}` and `{DIGEST-MD5}` are checked inline.
@@ -43,8 +45,13 @@ public final class PasswdFilePassdb: PasswordDatabase {
 
     private struct State: Sendable {
         var table: PasswdFile {
-            didSet { generation = PassdbGeneration.next() }
+            didSet {
+                generation = PassdbGeneration.next()
+                identity = table.identity
+            }
         }
+        /// The table's identity, settled once `confirm` has read the same bytes again.
+        var identity: FileIdentity?
         /// Changes with every table put in service (see `cacheGeneration`).
         var generation = PassdbGeneration.next()
         /// The version whose load failed; not retried until the file changes again.
@@ -69,8 +76,9 @@ public final class PasswdFilePassdb: PasswordDatabase {
         self.name = "\(PasswdFilePassdb.driverName):\(path)"
         self.executor = executor
         self.logger = logger
-        self.state = Mutex(State(table: table))
+        self.state = Mutex(State(table: table, identity: table.identity))
         self.freshness = FreshnessGate(interval: checkInterval, checkedAt: loadStart)
+        scheduleConfirmation(table)
         logWarnings(table)
         logger.debug(
             "passwd-file loaded", metadata: ["passdb": "\(name)", "users": "\(table.count)"]
@@ -82,6 +90,9 @@ public final class PasswdFilePassdb: PasswordDatabase {
 
     /// The loaded table's generation. Callers that cache by it call `ensureFresh` first.
     public var cacheGeneration: UInt64? { state.withLock { $0.generation } }
+
+    /// The identity of the version in service as last checked (for tests).
+    var servedIdentity: FileIdentity? { state.withLock { $0.identity } }
 
     public var isFresh: Bool { freshness.isFresh }
     public func ensureFresh() async { await freshness.ensureFresh { self.checkForChange() } }
@@ -162,16 +173,62 @@ public final class PasswdFilePassdb: PasswordDatabase {
 
     // MARK: reloading
 
-    /// The freshness check (on a background thread): `stat`s the file and reloads it when it changed.
+    /// The freshness check (on a background thread): `stat`s the file and reloads it when it changed,
+    /// or when the version in service is unsettled and `confirm` cannot show its bytes are unchanged.
     func checkForChange() {
         let observed = observe()
-        let unchanged = state.withLock { s -> Bool in
-            if s.failed == observed { return true }
-            guard case .file(let identity) = observed, identity == s.table.identity else { return false }
-            return !(s.table.identity?.unsettled ?? true)
+        enum Step { case unchanged, confirm(PasswdFile), reload }
+        let step = state.withLock { s -> Step in
+            if s.failed == observed { return .unchanged }
+            guard case .file(let identity) = observed, let current = s.identity, identity == current else { return .reload }
+            return current.unsettled ? .confirm(s.table) : .unchanged
         }
-        if unchanged { return }
+        switch step {
+        case .unchanged: return
+        case .confirm(let table): if confirm(table) { return }
+        case .reload: break
+        }
         _ = reloadNow(observed: observed)
+    }
+
+    /// Reads the file's bytes again (no parse) and returns true when they hash as those `table` was
+    /// parsed from and the file still has `table`'s identity; the identity of that read replaces the
+    /// unsettled one (settled when the read began a second or more after the file's last change).
+    ///
+    /// Why this is as good as a reload begun when this read began: the read saw the same inode, size,
+    /// mtime and ctime before and after, and the same bytes (a 64-bit hash: an accidental match of
+    /// different contents has odds of 2^-64; whoever could craft one can write the file anyway). So the
+    /// table in service is exactly the file at that moment. If that read was itself settled, a later
+    /// write cannot go unseen: it gets a ctime at least one timestamp tick later than the one read.
+    /// Nothing else changes: the same table stays in service (same generation: the auth cache stays).
+    func confirm(_ table: PasswdFile) -> Bool {
+        guard let expected = table.contentHash, let loaded = table.identity,
+            let (identity, hash) = try? PasswdFile.fingerprint(path: path), identity == loaded, hash == expected
+        else { return false }
+        return state.withLock { s -> Bool in
+            guard s.table === table else { return false }
+            s.identity = identity
+            return true
+        }
+    }
+
+    /// When `table` is unsettled, confirms it in the background (through the gate, so that requests
+    /// due meanwhile wait for it rather than start a read of their own) once its last change is a
+    /// second old: the next due check then finds a settled version and reads nothing. A confirmation
+    /// that finds a change does not count as a check; the next due check reloads.
+    private func scheduleConfirmation(_ table: PasswdFile) {
+        guard let identity = table.identity, identity.unsettled, table.contentHash != nil else { return }
+        let delay = identity.timeUntilAged(seconds: 1) + .milliseconds(20)
+        Task { [weak self] in
+            try? await Task.sleep(for: delay)
+            guard let self else { return }
+            self.freshness.checkInBackground { [weak self] in
+                guard let self else { return false }
+                let (current, unsettled) = self.state.withLock { ($0.table, $0.identity?.unsettled ?? false) }
+                guard current === table, unsettled else { return false }
+                return self.confirm(table) && !(self.state.withLock { $0.identity?.unsettled ?? true })
+            }
+        }
     }
 
     /// Reads the file again now, on the calling thread (for a SIGHUP handler, the CLI and tests). On
@@ -202,6 +259,7 @@ public final class PasswdFilePassdb: PasswordDatabase {
                 metadata: ["passdb": "\(name)", "users": "\(table.count)"]
             )
             logWarnings(table)
+            scheduleConfirmation(table)
             return .success(table.count)
         } catch {
             let serving = state.withLock { s -> Int in

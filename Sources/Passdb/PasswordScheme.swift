@@ -2,6 +2,12 @@ public import AuthCore
 import AuthCrypto
 import Crypto
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// A stored-password scheme as Dovecot names it in `{SCHEME}value`. Names are case-insensitive; a value
 /// without a `{SCHEME}` prefix is `CRYPT` (Dovecot's passwd-file default).
 public enum PasswordScheme: String, Sendable, Hashable, CaseIterable, CustomStringConvertible {
@@ -211,7 +217,10 @@ public struct StoredPassword: Sendable, CustomStringConvertible {
         guard let first = field.first, first == UInt8(ascii: "{") else {
             return .success((.crypt, 0..<field.count))
         }
-        guard let close = field.firstIndex(of: UInt8(ascii: "}")) else { return .failure(.unterminatedScheme) }
+        guard let found = memchr(field.baseAddress!, Int32(UInt8(ascii: "}")), field.count) else {
+            return .failure(.unterminatedScheme)
+        }
+        let close = field.baseAddress!.distance(to: found.assumingMemoryBound(to: UInt8.self))
         let name = UnsafeBufferPointer(rebasing: field[1..<close])
         guard let scheme = PasswordScheme.match(name) else {
             return .failure(.unknownScheme(name: displayableSchemeName(name)))
@@ -232,6 +241,32 @@ public struct StoredPassword: Sendable, CustomStringConvertible {
         return String(decoding: name, as: UTF8.self)
     }
 
+    /// True when every byte is in 0x21...0x7E. No early exit: a branch-free loop the compiler can
+    /// vectorize (it runs over every crypt hash of a table load).
+    @inline(__always)
+    static func isPrintableASCIIWithoutSpace(_ value: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard let p = value.baseAddress else { return true }
+        let n = value.count
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let highs: UInt64 = 0x8080_8080_8080_8080
+        var bad: UInt64 = 0
+        var i = 0
+        // Eight bytes at a time: a byte below 0x21 (`(x - 0x21..) & ~x & 0x80..`, exact for a bound
+        // of at most 0x80), a byte from 0x80 up (its top bit), a byte 0x7F (a zero byte of x ^ 0x7F..).
+        while i + 8 <= n {
+            let x = UInt64(littleEndian: UnsafeRawPointer(p + i).loadUnaligned(as: UInt64.self))
+            let del = x ^ (ones &* 0x7F)
+            bad |= ((x &- ones &* 0x21) & ~x & highs) | (x & highs) | ((del &- ones) & ~del & highs)
+            i += 8
+        }
+        while i < n {
+            let shifted = p[i] &- 0x21  // 0x21...0x7E become 0x00...0x5D, everything else more
+            if shifted > 0x5D { bad = 1 }
+            i += 1
+        }
+        return bad == 0
+    }
+
     /// Checks a value's format for its scheme without computing any hash.
     static func check(scheme: PasswordScheme, value: UnsafeBufferPointer<UInt8>) -> StoredValueCheck {
         guard !value.isEmpty else { return .error(.emptyValue(scheme)) }
@@ -239,7 +274,7 @@ public struct StoredPassword: Sendable, CustomStringConvertible {
         case .plain:
             return .ok
         case .crypt, .sha512Crypt, .sha256Crypt, .blfCrypt, .md5Crypt:
-            guard value.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
+            guard isPrintableASCIIWithoutSpace(value) else {
                 return .error(.malformedValue(scheme, expected: "a crypt hash is printable ASCII without spaces"))
             }
             switch LibCrypt.checkSetting(value) {

@@ -272,6 +272,89 @@ struct PasswdFilePassdbTests {
     }
 }
 
+/// A version read within a second of its last change (a same-tick rewrite could hide behind the same
+/// stat) is confirmed once, in the background, by its bytes' hash: requests do not wait for a second
+/// read, and a version whose bytes differ is not confirmed.
+@Suite struct PasswdFileConfirmationTests {
+    func request(_ user: String) -> PassdbRequest { PassdbRequest(user: user, mechanism: "PLAIN", service: "smtp") }
+
+    @Test func aFreshlyWrittenTableIsConfirmedInTheBackground() async throws {
+        let dir = TempDir()
+        let path = dir.write("users", "a:{PLAIN}1\n")
+        let db = try PasswdFilePassdb(
+            path: path, defaultRealm: nil, executor: InlineExecutor(), logger: CapturedLogs().logger(),
+            checkInterval: .seconds(3600))
+        let table = db.table
+        let generation = db.cacheGeneration
+        #expect(db.servedIdentity?.unsettled == true)
+        // Confirmed about a second after the file's last change, without any request.
+        #expect(await eventually(seconds: 5) { db.servedIdentity?.unsettled == false })
+        #expect(db.table === table)
+        #expect(db.cacheGeneration == generation)
+        #expect(db.isFresh)
+    }
+
+    @Test func aReplacedFileIsReadOnceAndThenConfirmed() async throws {
+        let dir = TempDir()
+        let logs = CapturedLogs()
+        let path = dir.write("users", "a:{PLAIN}1\n")
+        let db = try PasswdFilePassdb(
+            path: path, defaultRealm: nil, executor: InlineExecutor(), logger: logs.logger(),
+            checkInterval: .milliseconds(100))
+        dir.write("users.new", "a:{PLAIN}1\nb:{PLAIN}2\n")
+        rename(dir.file("users.new"), path)
+        try await Task.sleep(for: .milliseconds(150))
+        #expect(await db.verifyPlain(request("b"), password: Secret("2")) == .ok)
+        let table = db.table
+        // Read within a second of the rename (unless this machine is very slow): confirmed in the
+        // background, not read again.
+        #expect(await eventually(seconds: 5) { db.servedIdentity?.unsettled == false })
+        // Requests keep coming: the confirmed table stays, no second reload.
+        for _ in 0..<3 {
+            try await Task.sleep(for: .milliseconds(120))
+            #expect(await db.verifyPlain(request("b"), password: Secret("2")) == .ok)
+        }
+        #expect(db.table === table)
+        #expect(logs.all.filter { $0.contains("passwd-file reloaded") }.count == 1)
+    }
+
+    @Test func confirmationComparesTheBytes() throws {
+        let dir = TempDir()
+        let path = dir.write("users", "a:{PLAIN}one\n")
+        let table = try PasswdFile.load(path: path)
+        let (identity, hash) = try PasswdFile.fingerprint(path: path)
+        #expect(hash == table.contentHash)
+        #expect(identity == table.identity)
+        // Same size, other bytes: another hash (an identity that hid the change would not help).
+        dir.write("users", "a:{PLAIN}two\n")
+        #expect(try PasswdFile.fingerprint(path: path).hash != table.contentHash)
+    }
+
+    @Test func theHashDoesNotDependOnHowTheBytesAreCut() {
+        let bytes = (0..<1000).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ $0 >> 3) }
+        func hash(_ cuts: [Int]) -> UInt64 {
+            var h = ContentHasher(seed: 42)
+            var start = 0
+            for end in cuts + [bytes.count] {
+                bytes[start..<end].withUnsafeBytes { h.update($0) }
+                start = end
+            }
+            return h.finalize()
+        }
+        let whole = hash([])
+        #expect(hash([1, 2, 3, 31, 32, 33, 64, 100, 999]) == whole)
+        #expect(hash([5, 37, 69, 500]) == whole)
+        var other = bytes
+        other[500] ^= 1
+        var h = ContentHasher(seed: 42)
+        other.withUnsafeBytes { h.update($0) }
+        #expect(h.finalize() != whole)
+        // XXH64 of "" with seed 0 (the reference value).
+        var empty = ContentHasher()
+        #expect(empty.finalize() == 0xEF46_DB37_51D8_E999)
+    }
+}
+
 /// The freshness promise at the passdb level: a change on disk is in force for the first request that
 /// starts more than the check interval after it, however quiet the passdb was.
 @Suite struct PasswdFileFreshnessTests {
@@ -315,6 +398,28 @@ struct PasswdFilePassdbTests {
         let n = Mutex(0)
         func bump() { n.withLock { $0 += 1 } }
         var value: Int { n.withLock { $0 } }
+    }
+
+    /// A background confirmation counts as a check only when it confirms; requests due meanwhile wait
+    /// for it instead of starting their own.
+    @Test func aBackgroundCheckCountsOnlyWhenItConfirms() async {
+        let gate = FreshnessGate(interval: .seconds(30), checkedAt: .now - .seconds(60))
+        let checks = Counter()
+        gate.checkInBackground {
+            usleep(50_000)
+            return false
+        }
+        await gate.ensureFresh { checks.bump() }
+        #expect(checks.value == 1)  // the refused confirmation did not make the data fresh
+
+        let gate2 = FreshnessGate(interval: .seconds(30), checkedAt: .now - .seconds(60))
+        gate2.checkInBackground {
+            usleep(50_000)
+            return true
+        }
+        await gate2.ensureFresh { checks.bump() }
+        #expect(checks.value == 1)  // waited for the confirmation, which counts
+        #expect(gate2.isFresh)
     }
 
     @Test func freshDataNeedsNoCheck() async {
