@@ -111,15 +111,33 @@ public final class PasswdFile: Sendable {
 
     // MARK: loading
 
-    /// Reads and parses `path`. Throws `.unreadable` or `.invalid` (with every problem's line).
-    public static func load(path: String, defaultRealm: String? = nil) throws(PasswdFileError) -> PasswdFile {
+    /// Opens `path` for reading and checks it is a regular file of at most `maxFileSize` bytes; the caller
+    /// closes the descriptor.
+    private static func openTable(_ path: String) throws(PasswdFileError) -> (Int32, stat) {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw .unreadable(path: path, reason: errnoText(errno)) }
-        defer { close(fd) }
         var st = stat()
-        guard fstat(fd, &st) == 0 else { throw .unreadable(path: path, reason: errnoText(errno)) }
-        guard (st.st_mode & S_IFMT) == S_IFREG else { throw .unreadable(path: path, reason: "not a regular file") }
-        guard Int(st.st_size) <= maxFileSize else { throw .unreadable(path: path, reason: "larger than 4 GiB") }
+        let problem: String?
+        if fstat(fd, &st) != 0 {
+            problem = errnoText(errno)
+        } else if (st.st_mode & S_IFMT) != S_IFREG {
+            problem = "not a regular file"
+        } else if Int(st.st_size) > maxFileSize {
+            problem = "larger than 4 GiB"
+        } else {
+            problem = nil
+        }
+        if let problem {
+            close(fd)
+            throw .unreadable(path: path, reason: problem)
+        }
+        return (fd, st)
+    }
+
+    /// Reads and parses `path`. Throws `.unreadable` or `.invalid` (with every problem's line).
+    public static func load(path: String, defaultRealm: String? = nil) throws(PasswdFileError) -> PasswdFile {
+        let (fd, st) = try openTable(path)
+        defer { close(fd) }
         let realm = normalizedDefaultRealm(defaultRealm)
         var builder = Builder(path: path, defaultRealm: realm, sizeHint: Int(st.st_size))
 
@@ -188,12 +206,8 @@ public final class PasswdFile: Sendable {
     /// its bytes, comparable with `contentHash`. For confirming that an unsettled version is the one in
     /// service: a tenth of the cost of a load (one pass over the bytes, no table built).
     static func fingerprint(path: String) throws(PasswdFileError) -> (identity: FileIdentity, hash: UInt64) {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw .unreadable(path: path, reason: errnoText(errno)) }
+        let (fd, st) = try openTable(path)
         defer { close(fd) }
-        var st = stat()
-        guard fstat(fd, &st) == 0 else { throw .unreadable(path: path, reason: errnoText(errno)) }
-        guard (st.st_mode & S_IFMT) == S_IFREG else { throw .unreadable(path: path, reason: "not a regular file") }
         let capacity = chunkSize
         let chunk = UnsafeMutablePointer<UInt8>.allocate(capacity: capacity)
         defer {
@@ -225,13 +239,8 @@ public final class PasswdFile: Sendable {
 
     /// Reads a whole file into one buffer (for `PasswdFileEditor`, which rewrites it).
     static func readFile(path: String) throws(PasswdFileError) -> (WipingBuffer, FileIdentity) {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw .unreadable(path: path, reason: errnoText(errno)) }
+        let (fd, st) = try openTable(path)
         defer { close(fd) }
-        var st = stat()
-        guard fstat(fd, &st) == 0 else { throw .unreadable(path: path, reason: errnoText(errno)) }
-        guard (st.st_mode & S_IFMT) == S_IFREG else { throw .unreadable(path: path, reason: "not a regular file") }
-        guard Int(st.st_size) <= maxFileSize else { throw .unreadable(path: path, reason: "larger than 4 GiB") }
         let buffer: WipingBuffer
         do {
             buffer = try WipingBuffer.read(fd: fd, sizeHint: Int(st.st_size))
