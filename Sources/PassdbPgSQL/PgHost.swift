@@ -4,15 +4,16 @@ import NIOPosix
 import PostgresNIO
 import Synchronization
 
-/// One database host of `connect`, with its own pooled `PostgresClient` while it answers.
+/// One database host of `connect`, with its connections (one `PgLoopPool` per event loop) while it
+/// answers.
 ///
 /// Health: a host starts `unknown` and is tried (`probe`: one connection, authenticated, then closed)
-/// by the first request that needs it. A host that answered gets a client whose `run()` task this host
-/// owns. A connection error or a lookup that outlives its time marks the host `down`: its client is shut
+/// by the first request that needs it. A host that answered is `up` in a new generation (`epoch`); its
+/// pools are made on demand, one per event loop that asks. A connection error or a lookup that outlives
+/// its time marks the host `down` (only if it happened in the current generation): its pools are shut
 /// down, and a background task probes again with a growing pause (100 ms, doubling, at most 2 s). A
 /// request that finds no host up probes at once (joining a probe under way: one at a time), so the
-/// first request after the database is back succeeds. When a probe succeeds a fresh client takes over
-/// (the pool's own retry pauses grow to a minute; a new pool has none).
+/// first request after the database is back succeeds.
 final class PgHost: Sendable {
     enum Health: Sendable, Equatable {
         case unknown, up, down
@@ -20,23 +21,23 @@ final class PgHost: Sendable {
 
     private struct State: Sendable {
         var health = Health.unknown
-        var client: PostgresClient?
-        var runTask: Task<Void, Never>?
+        var epoch = 0
+        var pools: [ObjectIdentifier: PgLoopPool] = [:]
         var probe: Task<Bool, Never>?
         var lastProbeEnd: ContinuousClock.Instant?
         var failures = 0
         var lastError: String?
         var reconnector: Task<Void, Never>?
         var closed = false
-        /// Run tasks of clients replaced or shut down, until they end (close() awaits them).
+        /// Shutdowns of pools of an older generation, until they end (close() awaits them).
         var retired: [Int: Task<Void, Never>] = [:]
         var nextRetiredID = 0
     }
 
     let endpoint: PgConnectString.Endpoint
-    private let clientConfiguration: PostgresClient.Configuration
     private let connectionConfiguration: PostgresConnection.Configuration
-    private let connectTimeout: Duration
+    private let sql: String
+    private let poolSize: Int
     private let group: any EventLoopGroup
     /// For postgres-nio (warnings and errors only).
     private let logger: Logger
@@ -45,51 +46,55 @@ final class PgHost: Sendable {
     private let state = Mutex(State())
 
     init(
-        endpoint: PgConnectString.Endpoint, connect: PgConnectString, tls: PostgresClient.Configuration.TLS,
-        connectionTLS: PostgresConnection.Configuration.TLS, maxConnections: Int, queryTimeout: Duration,
-        connectTimeout: Duration, group: any EventLoopGroup, logger: Logger
+        endpoint: PgConnectString.Endpoint, connect: PgConnectString, tls: PostgresConnection.Configuration.TLS,
+        sql: String, poolSize: Int, queryTimeout: Duration, connectTimeout: Duration, group: any EventLoopGroup,
+        logger: Logger
     ) {
         self.endpoint = endpoint
-        self.connectTimeout = connectTimeout
+        self.sql = sql
+        self.poolSize = poolSize
         self.group = group
         // postgres-nio logs every failed connection attempt at info; saslgated logs the host's state.
         var quiet = logger
         quiet.logLevel = max(logger.logLevel, .warning)
         self.logger = quiet
         self.stateLogger = logger
-        var client: PostgresClient.Configuration
         var single: PostgresConnection.Configuration
         switch endpoint {
         case .tcp(let host, let port):
-            client = .init(host: host, port: port, username: connect.user, password: connect.password, database: connect.database, tls: tls)
-            single = .init(host: host, port: port, username: connect.user, password: connect.password, database: connect.database, tls: connectionTLS)
+            single = .init(host: host, port: port, username: connect.user, password: connect.password, database: connect.database, tls: tls)
         case .unixSocket(let path):
-            client = .init(unixSocketPath: path, username: connect.user, password: connect.password, database: connect.database)
             single = .init(unixSocketPath: path, username: connect.user, password: connect.password, database: connect.database)
         }
         // The server ends a statement that runs past the lookup's time itself, so no query lingers.
         let startup = [("statement_timeout", "\(max(1, queryTimeout.milliseconds))"), ("application_name", "saslgated")]
-        client.options.minimumConnections = 0
-        client.options.maximumConnections = max(1, maxConnections)
-        client.options.connectTimeout = connectTimeout
-        client.options.connectionIdleTimeout = .seconds(60)
-        client.options.keepAliveBehavior = .init(frequency: .seconds(30))
-        client.options.additionalStartupParameters = startup
-        single.options.connectTimeout = .milliseconds(connectTimeout.milliseconds)
+        single.options.connectTimeout = .milliseconds(min(connectTimeout, queryTimeout).milliseconds)
         single.options.additionalStartupParameters = startup
-        self.clientConfiguration = client
         self.connectionConfiguration = single
     }
 
     var health: Health { state.withLock { $0.health } }
     var lastError: String? { state.withLock { $0.lastError } }
+    var isUp: Bool { state.withLock { $0.health == .up } }
 
-    /// The client while the host is up.
-    var client: PostgresClient? {
-        state.withLock { $0.health == .up ? $0.client : nil }
+    /// The connections on `loop` while the host is up (made on first use); nil while it is not. Without
+    /// a loop (a caller off the event loops: a SCRAM step, the CLI's checks) any loop's pool will do,
+    /// so such callers add no connections of their own.
+    func pool(on currentLoop: (any EventLoop)?) -> PgLoopPool? {
+        state.withLock { s in
+            guard s.health == .up, !s.closed else { return nil }
+            if currentLoop == nil, let any = s.pools.values.first { return any }
+            let loop = currentLoop ?? group.next()
+            let key = ObjectIdentifier(loop)
+            if let pool = s.pools[key] { return pool }
+            let pool = PgLoopPool(
+                loop: loop, epoch: s.epoch, configuration: connectionConfiguration, sql: sql, size: poolSize, logger: logger)
+            s.pools[key] = pool
+            return pool
+        }
     }
 
-    /// Connects once (authentication included); on success the host is up with a fresh client. Only one
+    /// Connects once (authentication included); on success the host is up in a new generation. Only one
     /// probe runs at a time; callers join it.
     func probe() async -> Bool {
         let task = state.withLock { s -> Task<Bool, Never>? in
@@ -113,33 +118,28 @@ final class PgHost: Sendable {
         } catch {
             outcome = .failure(error)
         }
-        let (ok, retiring) = state.withLock { s -> (Bool, Task<Void, Never>?) in
+        let ok = state.withLock { s -> Bool in
             s.probe = nil
             s.lastProbeEnd = .now
-            guard !s.closed else { return (false, nil) }
+            guard !s.closed else { return false }
             switch outcome {
             case .success:
-                var old: Task<Void, Never>?
                 if s.health != .up {
-                    old = s.runTask
-                    let client = PostgresClient(configuration: clientConfiguration, eventLoopGroup: group, backgroundLogger: logger)
-                    s.client = client
-                    s.runTask = Task { await client.run() }
                     s.health = .up
+                    s.epoch += 1
                 }
                 s.failures = 0
                 s.lastError = nil
                 s.reconnector?.cancel()
                 s.reconnector = nil
-                return (true, old)
+                return true
             case .failure(let error):
                 s.health = .down
                 s.failures += 1
                 s.lastError = PgErrors.describe(error)
-                return (false, nil)
+                return false
             }
         }
-        if let retiring { retire(retiring) }
         if ok {
             stateLogger.info("pgsql host answers", metadata: ["pgsql.host": "\(endpoint)"])
         } else {
@@ -148,18 +148,18 @@ final class PgHost: Sendable {
         return ok
     }
 
-    /// A lookup on this host failed at the connection level or ran out of time: shut its client down and
-    /// reconnect in the background.
-    func markDown(_ why: String) {
-        let old = state.withLock { s -> Task<Void, Never>? in
-            guard s.health == .up, !s.closed else { return nil }
+    /// A lookup on this host (in generation `epoch`) failed at the connection level or ran out of time:
+    /// shut its connections down and reconnect in the background. A failure of an older generation's
+    /// connection does not touch a host that has come back since.
+    func markDown(_ why: String, epoch: Int) {
+        let old = state.withLock { s -> [PgLoopPool]? in
+            guard s.health == .up, !s.closed, s.epoch == epoch else { return nil }
             s.health = .down
             s.lastError = why
             s.failures = 1
             s.lastProbeEnd = nil
-            let old = s.runTask
-            s.runTask = nil
-            s.client = nil
+            let old = Array(s.pools.values)
+            s.pools = [:]
             return old
         }
         guard let old else { return }
@@ -168,17 +168,16 @@ final class PgHost: Sendable {
         startReconnector()
     }
 
-    /// Cancels an old client's run task (the pool closes its connections) and keeps it until it ends.
-    private func retire(_ runTask: Task<Void, Never>) {
-        runTask.cancel()
-        let id = state.withLock { s in
+    /// Shuts old pools down and keeps the shutdown until it ends.
+    private func retire(_ pools: [PgLoopPool]) {
+        state.withLock { s in
             s.nextRetiredID += 1
-            s.retired[s.nextRetiredID] = runTask
-            return s.nextRetiredID
-        }
-        Task {
-            await runTask.value
-            self.state.withLock { _ = $0.retired.removeValue(forKey: id) }
+            let id = s.nextRetiredID
+            // The task's removal waits for this lock, so it always finds its entry.
+            s.retired[id] = Task {
+                for pool in pools { try? await pool.shutdown().get() }
+                self.state.withLock { _ = $0.retired.removeValue(forKey: id) }
+            }
         }
     }
 
@@ -197,26 +196,23 @@ final class PgHost: Sendable {
         }
     }
 
-    /// Shuts the client and the background tasks down and waits for the pool to close its connections.
+    /// Shuts the connections and the background tasks down and waits for the connections to close.
     func close() async {
-        let (tasks, probe) = state.withLock { s -> ([Task<Void, Never>], Task<Bool, Never>?) in
+        let (tasks, pools, probe) = state.withLock { s -> ([Task<Void, Never>], [PgLoopPool], Task<Bool, Never>?) in
             s.closed = true
             s.health = .down
-            s.client = nil
-            var tasks = Array(s.retired.values)
-            if let run = s.runTask { tasks.append(run) }
-            s.runTask = nil
+            let tasks = Array(s.retired.values)
+            let pools = Array(s.pools.values)
+            s.pools = [:]
             s.retired = [:]
             s.reconnector?.cancel()
             s.reconnector = nil
-            return (tasks, s.probe)
+            return (tasks, pools, s.probe)
         }
         probe?.cancel()
         _ = await probe?.value
-        for task in tasks {
-            task.cancel()
-            await task.value
-        }
+        for pool in pools { try? await pool.shutdown().get() }
+        for task in tasks { await task.value }
     }
 }
 

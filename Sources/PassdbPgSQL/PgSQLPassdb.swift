@@ -6,7 +6,8 @@ public import Passdb
 import PostgresNIO
 
 /// The `pgsql` passdb: one row per user from PostgreSQL, found by `password_query` with the request's
-/// values as bound parameters (see `SQLTemplate`), through a pooled client per host (see `PgHost`).
+/// values as bound parameters (see `SQLTemplate`), prepared once per connection, on connections of the
+/// asking client's own event loop (see `PgHost` and `PgLoopPool`).
 ///
 /// Columns: `password` (`{SCHEME}value`, or `default_pass_scheme` without a prefix; NULL: no password),
 /// optionally `user` (the name answered in `OK user=` for PLAIN and LOGIN) and `allow_nets` (a comma or
@@ -56,31 +57,28 @@ public final class PgSQLPassdb: PasswordDatabase {
         self.cacheGeneration = PassdbGeneration.next()
         let scheme = settings.defaultScheme
         self.capabilities = PassdbCapabilities(verifyPlain: true, credentials: scheme.credentialSchemes)
-        let (tls, connectionTLS) = try Self.tls(settings.connect)
-        var loops = 0
-        for _ in group.makeIterator() { loops += 1 }
+        let tls = try Self.tls(settings.connect)
         self.hosts = settings.connect.endpoints.map { endpoint in
             PgHost(
-                endpoint: endpoint, connect: settings.connect,
-                tls: endpoint.isUnixSocket ? .disable : tls, connectionTLS: endpoint.isUnixSocket ? .disable : connectionTLS,
-                maxConnections: settings.poolSize * max(1, loops), queryTimeout: settings.queryTimeout,
+                endpoint: endpoint, connect: settings.connect, tls: endpoint.isUnixSocket ? .disable : tls,
+                sql: settings.query.sql, poolSize: settings.poolSize, queryTimeout: settings.queryTimeout,
                 connectTimeout: settings.connectTimeout, group: group, logger: logger)
         }
     }
 
-    private static func tls(_ connect: PgConnectString) throws -> (PostgresClient.Configuration.TLS, PostgresConnection.Configuration.TLS) {
+    private static func tls(_ connect: PgConnectString) throws -> PostgresConnection.Configuration.TLS {
         switch connect.sslMode {
         case .disable:
-            return (.disable, .disable)
+            return .disable
         case .require:
             var c = TLSConfiguration.makeClientConfiguration()
             c.certificateVerification = .none
-            return (.require(c), .require(try NIOSSLContext(configuration: c)))
+            return .require(try NIOSSLContext(configuration: c))
         case .verifyFull:
             var c = TLSConfiguration.makeClientConfiguration()
             c.certificateVerification = .fullVerification
             if let root = connect.sslRootCert { c.trustRoots = .file(root) }
-            return (.require(c), .require(try NIOSSLContext(configuration: c)))
+            return .require(try NIOSSLContext(configuration: c))
         }
     }
 
@@ -101,43 +99,47 @@ public final class PgSQLPassdb: PasswordDatabase {
 
     enum Attempt: Sendable {
         case rows([Row])
-        case hostError(String)
+        /// The host could not be used; `reused`: on a connection that had answered before (it may have
+        /// gone stale while idle, so a fresh connection decides).
+        case hostError(String, reused: Bool)
         case statementError(String)
+        case timedOut
     }
 
     /// Runs the query within `query_timeout` in all: on the first host (in `connect` order) that is up;
     /// when none is, each host is probed in order (joining a probe under way) and the first that answers
-    /// takes the query. A host that fails is marked down and the next one is tried.
+    /// takes the query. A host that fails is marked down and the next one is tried. The query runs on a
+    /// connection of the calling task's event loop (a client connection's, in the daemon).
     func fetch(_ request: PassdbRequest) async -> Fetch {
         let deadline = ContinuousClock.now + settings.queryTimeout
-        let query = boundQuery(request)
+        let loopDeadline = NIODeadline.now() + .nanoseconds(settings.queryTimeout.nanoseconds)
+        let loop = MultiThreadedEventLoopGroup.currentEventLoop
+        var binds: [PostgresData] = []
+        binds.reserveCapacity(settings.query.parameters.count)
+        for use in settings.query.parameters { binds.append(PostgresData(string: use.value(in: request))) }
         var problems: [String] = []
         var tried = Set<Int>()
+        var retriedStale = false
         while true {
-            let client: PostgresClient
-            let host: PgHost
-            if let i = hosts.indices.first(where: { !tried.contains($0) && hosts[$0].client != nil }),
-                let up = hosts[i].client {
+            let index: Int
+            let pool: PgLoopPool
+            if let i = hosts.indices.first(where: { !tried.contains($0) && hosts[$0].isUp }), let up = hosts[i].pool(on: loop) {
+                (index, pool) = (i, up)
+            } else if let i = hosts.indices.first(where: { !tried.contains($0) && !hosts[$0].isUp }) {
                 tried.insert(i)
-                (host, client) = (hosts[i], up)
-            } else if let i = hosts.indices.first(where: { !tried.contains($0) && hosts[$0].client == nil }) {
-                tried.insert(i)
-                host = hosts[i]
-                guard await untilDeadline(deadline, on: group.any(), { await host.probe() }) == true, let up = host.client else {
+                let host = hosts[i]
+                guard await untilDeadline(deadline, on: loop ?? group.next(), { await host.probe() }) == true, let up = host.pool(on: loop) else {
                     problems.append("\(host.endpoint): \(host.lastError ?? "no answer within query_timeout")")
                     if deadline <= .now { break }
                     continue
                 }
-                client = up
+                (index, pool) = (i, up)
             } else {
                 break
             }
-            let logger = self.logger
-            guard let attempt = await untilDeadline(deadline, on: group.any(), { await Self.run(query, on: client, logger: logger) }) else {
-                host.markDown("no answer within query_timeout (\(settings.queryTimeout))")
-                problems.append("\(host.endpoint): no answer within query_timeout")
-                break
-            }
+            tried.insert(index)
+            let host = hosts[index]
+            let attempt = (try? await pool.lookup(binds, deadline: loopDeadline).get()) ?? .hostError("the lookup was lost", reused: false)
             switch attempt {
             case .rows(let rows):
                 switch rows.count {
@@ -148,45 +150,23 @@ public final class PgSQLPassdb: PasswordDatabase {
                 }
             case .statementError(let why):
                 return .failure("password_query failed on \(host.endpoint): \(why)")
-            case .hostError(let why):
-                host.markDown(why)
+            case .timedOut:
+                host.markDown("no answer within query_timeout (\(settings.queryTimeout))", epoch: pool.epoch)
+                problems.append("\(host.endpoint): no answer within query_timeout")
+                return .failure("no database host answered: " + problems.joined(separator: "; "))
+            case .hostError(let why, let reused):
+                if reused && !retriedStale && deadline > .now {
+                    // The connection had answered before and failed now (closed by the server or a
+                    // firewall while idle): a fresh connection to the same host decides.
+                    retriedStale = true
+                    tried.remove(index)
+                    continue
+                }
+                host.markDown(why, epoch: pool.epoch)
                 problems.append("\(host.endpoint): \(why)")
             }
         }
         return .failure("no database host answered: " + problems.joined(separator: "; "))
-    }
-
-    private func boundQuery(_ request: PassdbRequest) -> PostgresQuery {
-        var bindings = PostgresBindings(capacity: settings.query.parameters.count)
-        for value in settings.query.values(for: request) { bindings.append(value) }
-        return PostgresQuery(unsafeSQL: settings.query.sql, binds: bindings)
-    }
-
-    private static func run(_ query: PostgresQuery, on client: PostgresClient, logger: Logger) async -> Attempt {
-        do {
-            let sequence = try await client.query(query, logger: logger)
-            var rows: [Row] = []
-            for try await row in sequence {
-                if rows.count == 2 { continue }  // read to the end, keep two: enough to refuse
-                let cells = row.makeRandomAccess()
-                func text(_ column: String) throws -> String? {
-                    guard cells.contains(column) else { return nil }
-                    return try cells[column].decode(String?.self)
-                }
-                guard cells.contains("password") else {
-                    return .statementError("the result has no 'password' column; select it (e.g. SELECT pw AS password ...)")
-                }
-                do {
-                    rows.append(Row(password: try text("password"), user: try text("user"), allowNets: try text("allow_nets")))
-                } catch {
-                    return .statementError("a column is not text; cast password, user and allow_nets to text (e.g. allow_nets::text)")
-                }
-            }
-            return .rows(rows)
-        } catch {
-            let why = PgErrors.describe(error)
-            return PgErrors.kind(error) == .host ? .hostError(why) : .statementError(why)
-        }
     }
 
     // MARK: PasswordDatabase

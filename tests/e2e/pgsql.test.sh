@@ -149,6 +149,25 @@ done | xargs -P 8 -L 1 bash -c 'out=$(doveadm -c "$0" auth test -a "$1" -x servi
     "$(e2e_doveadm_conf)" "$SOCK" >>"$load_out" 2>&1 || true
 check "200 concurrent lookups, all answers right" test "$(grep -c '^right$' "$load_out")" = 200
 
+# Pipelined load: 32 connections x 16 requests in flight queue on each event loop's few database
+# connections; the bench checks every answer (a wrong OK or FAIL is an error), 20 % wrong passwords.
+bench=$bin_dir/saslgate-bench
+if [ -x "$bench" ]; then
+    printf 'alice@example.org:Alice.pw1\no'"'"'brien@example.org:Obrien.pw8\nplainnoprefix@example.org:Plain.pw12\n' >"$E2E_TMP/pg-users"
+    if "$bench" --json --secured --no-penalty --warmup 0 --timeout 20 --socket "$SOCK" --users "$E2E_TMP/pg-users" \
+        --connections 32 --pipeline 16 --requests 6000 --bad-share 0.2 >"$E2E_TMP/pg-bench.json" 2>"$E2E_TMP/pg-bench.err"; then
+        j=$(cat "$E2E_TMP/pg-bench.json")
+        field() { python3 -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$1" "$2"; }
+        check "pipelined load (32 x 16): all 6000 answered" test "$(field "$j" completed)" = 6000
+        check "pipelined load: no wrong answer and no error" test "$(field "$j" errors)" = 0
+        check "pipelined load: wrong passwords got FAIL" test "$(field "$j" fail_bad)" -gt 0
+    else
+        e2e_fail "pipelined load: saslgate-bench exited with an error" "$(tail -n 5 "$E2E_TMP/pg-bench.err")"
+    fi
+    conns=$(pg_test_connections)
+    check "pipelined load: at most pool_size x event loops connections ($conns <= 2 x $(nproc))" test "$conns" -le $((2 * $(nproc)))
+fi
+
 # 20 reloads: the old pools are closed, connections do not grow.
 before=$(pg_test_connections)
 for _ in $(seq 1 20); do
@@ -168,6 +187,37 @@ explain=$("$bin_dir/saslgate" auth test -c "$DIR/saslgated.conf" --socket "$SOCK
 check "--explain names the second host" grep -q "answered by 127.0.0.1:$PG_PORT" <<<"$explain"
 start_pg unix "host=$PG_SOCKDIR port=$PG_PORT dbname=mail user=saslgate"
 ok "a Unix-socket directory as host" bob@example.org Bob.pw2
+
+# The server ends saslgated's idle connections (an admin, a restart of a pooler, a firewall): the next
+# request succeeds on a fresh connection.
+start_pg idlekill "$tcp"
+ok "idle kill: before, OK" alice@example.org Alice.pw1
+killed=$(pg_test_psql "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = 'mail' AND application_name = 'saslgated'")
+check "idle kill: the server ended saslgated's connections ($killed)" test "$killed" -ge 1
+ok "idle kill: the next request succeeds on a fresh connection" alice@example.org Alice.pw1
+no "idle kill: a wrong password still fails" alice@example.org Wrong.pw
+
+# A slow database (the table locked by another session): a temporary failure within query_timeout
+# (2 s), never a wrong password and never OK; when the lock is gone, OK again without a restart.
+start_pg slow "$tcp"
+ok "slow database: before, OK" alice@example.org Alice.pw1
+pg_as_owner psql -X -q -h "$PG_SOCKDIR" -p "$PG_PORT" -U postgres -d mail \
+    -c "BEGIN; LOCK TABLE users IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(4); COMMIT;" >/dev/null 2>&1 &
+locker=$!
+for _ in $(seq 50); do
+    [ "$(pg_test_psql "SELECT count(*) FROM pg_locks WHERE relation = 'users'::regclass AND mode = 'AccessExclusiveLock' AND granted")" -ge 1 ] && break
+    sleep 0.1
+done
+start=$(date +%s.%N)
+out=$(run_doveadm_auth -a "$SOCK" -x service=smtp -x secured alice@example.org Alice.pw1 || true)
+elapsed=$(python3 -c "import sys; print(round($(date +%s.%N) - $start, 2))")
+check "slow database: FAIL with temp" grep -qE "^[[:space:]]*temp$" <<<"$out"
+check "slow database: answered in ${elapsed}s (>= 1.5 s: it waited; < query_timeout + 1 s)" \
+    python3 -c "import sys; sys.exit(0 if 1.5 <= $elapsed < 3.0 else 1)"
+check "slow database: logged as no answer within query_timeout" file_has "no answer within query_timeout" "$LOG"
+wait "$locker" || true
+ok "slow database: the lock is gone, the first request succeeds" alice@example.org Alice.pw1
+no "slow database: a wrong password fails" alice@example.org Wrong.pw
 
 # Outage: the database stops. Answers are temporary failures (temp), within query_timeout (2 s).
 start_pg outage "$tcp"

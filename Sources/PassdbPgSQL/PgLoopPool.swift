@@ -1,0 +1,195 @@
+import Logging
+import NIOCore
+import PostgresNIO
+
+/// The connections of one database host on one event loop, each with `password_query` prepared once.
+///
+/// A lookup runs on the event loop of the client connection that asked for it, on a database
+/// connection of that same loop: no thread hand-over on the way to PostgreSQL or back, and no parse or
+/// plan per lookup (Bind/Execute of the statement prepared when the connection was made). Up to `size`
+/// connections are opened on demand: a lookup takes an idle one, or opens a new one while all are busy
+/// and there are fewer than `size`, or else queues on the least busy (PostgreSQL runs one statement at a
+/// time per connection; the queue is bounded by the requests the auth clients may have in flight).
+///
+/// Failures: a connection that fails, closes or is closed by the server leaves the pool at once (the
+/// next lookup opens a fresh one). A lookup past its deadline answers `.timedOut` and closes its
+/// connection (a statement is still running there; `statement_timeout` ends it on the server).
+///
+/// All mutable state is touched on `loop` only (every entry point hops there first).
+final class PgLoopPool: @unchecked Sendable {
+    let loop: any EventLoop
+    /// The host's generation this pool belongs to (see `PgHost`): failures of an old pool do not mark
+    /// a host down that has since come back.
+    let epoch: Int
+    private let configuration: PostgresConnection.Configuration
+    private let sql: String
+    private let size: Int
+    private let logger: Logger
+
+    // On `loop` only:
+    private var slots: [Slot] = []
+    private var closed = false
+    private var nextID = 0
+
+    private struct Prepared: Sendable {
+        let connection: PostgresConnection
+        let query: PreparedQuery
+    }
+
+    /// One database connection: made, authenticated and the statement prepared once `ready` succeeds.
+    private final class Slot: @unchecked Sendable {
+        var ready: EventLoopFuture<Prepared>?
+        var connection: PostgresConnection?
+        var inFlight = 0
+        /// Answered at least once: a failure now may be a connection that went stale while idle.
+        var used = false
+    }
+
+    init(loop: any EventLoop, epoch: Int, configuration: PostgresConnection.Configuration, sql: String, size: Int, logger: Logger) {
+        self.loop = loop
+        self.epoch = epoch
+        self.configuration = configuration
+        self.sql = sql
+        self.size = max(1, size)
+        self.logger = logger
+    }
+
+    /// Runs the prepared statement with `binds` (in parameter order) and reads at most two rows.
+    func lookup(_ binds: [PostgresData], deadline: NIODeadline) -> EventLoopFuture<PgSQLPassdb.Attempt> {
+        if loop.inEventLoop { return lookupOnLoop(binds, deadline: deadline) }
+        return loop.flatSubmit { self.lookupOnLoop(binds, deadline: deadline) }
+    }
+
+    /// Closes every connection; later lookups answer a host error.
+    func shutdown() -> EventLoopFuture<Void> {
+        loop.flatSubmit {
+            self.closed = true
+            let connections = self.slots.compactMap(\.connection)
+            self.slots = []
+            let closing = connections.map { $0.close().recover { _ in } }
+            return EventLoopFuture.andAllComplete(closing, on: self.loop)
+        }
+    }
+
+    /// Connections open or opening (for tests and `doctor`).
+    func connectionCount() -> EventLoopFuture<Int> {
+        loop.submit { self.slots.count }
+    }
+
+    private func lookupOnLoop(_ binds: [PostgresData], deadline: NIODeadline) -> EventLoopFuture<PgSQLPassdb.Attempt> {
+        guard !closed else {
+            return loop.makeSucceededFuture(.hostError("the host's connections were closed", reused: false))
+        }
+        let slot = pick()
+        guard let ready = slot.ready else {
+            return loop.makeSucceededFuture(.hostError("no connection", reused: false))
+        }
+        slot.inFlight += 1
+        let reused = slot.used
+        let promise = loop.makePromise(of: PgSQLPassdb.Attempt.self)
+        let collector = RowCollector()
+        let timer = loop.scheduleTask(deadline: deadline) {
+            guard !collector.answered else { return }
+            collector.answered = true
+            self.drop(slot)
+            promise.succeed(.timedOut)
+        }
+        ready.flatMap { prepared in
+            prepared.query.execute(binds) { row in collector.take(row) }
+        }.whenComplete { result in
+            timer.cancel()
+            slot.inFlight -= 1
+            guard !collector.answered else { return }
+            collector.answered = true
+            switch result {
+            case .success:
+                slot.used = true
+                promise.succeed(collector.attempt)
+            case .failure(let error):
+                let why = PgErrors.describe(error)
+                if PgErrors.kind(error) == .host {
+                    self.drop(slot)
+                    promise.succeed(.hostError(why, reused: reused))
+                } else {
+                    // The statement is wrong (or could not be prepared): the configuration needs fixing.
+                    promise.succeed(.statementError(why))
+                }
+            }
+        }
+        return promise.futureResult
+    }
+
+    /// An idle connection, else a new one while there are fewer than `size`, else the least busy.
+    private func pick() -> Slot {
+        var best: Slot?
+        for slot in slots where best == nil || slot.inFlight < best!.inFlight {
+            best = slot
+            if slot.inFlight == 0 { break }
+        }
+        if let best, best.inFlight == 0 || slots.count >= size { return best }
+        let slot = Slot()
+        nextID &+= 1
+        let id = nextID
+        let sql = self.sql
+        slot.ready = PostgresConnection.connect(on: loop, configuration: configuration, id: id, logger: logger)
+            .flatMap { connection in
+                slot.connection = connection
+                connection.closeFuture.whenComplete { _ in self.drop(slot) }
+                if self.closed || !self.slots.contains(where: { $0 === slot }) {
+                    // Dropped (or shut down) while connecting: do not keep it.
+                    return connection.close().flatMapThrowing { throw PoolClosed() }
+                }
+                return connection.prepare(query: sql)
+                    .map { Prepared(connection: connection, query: $0) }
+                    .flatMapError { error in connection.close().flatMapThrowing { throw error } }
+            }
+        // A connection that could not be made or prepared is never used again.
+        slot.ready?.whenFailure { _ in self.drop(slot) }
+        slots.append(slot)
+        return slot
+    }
+
+    /// Takes `slot` out of the pool and closes its connection (idempotent).
+    private func drop(_ slot: Slot) {
+        slots.removeAll { $0 === slot }
+        if let connection = slot.connection {
+            slot.connection = nil
+            connection.close().whenComplete { _ in }
+        }
+    }
+}
+
+private struct PoolClosed: Error, CustomStringConvertible {
+    var description: String { "the connection pool was closed" }
+}
+
+/// Reads the rows of one lookup on the event loop: keeps two (enough to refuse a second), decodes the
+/// `password`, `user` and `allow_nets` columns.
+private final class RowCollector: @unchecked Sendable {
+    var answered = false
+    private var rows: [PgSQLPassdb.Row] = []
+    private var problem: String?
+
+    func take(_ row: PostgresRow) {
+        guard problem == nil, rows.count < 2 else { return }
+        let cells = row.makeRandomAccess()
+        guard cells.contains("password") else {
+            problem = "the result has no 'password' column; select it (e.g. SELECT pw AS password ...)"
+            return
+        }
+        func text(_ column: String) throws -> String? {
+            guard cells.contains(column) else { return nil }
+            return try cells[column].decode(String?.self)
+        }
+        do {
+            rows.append(PgSQLPassdb.Row(password: try text("password"), user: try text("user"), allowNets: try text("allow_nets")))
+        } catch {
+            problem = "a column is not text; cast password, user and allow_nets to text (e.g. allow_nets::text)"
+        }
+    }
+
+    var attempt: PgSQLPassdb.Attempt {
+        if let problem { return .statementError(problem) }
+        return .rows(rows)
+    }
+}
