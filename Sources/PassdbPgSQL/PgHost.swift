@@ -66,8 +66,9 @@ final class PgHost: Sendable {
         case .unixSocket(let path):
             single = .init(unixSocketPath: path, username: connect.user, password: connect.password, database: connect.database)
         }
-        // The server ends a statement that runs past the lookup's time itself, so no query lingers.
-        let startup = [("statement_timeout", "\(max(1, queryTimeout.milliseconds))"), ("application_name", "saslgated")]
+        // The server ends a statement that runs past the lookup's time itself, so no query lingers: half a
+        // second after saslgated has answered (its own deadline, checked every 50 ms, comes first).
+        let startup = [("statement_timeout", "\(max(1, queryTimeout.milliseconds) + 500)"), ("application_name", "saslgated")]
         single.options.connectTimeout = .milliseconds(min(connectTimeout, queryTimeout).milliseconds)
         single.options.additionalStartupParameters = startup
         self.connectionConfiguration = single
