@@ -71,11 +71,6 @@ final class PgLoopPool: @unchecked Sendable {
         }
     }
 
-    /// Connections open or opening (for tests and `doctor`).
-    func connectionCount() -> EventLoopFuture<Int> {
-        loop.submit { self.slots.count }
-    }
-
     private func lookupOnLoop(_ binds: [PostgresData], deadline: NIODeadline) -> EventLoopFuture<PgSQLPassdb.Attempt> {
         guard !closed else {
             return loop.makeSucceededFuture(.hostError("the host's connections were closed", reused: false))

@@ -41,9 +41,8 @@ enum PgErrors {
 }
 
 /// Runs `operation` but gives up at `deadline`: nil then, and the operation is cancelled and left to
-/// end on its own (a lease waiting in the pool leaves at once; a running statement is ended by the
-/// server's `statement_timeout`). The caller never waits past the deadline. The timer is an event-loop
-/// timer, not a sleeping task: cheap to arm and cancel on every lookup.
+/// end on its own. The caller never waits past the deadline. Used for a host's probe (a connection
+/// attempt); lookups have their own deadline sweep (`PgLoopPool`).
 func untilDeadline<T: Sendable>(
     _ deadline: ContinuousClock.Instant, on loop: any EventLoop, _ operation: @escaping @Sendable () async -> T
 ) async -> T? {
