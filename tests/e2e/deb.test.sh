@@ -99,6 +99,11 @@ for f in /lib/systemd/system/saslgated.socket /lib/systemd/system/saslgated.serv
     /etc/fail2ban/filter.d/saslgate.conf /etc/fail2ban/jail.d/saslgate.conf; do
     check "installed $f" test -f "$f"
 done
+notices=/usr/share/doc/saslgate/third-party-notices.gz
+check "installed $notices" test -f "$notices"
+check "the notices hold postgres-nio's MIT license text" bash -c "zcat $notices | grep -A6 '^postgres-nio ' | grep -q 'MIT License'"
+check "the notices hold swift-nio's NOTICE file" bash -c "zcat $notices | grep -A8 '^swift-nio [0-9]' | grep -q '^NOTICE:'"
+check "the notices hold the Swift runtime's Runtime Library Exception" bash -c "zcat $notices | grep -q 'Runtime Library Exception'"
 check "unit ExecStart= runs /usr/sbin/saslgated" file_has "ExecStart=/usr/sbin/saslgated -c $conf" /lib/systemd/system/saslgated.service
 check "the fail2ban jails ship disabled" bash -c "! grep -qE '^enabled *= *true' /etc/fail2ban/jail.d/saslgate.conf"
 conffiles=$(dpkg-query -W -f='${Conffiles}\n' saslgate)
