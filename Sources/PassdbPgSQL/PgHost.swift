@@ -89,7 +89,8 @@ final class PgHost: Sendable {
             let key = ObjectIdentifier(loop)
             if let pool = s.pools[key] { return pool }
             let pool = PgLoopPool(
-                loop: loop, epoch: s.epoch, configuration: connectionConfiguration, sql: sql, size: poolSize, logger: logger)
+                loop: loop, epoch: s.epoch, configuration: connectionConfiguration, sql: sql, size: poolSize,
+                host: "\(endpoint)", logger: logger)
             s.pools[key] = pool
             return pool
         }
@@ -147,6 +148,15 @@ final class PgHost: Sendable {
             startReconnector()
         }
         return ok
+    }
+
+    /// Another event loop's connections of this host, for a lookup whose own loop has no room for a
+    /// connection (the server's connection limit); nil when there is none.
+    func pool(otherThan pool: PgLoopPool) -> PgLoopPool? {
+        state.withLock { s in
+            guard s.health == .up, !s.closed else { return nil }
+            return s.pools.values.first { $0 !== pool }
+        }
     }
 
     /// A lookup on this host (in generation `epoch`) failed at the connection level or ran out of time:

@@ -24,12 +24,18 @@ final class PgLoopPool: @unchecked Sendable {
     private let configuration: PostgresConnection.Configuration
     private let sql: String
     private let size: Int
+    private let host: String
     private let logger: Logger
 
     // On `loop` only:
     private var slots: [Slot] = []
     private var closed = false
     private var nextID = 0
+    /// When opening a connection beyond those that work last failed (the server's `max_connections` or
+    /// the role's connection limit, usually): no further one is tried before `growthPause` has passed,
+    /// and the lookups are served on the connections there are.
+    private var growthFailedAt: NIODeadline?
+    static let growthPause = TimeAmount.seconds(10)
 
     private struct Prepared: Sendable {
         let connection: PostgresConnection
@@ -43,10 +49,16 @@ final class PgLoopPool: @unchecked Sendable {
         var inFlight = 0
         /// Answered at least once: a failure now may be a connection that went stale while idle.
         var used = false
+        /// The connection was made (authenticated), whatever came after.
+        var connected = false
     }
 
-    init(loop: any EventLoop, epoch: Int, configuration: PostgresConnection.Configuration, sql: String, size: Int, logger: Logger) {
+    init(
+        loop: any EventLoop, epoch: Int, configuration: PostgresConnection.Configuration, sql: String, size: Int,
+        host: String, logger: Logger
+    ) {
         self.loop = loop
+        self.host = host
         self.epoch = epoch
         self.configuration = configuration
         self.sql = sql
@@ -71,11 +83,16 @@ final class PgLoopPool: @unchecked Sendable {
         }
     }
 
-    private func lookupOnLoop(_ binds: [PostgresData], deadline: NIODeadline) -> EventLoopFuture<PgSQLPassdb.Attempt> {
+    private func lookupOnLoop(
+        _ binds: [PostgresData], deadline: NIODeadline, redispatched: Int = 0
+    ) -> EventLoopFuture<PgSQLPassdb.Attempt> {
         guard !closed else {
             return loop.makeSucceededFuture(.hostError("the host's connections were closed", reused: false))
         }
-        let slot = pick()
+        if slots.isEmpty && !mayGrow {
+            return loop.makeSucceededFuture(.connectionLimit("no room for a connection (connection limit); next try within \(Self.growthPause.nanoseconds / 1_000_000_000) s"))
+        }
+        let slot = pick(preferConnected: redispatched > 0)
         guard let ready = slot.ready else {
             return loop.makeSucceededFuture(.hostError("no connection", reused: false))
         }
@@ -98,6 +115,21 @@ final class PgLoopPool: @unchecked Sendable {
                 let why = PgErrors.describe(error)
                 if PgErrors.kind(error) == .host {
                     self.drop(slot)
+                    if !slot.connected, redispatched < 3, !self.slots.isEmpty {
+                        // One more connection could not be opened while others work or are being
+                        // opened (a connection limit, usually): this lookup goes to those, and the pool
+                        // stops growing for a while.
+                        self.growthFailed(why)
+                        self.lookupOnLoop(binds, deadline: deadline, redispatched: redispatched + 1).cascade(to: promise)
+                        return
+                    }
+                    if !slot.connected && PgErrors.isConnectionLimit(error) {
+                        // No room for this loop's first connection: the host works (other loops'
+                        // connections may take the lookup), it is not down.
+                        self.growthFailed(why)
+                        promise.succeed(.connectionLimit(why))
+                        return
+                    }
                     promise.succeed(.hostError(why, reused: reused))
                 } else {
                     // The statement is wrong (or could not be prepared): the configuration needs fixing.
@@ -160,13 +192,18 @@ final class PgLoopPool: @unchecked Sendable {
     }
 
     /// An idle connection, else a new one while there are fewer than `size`, else the least busy.
-    private func pick() -> Slot {
+    /// `preferConnected`: among the connections already made, if there are any (for a lookup whose
+    /// connection could not be opened).
+    private func pick(preferConnected: Bool = false) -> Slot {
+        if preferConnected, let best = slots.filter(\.connected).min(by: { $0.inFlight < $1.inFlight }) {
+            return best
+        }
         var best: Slot?
         for slot in slots where best == nil || slot.inFlight < best!.inFlight {
             best = slot
             if slot.inFlight == 0 { break }
         }
-        if let best, best.inFlight == 0 || slots.count >= size { return best }
+        if let best, best.inFlight == 0 || slots.count >= size || !mayGrow { return best }
         let slot = Slot()
         nextID &+= 1
         let id = nextID
@@ -174,6 +211,7 @@ final class PgLoopPool: @unchecked Sendable {
         slot.ready = PostgresConnection.connect(on: loop, configuration: configuration, id: id, logger: logger)
             .flatMap { connection in
                 slot.connection = connection
+                slot.connected = true
                 connection.closeFuture.whenComplete { _ in self.drop(slot) }
                 if self.closed || !self.slots.contains(where: { $0 === slot }) {
                     // Dropped (or shut down) while connecting: do not keep it.
@@ -187,6 +225,22 @@ final class PgLoopPool: @unchecked Sendable {
         slot.ready?.whenFailure { _ in self.drop(slot) }
         slots.append(slot)
         return slot
+    }
+
+    private var mayGrow: Bool {
+        guard let failed = growthFailedAt else { return true }
+        return NIODeadline.now() - failed >= Self.growthPause
+    }
+
+    private func growthFailed(_ why: String) {
+        let open = slots.count
+        let first = mayGrow
+        growthFailedAt = .now()
+        // Once per pause: the lookups queued on the connection that could not be made fail together.
+        guard first else { return }
+        logger.warning(
+            "pgsql: could not open one more connection (\(open) open on this event loop); lookups wait for those for \(Self.growthPause.nanoseconds / 1_000_000_000) s before another try: \(why)",
+            metadata: ["pgsql.host": "\(host)"])
     }
 
     /// Takes `slot` out of the pool and closes its connection (idempotent).

@@ -104,6 +104,9 @@ public final class PgSQLPassdb: PasswordDatabase {
         case hostError(String, reused: Bool)
         case statementError(String)
         case timedOut
+        /// The server had no room for one more connection (`max_connections`, the role's limit): the
+        /// host works; another loop's connections may take the lookup.
+        case connectionLimit(String)
     }
 
     /// Runs the query within `query_timeout` in all: on the first host (in `connect` order) that is up;
@@ -119,11 +122,16 @@ public final class PgSQLPassdb: PasswordDatabase {
         for use in settings.query.parameters { binds.append(PostgresData(string: use.value(in: request))) }
         var problems: [String] = []
         var tried = Set<Int>()
-        var retriedStale = false
+        var retried = false
+        var rerouted: (index: Int, pool: PgLoopPool)?
+        var limitWaits = 0
         while true {
             let index: Int
             let pool: PgLoopPool
-            if let i = hosts.indices.first(where: { !tried.contains($0) && hosts[$0].isUp }), let up = hosts[i].pool(on: loop) {
+            if let next = rerouted {
+                (index, pool) = next
+                rerouted = nil
+            } else if let i = hosts.indices.first(where: { !tried.contains($0) && hosts[$0].isUp }), let up = hosts[i].pool(on: loop) {
                 (index, pool) = (i, up)
             } else if let i = hosts.indices.first(where: { !tried.contains($0) && !hosts[$0].isUp }) {
                 tried.insert(i)
@@ -154,11 +162,21 @@ public final class PgSQLPassdb: PasswordDatabase {
                 host.markDown("no answer within query_timeout (\(settings.queryTimeout))", epoch: pool.epoch)
                 problems.append("\(host.endpoint): no answer within query_timeout")
                 return .failure("no database host answered: " + problems.joined(separator: "; "))
+            case .connectionLimit(let why):
+                // The host works but has no room for a connection of this loop: another loop's
+                // connections take the lookup; while none can (they are being opened), wait a little.
+                if limitWaits < 40 && ContinuousClock.now.duration(to: deadline) > .milliseconds(50) {
+                    if limitWaits > 0 { try? await Task.sleep(for: .milliseconds(25)) }
+                    limitWaits += 1
+                    rerouted = (index, host.pool(otherThan: pool) ?? pool)
+                    continue
+                }
+                problems.append("\(host.endpoint): \(why)")
             case .hostError(let why, let reused):
-                if reused && !retriedStale && deadline > .now {
+                if reused && !retried && deadline > .now {
                     // The connection had answered before and failed now (closed by the server or a
                     // firewall while idle): a fresh connection to the same host decides.
-                    retriedStale = true
+                    retried = true
                     tried.remove(index)
                     continue
                 }

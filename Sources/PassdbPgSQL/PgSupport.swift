@@ -25,6 +25,12 @@ enum PgErrors {
         return .host  // pool errors (closed, circuit breaker), socket errors
     }
 
+    /// The server refused a new connection for its `max_connections` or the role's `CONNECTION LIMIT`
+    /// (SQLSTATE 53300): the host works, it has no room for one more connection.
+    static func isConnectionLimit(_ error: any Error) -> Bool {
+        (error as? PSQLError)?.serverInfo?[.sqlState] == "53300"
+    }
+
     static func describe(_ error: any Error) -> String {
         if let e = error as? PSQLError {
             if let info = e.serverInfo {

@@ -59,6 +59,7 @@ start_pg() {
         printf 'connect = %s\n' "$connect"
         printf "password_query = SELECT password, canonical AS user, nets AS allow_nets FROM users WHERE username = '%%n' AND domain = '%%d' AND active\n"
         printf 'default_pass_scheme = PLAIN\nquery_timeout = 2s\n'
+        [ -z "${PGSQL_EXTRA:-}" ] || printf '%s\n' "$PGSQL_EXTRA"
     } >"$DIR/pgsql.conf"
     chmod 0600 "$DIR/pgsql.conf"
     cat >"$DIR/saslgated.conf" <<CONF
@@ -166,6 +167,29 @@ if [ -x "$bench" ]; then
     fi
     conns=$(pg_test_connections)
     check "pipelined load: at most pool_size x event loops connections ($conns <= 2 x $(nproc))" test "$conns" -le $((2 * $(nproc)))
+
+    # A connection limit below what the pools would open (the role may have 2; 2 event loops x
+    # pool_size 4 would take 8): a capacity limit, not an outage. Every answer stays right, nothing
+    # fails temporarily, the host is never marked down, and saslgated stays within the limit.
+    saved=("$DIR" "$SOCK" "$PID" "$LOG")
+    pg_test_psql "CREATE ROLE limited LOGIN CONNECTION LIMIT 2; GRANT SELECT ON users TO limited"
+    PGSQL_EXTRA="pool_size = 4" start_pg climit "host=127.0.0.1 port=$PG_PORT dbname=mail user=limited" "event_loops = 2"
+    if "$bench" --json --secured --no-penalty --warmup 0 --timeout 20 --socket "$SOCK" --users "$E2E_TMP/pg-users" \
+        --connections 32 --pipeline 16 --requests 6000 --bad-share 0.2 >"$E2E_TMP/pg-limit.json" 2>"$E2E_TMP/pg-limit.err"; then
+        j=$(cat "$E2E_TMP/pg-limit.json")
+        check "connection limit 2: all 6000 answered" test "$(field "$j" completed)" = 6000
+        check "connection limit 2: no wrong answer and no error" test "$(field "$j" errors)" = 0
+    else
+        e2e_fail "connection limit: saslgate-bench exited with an error" "$(tail -n 5 "$E2E_TMP/pg-limit.err")"
+    fi
+    check "connection limit 2: logged as no room for one more connection" file_has "could not open one more connection" "$LOG"
+    check "connection limit 2: the host was never marked down" bash -c "! grep -q 'pgsql host is down' '$LOG'"
+    check "connection limit 2: no temporary failure" bash -c "! grep -q 'internal failure' '$LOG'"
+    limited=$(pg_test_psql "SELECT count(*) FROM pg_stat_activity WHERE usename = 'limited'")
+    check "connection limit 2: saslgated holds at most 2 connections ($limited)" test "$limited" -le 2
+    ok "connection limit 2: OK afterwards" alice@example.org Alice.pw1
+    kill "$PID" 2>/dev/null || true
+    DIR=${saved[0]} SOCK=${saved[1]} PID=${saved[2]} LOG=${saved[3]}
 fi
 
 # 20 reloads: the old pools are closed, connections do not grow.
