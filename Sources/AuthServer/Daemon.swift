@@ -379,9 +379,11 @@ struct ReloadService: Service, CustomStringConvertible {
                 }
                 let old = box.service.chain
                 box.replace(built)
-                // Requests already running on the old passdbs may finish; then their connections go.
+                // Requests already running on the old passdbs may finish; idle connections go now, the
+                // rest after request_timeout.
                 let grace = Duration.milliseconds(Int64(built.settings.requestTimeout * 1000))
                 Task.detached {
+                    await old.retire()
                     try? await Task.sleep(for: grace)
                     await old.close()
                 }

@@ -231,6 +231,11 @@ public struct PassdbChain: Sendable {
         return internalFail ?? final
     }
 
+    /// A reload replaced the chain: every passdb releases what is idle (see `PasswordDatabase.retire`).
+    public func retire() async {
+        for entry in entries { await entry.passdb.retire() }
+    }
+
     /// Closes every passdb (their connections and threads); the chain is out of service after it.
     public func close() async {
         for entry in entries { await entry.passdb.close() }

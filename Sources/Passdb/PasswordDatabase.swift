@@ -147,6 +147,10 @@ public protocol PasswordDatabase: Sendable {
     /// bound values and the host that answered, or the filter sent and the DN found. It may run the
     /// lookup, but verifies no password and returns no secret. Empty: nothing to add.
     func explain(_ request: PassdbRequest) async -> [String]
+    /// A reload replaced this passdb: no new request will come, the ones under way finish. Release what is
+    /// idle now (database connections: the new generation may need the room under a connection limit);
+    /// `close` follows after `request_timeout`.
+    func retire() async
     /// Releases connections and threads. Called once when the passdb leaves service (a reload replaced it
     /// and its requests had time to finish, or the daemon stops); requests after it may fail.
     func close() async
@@ -177,6 +181,7 @@ extension PasswordDatabase {
     }
     public func probe() async -> PassdbProbe? { nil }
     public func explain(_ request: PassdbRequest) async -> [String] { [] }
+    public func retire() async {}
     public func close() async {}
 }
 

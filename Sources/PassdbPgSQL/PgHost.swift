@@ -207,6 +207,13 @@ final class PgHost: Sendable {
         }
     }
 
+    /// The passdb was replaced by a reload: each pool closes its idle connections now and the others as
+    /// their lookups end.
+    func retire() async {
+        let pools = state.withLock { Array($0.pools.values) }
+        for pool in pools { try? await pool.retire().get() }
+    }
+
     /// Shuts the connections and the background tasks down and waits for the connections to close.
     func close() async {
         let (tasks, pools, probe) = state.withLock { s -> ([Task<Void, Never>], [PgLoopPool], Task<Bool, Never>?) in

@@ -30,6 +30,9 @@ final class PgLoopPool: @unchecked Sendable {
     // On `loop` only:
     private var slots: [Slot] = []
     private var closed = false
+    /// A reload replaced the passdb: connections close as soon as they are idle, no new one is opened
+    /// while one is left.
+    private var retiring = false
     private var nextID = 0
     /// When opening a connection beyond those that work last failed (the server's `max_connections` or
     /// the role's connection limit, usually): no further one is tried before `growthPause` has passed,
@@ -72,6 +75,14 @@ final class PgLoopPool: @unchecked Sendable {
         return loop.flatSubmit { self.lookupOnLoop(binds, deadline: deadline) }
     }
 
+    /// Closes the idle connections now and the others when their lookups have ended.
+    func retire() -> EventLoopFuture<Void> {
+        loop.submit {
+            self.retiring = true
+            for slot in self.slots where slot.inFlight == 0 && slot.connected { self.drop(slot) }
+        }
+    }
+
     /// Closes every connection; later lookups answer a host error.
     func shutdown() -> EventLoopFuture<Void> {
         loop.flatSubmit {
@@ -105,6 +116,7 @@ final class PgLoopPool: @unchecked Sendable {
             prepared.query.execute(binds) { row in collector.take(row) }
         }.whenComplete { result in
             slot.inFlight -= 1
+            if self.retiring && slot.inFlight == 0 { self.drop(slot) }
             guard !collector.answered else { return }
             collector.answered = true
             switch result {
@@ -203,7 +215,7 @@ final class PgLoopPool: @unchecked Sendable {
             best = slot
             if slot.inFlight == 0 { break }
         }
-        if let best, best.inFlight == 0 || slots.count >= size || !mayGrow { return best }
+        if let best, best.inFlight == 0 || slots.count >= size || !mayGrow || retiring { return best }
         let slot = Slot()
         nextID &+= 1
         let id = nextID

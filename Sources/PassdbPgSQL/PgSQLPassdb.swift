@@ -300,6 +300,10 @@ public final class PgSQLPassdb: PasswordDatabase {
         return lines
     }
 
+    public func retire() async {
+        for host in hosts { await host.retire() }
+    }
+
     public func close() async {
         for host in hosts { await host.close() }
     }

@@ -188,6 +188,14 @@ if [ -x "$bench" ]; then
     limited=$(pg_test_psql "SELECT count(*) FROM pg_stat_activity WHERE usename = 'limited'")
     check "connection limit 2: saslgated holds at most 2 connections ($limited)" test "$limited" -le 2
     ok "connection limit 2: OK afterwards" alice@example.org Alice.pw1
+    # A reload: the new generation needs connections while the old one holds the 2 the role may
+    # have; the old generation's idle connections close at once to make room.
+    reloads=$(grep -c "reload done" "$LOG" || true)
+    kill -HUP "$PID"
+    for _ in $(seq 50); do [ "$(grep -c "reload done" "$LOG" || true)" -gt "$reloads" ] && break; sleep 0.1; done
+    ok "connection limit 2: right after a reload, OK" alice@example.org Alice.pw1
+    ok "connection limit 2: and again" bob@example.org Bob.pw2
+    check "connection limit 2: no temporary failure after the reload either" bash -c "! grep -q 'internal failure' '$LOG'"
     kill "$PID" 2>/dev/null || true
     DIR=${saved[0]} SOCK=${saved[1]} PID=${saved[2]} LOG=${saved[3]}
 fi
