@@ -34,11 +34,14 @@ final class PgLoopPool: @unchecked Sendable {
     /// while one is left.
     private var retiring = false
     private var nextID = 0
-    /// When opening a connection beyond those that work last failed (the server's `max_connections` or
-    /// the role's connection limit, usually): no further one is tried before `growthPause` has passed,
-    /// and the lookups are served on the connections there are.
+    /// When opening a connection last failed for lack of room (the server's `max_connections` or the
+    /// role's connection limit, usually). Meanwhile lookups are served on the connections there are, and
+    /// no further one is tried before `growthPause` has passed (`firstConnectionPause` while this loop
+    /// has none: other loops' connections serve it, and room may come back any moment).
     private var growthFailedAt: NIODeadline?
+    private var limitLoggedAt: NIODeadline?
     static let growthPause = TimeAmount.seconds(10)
+    static let firstConnectionPause = TimeAmount.milliseconds(250)
 
     private struct Prepared: Sendable {
         let connection: PostgresConnection
@@ -101,7 +104,7 @@ final class PgLoopPool: @unchecked Sendable {
             return loop.makeSucceededFuture(.hostError("the host's connections were closed", reused: false))
         }
         if slots.isEmpty && !mayGrow {
-            return loop.makeSucceededFuture(.connectionLimit("no room for a connection (connection limit); next try within \(Self.growthPause.nanoseconds / 1_000_000_000) s"))
+            return loop.makeSucceededFuture(.connectionLimit("the server has no room for a connection (connection limit)"))
         }
         let slot = pick(preferConnected: redispatched > 0)
         guard let ready = slot.ready else {
@@ -241,17 +244,22 @@ final class PgLoopPool: @unchecked Sendable {
 
     private var mayGrow: Bool {
         guard let failed = growthFailedAt else { return true }
-        return NIODeadline.now() - failed >= Self.growthPause
+        return NIODeadline.now() - failed >= (slots.isEmpty ? Self.firstConnectionPause : Self.growthPause)
     }
 
     private func growthFailed(_ why: String) {
+        let now = NIODeadline.now()
+        growthFailedAt = now
+        // At most once per growthPause: the lookups queued on the connection that could not be made fail
+        // together, and a loop without connections tries again every firstConnectionPause.
+        if let logged = limitLoggedAt, now - logged < Self.growthPause { return }
+        limitLoggedAt = now
         let open = slots.count
-        let first = mayGrow
-        growthFailedAt = .now()
-        // Once per pause: the lookups queued on the connection that could not be made fail together.
-        guard first else { return }
+        let next = open == 0
+            ? "lookups go to other event loops' connections; another try in \(Self.firstConnectionPause.nanoseconds / 1_000_000) ms"
+            : "lookups wait for those; another try in \(Self.growthPause.nanoseconds / 1_000_000_000) s"
         logger.warning(
-            "pgsql: could not open one more connection (\(open) open on this event loop); lookups wait for those for \(Self.growthPause.nanoseconds / 1_000_000_000) s before another try: \(why)",
+            "pgsql: could not open one more connection (\(open) open on this event loop); \(next): \(why)",
             metadata: ["pgsql.host": "\(host)"])
     }
 

@@ -197,6 +197,16 @@ if [ -x "$bench" ]; then
     ok "connection limit 2: and again" bob@example.org Bob.pw2
     check "connection limit 2: no temporary failure after the reload either" bash -c "! grep -q 'internal failure' '$LOG'"
     kill "$PID" 2>/dev/null || true
+    # No room at all (other clients hold every connection the role may have): a temporary failure, never
+    # a wrong password; as soon as there is room again, OK without a restart.
+    for _ in $(seq 50); do [ "$(pg_test_psql "SELECT count(*) FROM pg_stat_activity WHERE usename = 'limited'")" = 0 ] && break; sleep 0.1; done
+    pg_test_psql "ALTER ROLE limited CONNECTION LIMIT 0"
+    PGSQL_EXTRA="pool_size = 4" start_pg climit0 "host=127.0.0.1 port=$PG_PORT dbname=mail user=limited"
+    out=$(run_doveadm_auth -a "$SOCK" -x service=smtp -x secured alice@example.org Alice.pw1 || true)
+    check "no room for any connection: FAIL with temp" grep -qE "^[[:space:]]*temp$" <<<"$out"
+    pg_test_psql "ALTER ROLE limited CONNECTION LIMIT 2"
+    ok "room again: the first request succeeds" alice@example.org Alice.pw1
+    kill "$PID" 2>/dev/null || true
     DIR=${saved[0]} SOCK=${saved[1]} PID=${saved[2]} LOG=${saved[3]}
 fi
 
