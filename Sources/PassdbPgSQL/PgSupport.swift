@@ -38,11 +38,30 @@ enum PgErrors {
                 let state = info[.sqlState].map { " (SQLSTATE \($0))" } ?? ""
                 return "\(message)\(state)"
             }
-            if let underlying = e.underlying { return "\(e.code): \(underlying)" }
+            if let underlying = e.underlying {
+                if let tls = tlsProblem(underlying) { return tls }
+                return "\(e.code): \(underlying)"
+            }
             return "\(e.code)"
         }
+        if let tls = tlsProblem(error) { return tls }
         let text = String(describing: error)
         return text.count > 200 ? String(text.prefix(200)) + "..." : text
+    }
+
+    /// The TLS handshake's failure in an administrator's words (sslmode=require / verify-full).
+    static func tlsProblem(_ error: any Error) -> String? {
+        let text = String(describing: error)
+        if text.contains("CERTIFICATE_VERIFY_FAILED") {
+            return "TLS: the server's certificate was not signed by the CA in sslrootcert (certificate verify failed); give the CA that signed it"
+        }
+        if text.contains("failedToValidateHostname") || text.contains("HOSTNAME_MISMATCH") {
+            return "TLS: the server's certificate does not name this host (sslmode=verify-full); connect by a name the certificate holds"
+        }
+        if text.contains("handshakeFailed") || text.contains("NIOSSL") {
+            return "TLS handshake with the database failed: " + String(text.prefix(160))
+        }
+        return nil
     }
 }
 

@@ -221,6 +221,46 @@ sleep 3
 after=$(pg_test_connections)
 check "20 reloads do not grow the connections ($before before, $after after)" test "$after" -le "$((before + 2))"
 
+# TLS to the database: the server gets a certificate for the name localhost from a private CA (ssl is
+# turned on by a configuration reload); sslmode=require encrypts, verify-full also checks the CA and that
+# the certificate names the host (a name, or the address connected to).
+tls=$pgroot/tls
+mkdir -p "$tls"
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=saslgate test CA" -keyout "$tls/ca.key" -out "$tls/ca.pem" 2>/dev/null
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=other CA" -keyout "$tls/other.key" -out "$tls/other.pem" 2>/dev/null
+openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" -keyout "$tls/server.key" -out "$tls/server.csr" 2>/dev/null
+printf 'subjectAltName = DNS:localhost\n' >"$tls/san.ext"
+openssl x509 -req -in "$tls/server.csr" -CA "$tls/ca.pem" -CAkey "$tls/ca.key" -CAcreateserial -days 2 \
+    -extfile "$tls/san.ext" -out "$tls/server.pem" 2>/dev/null
+chmod 0755 "$tls"
+chmod 0600 "$tls/server.key"
+[ "$(id -u)" -ne 0 ] || chown postgres: "$tls/server.key" "$tls/server.pem"
+for setting in "ssl_cert_file = '$tls/server.pem'" "ssl_key_file = '$tls/server.key'" "ssl = on"; do
+    pg_test_psql_db postgres "ALTER SYSTEM SET $setting" >/dev/null  # one statement each: not in a transaction
+done
+pg_test_psql_db postgres "SELECT pg_reload_conf()" >/dev/null
+for _ in $(seq 50); do [ "$(pg_test_psql_db postgres "SHOW ssl")" = on ] && break; sleep 0.1; done
+check "TLS: the test server has ssl on" test "$(pg_test_psql_db postgres "SHOW ssl")" = on
+ssl_conns() { pg_test_psql "SELECT count(*) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE a.application_name = 'saslgated' AND a.datname = 'mail' AND s.ssl"; }
+start_pg tlsreq "$tcp sslmode=require"
+ok "TLS: sslmode=require, OK" alice@example.org Alice.pw1
+check "TLS: sslmode=require: the server sees an encrypted connection" test "$(ssl_conns)" -ge 1
+no "TLS: sslmode=require, a wrong password fails" alice@example.org Wrong.pw
+kill "$PID" 2>/dev/null || true
+start_pg tlsfull "host=localhost port=$PG_PORT dbname=mail user=saslgate sslmode=verify-full sslrootcert=$tls/ca.pem"
+ok "TLS: sslmode=verify-full with the server's CA and name (localhost), OK" alice@example.org Alice.pw1
+kill "$PID" 2>/dev/null || true
+start_pg tlswrongca "host=localhost port=$PG_PORT dbname=mail user=saslgate sslmode=verify-full sslrootcert=$tls/other.pem"
+out=$(run_doveadm_auth -a "$SOCK" -x service=smtp -x secured alice@example.org Alice.pw1 || true)
+check "TLS: verify-full with another CA: FAIL with temp, never OK" grep -qE "^[[:space:]]*temp$" <<<"$out"
+check "TLS: logged as a certificate not signed by the CA in sslrootcert" file_has "not signed by the CA in sslrootcert" "$LOG"
+kill "$PID" 2>/dev/null || true
+start_pg tlsname "$tcp sslmode=verify-full sslrootcert=$tls/ca.pem"
+out=$(run_doveadm_auth -a "$SOCK" -x service=smtp -x secured alice@example.org Alice.pw1 || true)
+check "TLS: verify-full to 127.0.0.1, which the certificate does not name: FAIL with temp, never OK" grep -qE "^[[:space:]]*temp$" <<<"$out"
+check "TLS: logged as a certificate that does not name the host" file_has "does not name this host" "$LOG"
+kill "$PID" 2>/dev/null || true
+
 # Failover: a closed port first, then the real server (TCP), then the Unix socket.
 closed=$(e2e_free_port)
 start_pg failover "host=127.0.0.1 port=$closed host=127.0.0.1 port=$PG_PORT dbname=mail user=saslgate"
