@@ -150,12 +150,16 @@ final class PgHost: Sendable {
         return ok
     }
 
-    /// Another event loop's connections of this host, for a lookup whose own loop has no room for a
-    /// connection (the server's connection limit); nil when there is none.
-    func pool(otherThan pool: PgLoopPool) -> PgLoopPool? {
+    /// The next event loop's connections of this host after `pool` (in a fixed order, so repeated calls
+    /// visit every loop), for a lookup whose own loop has no room for a connection (the server's
+    /// connection limit); nil when there is no other.
+    func pool(after pool: PgLoopPool) -> PgLoopPool? {
         state.withLock { s in
             guard s.health == .up, !s.closed else { return nil }
-            return s.pools.values.first { $0 !== pool }
+            let all = s.pools.values.sorted { ObjectIdentifier($0) < ObjectIdentifier($1) }
+            guard all.count > 1 else { return nil }
+            let i = all.firstIndex { $0 === pool } ?? -1
+            return all[(i + 1) % all.count]
         }
     }
 

@@ -39,6 +39,7 @@ final class PgLoopPool: @unchecked Sendable {
     /// no further one is tried before `growthPause` has passed (`firstConnectionPause` while this loop
     /// has none: other loops' connections serve it, and room may come back any moment).
     private var growthFailedAt: NIODeadline?
+    private var lastGrowthFailureWasLimit = false
     private var limitLoggedAt: NIODeadline?
     static let growthPause = TimeAmount.seconds(10)
     static let firstConnectionPause = TimeAmount.milliseconds(250)
@@ -103,7 +104,7 @@ final class PgLoopPool: @unchecked Sendable {
         guard !closed else {
             return loop.makeSucceededFuture(.hostError("the host's connections were closed", reused: false))
         }
-        if slots.isEmpty && !mayGrow {
+        if slots.isEmpty && !mayGrow && lastGrowthFailureWasLimit {
             return loop.makeSucceededFuture(.connectionLimit("the server has no room for a connection (connection limit)"))
         }
         let slot = pick(preferConnected: redispatched > 0)
@@ -134,16 +135,21 @@ final class PgLoopPool: @unchecked Sendable {
                         // One more connection could not be opened while others work or are being
                         // opened (a connection limit, usually): this lookup goes to those, and the pool
                         // stops growing for a while.
-                        self.growthFailed(why)
+                        self.growthFailed(why, limit: PgErrors.isConnectionLimit(error))
                         self.lookupOnLoop(binds, deadline: deadline, redispatched: redispatched + 1).cascade(to: promise)
                         return
                     }
                     if !slot.connected && PgErrors.isConnectionLimit(error) {
                         // No room for this loop's first connection: the host works (other loops'
                         // connections may take the lookup), it is not down.
-                        self.growthFailed(why)
+                        self.growthFailed(why, limit: true)
                         promise.succeed(.connectionLimit(why))
                         return
+                    }
+                    if reused {
+                        // An idle connection failed: the others idle as long may be as stale (a
+                        // firewall's idle timeout ends them all), so the retry gets a fresh one.
+                        for other in self.slots where other.inFlight == 0 && other.used { self.drop(other) }
                     }
                     promise.succeed(.hostError(why, reused: reused))
                 } else {
@@ -224,6 +230,7 @@ final class PgLoopPool: @unchecked Sendable {
         let id = nextID
         let sql = self.sql
         slot.ready = PostgresConnection.connect(on: loop, configuration: configuration, id: id, logger: logger)
+            .flatMapErrorThrowing { throw ConnectFailure(underlying: $0) }
             .flatMap { connection in
                 slot.connection = connection
                 slot.connected = true
@@ -247,9 +254,10 @@ final class PgLoopPool: @unchecked Sendable {
         return NIODeadline.now() - failed >= (slots.isEmpty ? Self.firstConnectionPause : Self.growthPause)
     }
 
-    private func growthFailed(_ why: String) {
+    private func growthFailed(_ why: String, limit: Bool) {
         let now = NIODeadline.now()
         growthFailedAt = now
+        lastGrowthFailureWasLimit = limit
         // At most once per growthPause: the lookups queued on the connection that could not be made fail
         // together, and a loop without connections tries again every firstConnectionPause.
         if let logged = limitLoggedAt, now - logged < Self.growthPause { return }

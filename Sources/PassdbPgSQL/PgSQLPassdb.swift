@@ -168,7 +168,7 @@ public final class PgSQLPassdb: PasswordDatabase {
                 if limitWaits < 40 && ContinuousClock.now.duration(to: deadline) > .milliseconds(50) {
                     if limitWaits > 0 { try? await Task.sleep(for: .milliseconds(25)) }
                     limitWaits += 1
-                    rerouted = (index, host.pool(otherThan: pool) ?? pool)
+                    rerouted = (index, host.pool(after: pool) ?? pool)
                     continue
                 }
                 problems.append("\(host.endpoint): \(why)")

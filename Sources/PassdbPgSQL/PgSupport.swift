@@ -13,25 +13,42 @@ enum PgErrors {
         case statement
     }
 
+    /// Where the error came from. Making a connection (connect, TLS, authentication, the database
+    /// name, `CONNECT` permission) failed: this host cannot be used now, whatever the SQLSTATE. On a
+    /// working connection (prepare, execute): a connection exception (08), a shutdown (57P) or a lack of
+    /// resources (53) is the host's, any other server error is the statement's; a closed connection or
+    /// a protocol error is the host's.
     static func kind(_ error: any Error) -> Kind {
-        if let e = error as? PSQLError {
-            if e.code == .server, let state = e.serverInfo?[.sqlState] {
-                // 08: connection exception, 57P0x: shutdown / cannot connect now, 53: out of resources.
-                if state.hasPrefix("08") || state.hasPrefix("57P") || state.hasPrefix("53") { return .host }
-                return .statement
-            }
-            return .host
+        if error is ConnectFailure { return .host }
+        if let state = sqlState(error) {
+            if state.hasPrefix("08") || state.hasPrefix("57P") || state.hasPrefix("53") { return .host }
+            return .statement
         }
-        return .host  // pool errors (closed, circuit breaker), socket errors
+        return .host
+    }
+
+    /// The SQLSTATE of a server error, from either of postgres-nio's error types (its older API, used
+    /// for prepared statements, turns `PSQLError` into `PostgresError`).
+    static func sqlState(_ error: any Error) -> String? {
+        if let e = error as? ConnectFailure { return sqlState(e.underlying) }
+        if let e = error as? PSQLError, e.code == .server { return e.serverInfo?[.sqlState] }
+        if case .server(let message)? = error as? PostgresError { return message.fields[.sqlState] }
+        return nil
     }
 
     /// The server refused a new connection for its `max_connections` or the role's `CONNECTION LIMIT`
     /// (SQLSTATE 53300): the host works, it has no room for one more connection.
     static func isConnectionLimit(_ error: any Error) -> Bool {
-        (error as? PSQLError)?.serverInfo?[.sqlState] == "53300"
+        sqlState(error) == "53300"
     }
 
     static func describe(_ error: any Error) -> String {
+        if let e = error as? ConnectFailure { return describe(e.underlying) }
+        if case .server(let m)? = error as? PostgresError {
+            let state = m.fields[.sqlState].map { " (SQLSTATE \($0))" } ?? ""
+            return "\(m.fields[.message] ?? "error")\(state)"
+        }
+        if case .connectionClosed? = error as? PostgresError { return "the server closed the connection" }
         if let e = error as? PSQLError {
             if let info = e.serverInfo {
                 let message = info[.message] ?? "error"
@@ -63,6 +80,12 @@ enum PgErrors {
         }
         return nil
     }
+}
+
+/// A connection could not be made (connect, TLS, authentication): always the host's problem.
+struct ConnectFailure: Error, CustomStringConvertible {
+    let underlying: any Error
+    var description: String { String(describing: underlying) }
 }
 
 /// Runs `operation` but gives up at `deadline`: nil then, and the operation is cancelled and left to

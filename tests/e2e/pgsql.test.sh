@@ -57,7 +57,7 @@ start_pg() {
     DIR=$(e2e_mkdir "$name")
     {
         printf 'connect = %s\n' "$connect"
-        printf "password_query = SELECT password, canonical AS user, nets AS allow_nets FROM users WHERE username = '%%n' AND domain = '%%d' AND active\n"
+        printf 'password_query = %s\n' "${PGSQL_QUERY:-SELECT password, canonical AS user, nets AS allow_nets FROM users WHERE username = '%n' AND domain = '%d' AND active}"
         printf 'default_pass_scheme = PLAIN\nquery_timeout = 2s\n'
         [ -z "${PGSQL_EXTRA:-}" ] || printf '%s\n' "$PGSQL_EXTRA"
     } >"$DIR/pgsql.conf"
@@ -220,6 +220,24 @@ done
 sleep 3
 after=$(pg_test_connections)
 check "20 reloads do not grow the connections ($before before, $after after)" test "$after" -le "$((before + 2))"
+
+# A statement error is the configuration's, not the host's: a temporary failure, logged as
+# password_query failed, and the host stays up (the next lookup reaches the database at once).
+for case in "22P02 at run time|SELECT password FROM users WHERE username = '%n' AND domain = '%d' AND %n::int > 0" \
+    "42P01 when preparing|SELECT password FROM no_such_table WHERE username = '%n'"; do
+    what=${case%%|*}
+    PGSQL_QUERY=${case#*|} start_pg stmterr "$tcp"
+    out=$(run_doveadm_auth -a "$SOCK" -x service=smtp -x secured alice@example.org Alice.pw1 || true)
+    check "statement error ($what): FAIL with temp, never OK" grep -qE "^[[:space:]]*temp$" <<<"$out"
+    check "statement error ($what): logged as password_query failed" file_has "password_query failed" "$LOG"
+    out=$(run_doveadm_auth -a "$SOCK" -x service=smtp -x secured 12345@example.org pw || true)
+    check "statement error ($what): the host is not marked down" bash -c "! grep -q 'pgsql host is down' '$LOG'"
+    if [ "${what%% *}" = 22P02 ]; then
+        check "statement error ($what): a numeric name runs the query at once (unknown user, no temp)" \
+            bash -c '! grep -qE "^[[:space:]]*temp$" <<<"$1" && grep -q "auth failed" <<<"$1"' _ "$out"
+    fi
+    kill "$PID" 2>/dev/null || true
+done
 
 # TLS to the database: the server gets a certificate for the name localhost from a private CA (ssl is
 # turned on by a configuration reload); sslmode=require encrypts, verify-full also checks the CA and that
