@@ -45,6 +45,8 @@ final class LDAPThreadPool: @unchecked Sendable {
         private let taken = Atomic<Bool>(false)
         /// True exactly once.
         func take() -> Bool { !taken.exchange(true, ordering: .acquiringAndReleasing) }
+        /// Already answered (the deadline passed, or the pool shut down).
+        var isTaken: Bool { taken.load(ordering: .acquiring) }
     }
 
     let maxThreads: Int
@@ -95,6 +97,10 @@ final class LDAPThreadPool: @unchecked Sendable {
             let claim = Claim()
             let job = Job(
                 body: { worker in
+                    // A call answered at its deadline stops before its next step that the server would
+                    // count (a user bind: a lockout counter), not just when it ends.
+                    worker.abandoned = { claim.isTaken }
+                    defer { worker.abandoned = { false } }
                     let value = work(worker)
                     if claim.take() { continuation.resume(returning: .success(value)) }
                 },

@@ -9,6 +9,9 @@ import CLDAP
 final class LDAPWorker {
     let settings: LDAPSettings
     let servers: LDAPServers
+    /// True once the call this worker runs has been answered without it (its deadline passed): set by
+    /// the pool around each call.
+    var abandoned: () -> Bool = { false }
     private var searchConnection: LDAPConnection?
     private var authConnection: LDAPConnection?
 
@@ -51,7 +54,20 @@ final class LDAPWorker {
     /// credentials. The caller refuses empty passwords first (an empty simple bind is anonymous).
     func userBind(dn: String, password: Secret) -> Result<(accepted: Bool, uri: String), LDAPError> {
         precondition(!password.isEmpty, "an empty password must never reach a bind")
+        // An empty DN is an anonymous bind, which some servers accept with any password (OpenLDAP's
+        // `allow bind_anon_cred`): it proves nothing about the user. An entry without a DN (or a DN
+        // template that rendered empty) is an internal failure, never a bind.
+        guard !abandoned() else {
+            return .failure(LDAPError(code: LDAP_TIMEOUT, message: "the request was answered at its deadline before the bind; the bind is not made", uri: ""))
+        }
+        guard !dn.isEmpty else {
+            return .failure(LDAPError(code: LDAP_OTHER, message: "the user's DN is empty (an entry without a DN, or auth_bind_userdn rendered empty); no anonymous bind is made", uri: ""))
+        }
         return withConnection(\.authConnection, bindAsService: false) { c in
+            // Also before a second try on a fresh connection.
+            guard !abandoned() else {
+                return .failure(LDAPError(code: LDAP_TIMEOUT, message: "the request was answered at its deadline before the bind; the bind is not made", uri: c.uri))
+            }
             guard let error = c.bind(dn: dn, password: password) else { return .success((true, c.uri)) }
             if error.code == LDAP_INVALID_CREDENTIALS_CODE { return .success((false, c.uri)) }
             return .failure(error)
