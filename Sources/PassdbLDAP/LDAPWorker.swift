@@ -135,12 +135,15 @@ final class LDAPWorker {
                 if bindAsService, let dn = settings.bindDN {
                     if let e = c.bind(dn: dn, password: settings.bindPassword) {
                         c.close()
-                        if e.connectionLost {
+                        // Refused credentials or rights (13 confidentiality required, 48 inappropriate
+                        // authentication, 49 invalid credentials, 50 insufficient access) are the
+                        // configuration's: every server would say the same. Anything else (busy, other,
+                        // unwilling, a lost connection) is this server's trouble: the next one is tried.
+                        if ![13, 48, LDAP_INVALID_CREDENTIALS_CODE, 50].contains(e.code) {
                             servers.failed(uri)
-                            last = e
+                            last = LDAPError(code: e.code, message: "service account bind: \(e.message)", uri: uri)
                             continue
                         }
-                        // Wrong service credentials are a configuration error, not an outage.
                         return .failure(LDAPError(code: e.code, message: "service account bind as \(dn): \(e.message)", uri: uri))
                     }
                 }

@@ -146,6 +146,15 @@ for u in "${injections[@]}"; do
 done
 check "attrs: no stored value in the log" file_lacks "SSHA}" "$LOG"
 
+# --- a wrong service password is the configuration's: a temporary failure naming the service bind,
+# never a wrong password for the user, and no failover (every server would refuse it alike)
+start_sg badservice "uris = $LDAP_URI $LDAP_URI" "base = $LDAP_PEOPLE" "dn = $LDAP_SERVICE_DN" "dnpass = not-the-service-password" \
+    "auth_bind = yes" "pass_filter = (&(objectClass=inetOrgPerson)(mail=%u))" "timeout = 2s"
+out=$(raw_auth "$SOCK" alice "$LDAP_ALICE_PASS" 2>&1) || true
+check "wrong service password: FAIL with temp" grep -qE "^FAIL"$'\t'"1"$'\t'".*temp" <<<"$(head -n 1 <<<"$out")"
+check "wrong service password: logged as the service account's bind" file_has "service account bind as $LDAP_SERVICE_DN" "$LOG"
+check "wrong service password: the server is not put in back-off" file_lacks "backing off" "$LOG"
+
 # --- failover: the first URI refuses connections
 dead_port=$(e2e_free_port)
 start_sg failover "uris = ldap://127.0.0.1:$dead_port $LDAP_URI" "${common[@]}" "auth_bind = yes" \
