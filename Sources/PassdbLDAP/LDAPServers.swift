@@ -15,6 +15,9 @@ final class LDAPServers: Sendable {
     struct Health: Sendable {
         var failures = 0
         var retryAt: ContinuousClock.Instant?
+        /// Why the last attempt failed, for the log while the server backs off (the first failure was
+        /// logged by the request that met it; later requests only see the back-off).
+        var lastError: String?
     }
 
     init(uris: [String]) {
@@ -38,6 +41,16 @@ final class LDAPServers: Sendable {
         }
     }
 
+    /// The reasons of the servers backing off now, `uri: reason` each, for a log line.
+    func reasons(now: ContinuousClock.Instant = .now) -> String {
+        health.withLock { h in
+            uris.indices.compactMap { i in
+                guard let at = h[i].retryAt, at > now, let why = h[i].lastError else { return nil }
+                return "\(uris[i]): \(why)"
+            }.joined(separator: "; ")
+        }
+    }
+
     func succeeded(_ uri: String) {
         guard let i = uris.firstIndex(of: uri) else { return }
         health.withLock { $0[i] = Health() }
@@ -45,10 +58,11 @@ final class LDAPServers: Sendable {
 
     /// Records a failed connect; returns the back-off now in force for that server.
     @discardableResult
-    func failed(_ uri: String, now: ContinuousClock.Instant = .now) -> Duration {
+    func failed(_ uri: String, error: String? = nil, now: ContinuousClock.Instant = .now) -> Duration {
         guard let i = uris.firstIndex(of: uri) else { return .zero }
         return health.withLock { h in
             h[i].failures += 1
+            if let error { h[i].lastError = error }
             var wait = Self.firstBackoff
             for _ in 1..<min(h[i].failures, 16) where wait < Self.maximumBackoff { wait *= 2 }
             wait = min(wait, Self.maximumBackoff)

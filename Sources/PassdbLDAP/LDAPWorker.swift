@@ -107,7 +107,7 @@ final class LDAPWorker {
             self[keyPath: slot] = nil
             // A connection made just now failed: that server is in trouble; an old one may only have
             // gone stale (a restarted server), so try once more on a new connection either way.
-            if !reused { servers.failed(connection.uri) }
+            if !reused { servers.failed(connection.uri, error: e.message) }
             if !reused && servers.candidates().isEmpty { return result }
             reused = false
         }
@@ -119,16 +119,18 @@ final class LDAPWorker {
     private func connect(bindAsService: Bool) -> Result<LDAPConnection, LDAPError> {
         let candidates = servers.candidates()
         guard !candidates.isEmpty else {
+            let reasons = servers.reasons()
+            let lastReasons = reasons.isEmpty ? "" : "; last failure: \(reasons)"
             let wait = servers.nextRetry().map { " (next try in \(Int($0.components.seconds * 1000 + $0.components.attoseconds / 1_000_000_000_000_000)) ms)" } ?? ""
             return .failure(LDAPError(
-                code: LDAP_SERVER_DOWN, message: "every server failed recently and is backing off\(wait)",
+                code: LDAP_SERVER_DOWN, message: "every server failed recently and is backing off\(wait)\(lastReasons)",
                 uri: settings.uris.joined(separator: " ")))
         }
         var last: LDAPError?
         for uri in candidates {
             switch LDAPConnection.open(uri: uri, settings: settings) {
             case .failure(let e):
-                servers.failed(uri)
+                servers.failed(uri, error: e.message)
                 last = e
                 continue
             case .success(let c):
@@ -140,7 +142,7 @@ final class LDAPWorker {
                         // configuration's: every server would say the same. Anything else (busy, other,
                         // unwilling, a lost connection) is this server's trouble: the next one is tried.
                         if ![13, 48, LDAP_INVALID_CREDENTIALS_CODE, 50].contains(e.code) {
-                            servers.failed(uri)
+                            servers.failed(uri, error: "service account bind: \(e.message)")
                             last = LDAPError(code: e.code, message: "service account bind: \(e.message)", uri: uri)
                             continue
                         }
