@@ -24,7 +24,6 @@ final class PgHost: Sendable {
         var epoch = 0
         var pools: [ObjectIdentifier: PgLoopPool] = [:]
         var probe: Task<Bool, Never>?
-        var lastProbeEnd: ContinuousClock.Instant?
         var failures = 0
         var lastError: String?
         var reconnector: Task<Void, Never>?
@@ -122,7 +121,6 @@ final class PgHost: Sendable {
         }
         let ok = state.withLock { s -> Bool in
             s.probe = nil
-            s.lastProbeEnd = .now
             guard !s.closed else { return false }
             switch outcome {
             case .success:
@@ -172,7 +170,6 @@ final class PgHost: Sendable {
             s.health = .down
             s.lastError = why
             s.failures = 1
-            s.lastProbeEnd = nil
             let old = Array(s.pools.values)
             s.pools = [:]
             return old

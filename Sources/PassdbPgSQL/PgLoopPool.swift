@@ -44,14 +44,9 @@ final class PgLoopPool: @unchecked Sendable {
     static let growthPause = TimeAmount.seconds(10)
     static let firstConnectionPause = TimeAmount.milliseconds(250)
 
-    private struct Prepared: Sendable {
-        let connection: PostgresConnection
-        let query: PreparedQuery
-    }
-
     /// One database connection: made, authenticated and the statement prepared once `ready` succeeds.
     private final class Slot: @unchecked Sendable {
-        var ready: EventLoopFuture<Prepared>?
+        var ready: EventLoopFuture<PreparedQuery>?
         var connection: PostgresConnection?
         var inFlight = 0
         /// Answered at least once: a failure now may be a connection that went stale while idle.
@@ -117,7 +112,7 @@ final class PgLoopPool: @unchecked Sendable {
         let collector = RowCollector()
         watch(Waiting(deadline: deadline, collector: collector, promise: promise, slot: slot))
         ready.flatMap { prepared in
-            prepared.query.execute(binds) { row in collector.take(row) }
+            prepared.execute(binds) { row in collector.take(row) }
         }.whenComplete { result in
             slot.inFlight -= 1
             if self.retiring && slot.inFlight == 0 { self.drop(slot) }
@@ -240,7 +235,6 @@ final class PgLoopPool: @unchecked Sendable {
                     return connection.close().flatMapThrowing { throw PoolClosed() }
                 }
                 return connection.prepare(query: sql)
-                    .map { Prepared(connection: connection, query: $0) }
                     .flatMapError { error in connection.close().flatMapThrowing { throw error } }
             }
         // A connection that could not be made or prepared is never used again.

@@ -131,7 +131,8 @@ public final class PgSQLPassdb: PasswordDatabase {
             if let next = rerouted {
                 (index, pool) = next
                 rerouted = nil
-            } else if let i = hosts.indices.first(where: { !tried.contains($0) && hosts[$0].isUp }), let up = hosts[i].pool(on: loop) {
+            } else if let (i, up) = hosts.indices.lazy.compactMap({ i in tried.contains(i) ? nil : self.hosts[i].pool(on: loop).map { (i, $0) } }).first {
+                // pool(on:) is nil while the host is not up: one lock per host asked, not two.
                 (index, pool) = (i, up)
             } else if let i = hosts.indices.first(where: { !tried.contains($0) && !hosts[$0].isUp }) {
                 tried.insert(i)
