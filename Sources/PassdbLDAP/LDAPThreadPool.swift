@@ -95,14 +95,21 @@ final class LDAPThreadPool: @unchecked Sendable {
     func run<T: Sendable>(_ work: @escaping (LDAPWorker) -> T) async -> Result<T, LDAPPoolRefusal> {
         await withCheckedContinuation { (continuation: CheckedContinuation<Result<T, LDAPPoolRefusal>, Never>) in
             let claim = Claim()
+            // The deadline holds by the clock, not only by the timer: on a loaded machine the timer can
+            // fire late, and a result that comes after the deadline is still a time-out (the caller was
+            // promised an answer within `timeout`, and a late success must not count as one).
+            let deadline = ContinuousClock.now + timeout
             let job = Job(
                 body: { worker in
-                    // A call answered at its deadline stops before its next step that the server would
-                    // count (a user bind: a lockout counter), not just when it ends.
-                    worker.abandoned = { claim.isTaken }
+                    // A call answered at its deadline, or past it, stops before its next step that the
+                    // server would count (a user bind: a lockout counter), not just when it ends.
+                    worker.abandoned = { claim.isTaken || ContinuousClock.now >= deadline }
                     defer { worker.abandoned = { false } }
                     let value = work(worker)
-                    if claim.take() { continuation.resume(returning: .success(value)) }
+                    let late = ContinuousClock.now >= deadline
+                    if claim.take() {
+                        continuation.resume(returning: late ? .failure(.timedOut) : .success(value))
+                    }
                 },
                 refuse: { why in
                     if claim.take() { continuation.resume(returning: .failure(why)) }
