@@ -77,6 +77,12 @@ final class LDAPConnection {
         var deref = settings.deref.libValue
         var requireCert = settings.requireCert.libValue
         var newContext: Int32 = 0
+        // TCP keepalive: a connection a firewall or NAT dropped while idle is found dead within about
+        // 90 s of silence (60 s idle, then 3 probes 10 s apart), so the next request opens a new one at
+        // once instead of waiting out the operation timeout on a connection that cannot answer.
+        var keepaliveIdle: Int32 = 60
+        var keepaliveProbes: Int32 = 3
+        var keepaliveInterval: Int32 = 10
         var checks: [(String, Int32)] = [
             ("protocol version", ldap_set_option(ld, LDAP_OPT_PROTOCOL_VERSION, &version)),
             ("network timeout", ldap_set_option(ld, LDAP_OPT_NETWORK_TIMEOUT, &network)),
@@ -84,6 +90,9 @@ final class LDAPConnection {
             ("deref", ldap_set_option(ld, LDAP_OPT_DEREF, &deref)),
             ("referrals", ldap_set_option(ld, LDAP_OPT_REFERRALS, settings.referrals ? saslgate_ldap_opt_on() : saslgate_ldap_opt_off())),
             ("restart", ldap_set_option(ld, LDAP_OPT_RESTART, saslgate_ldap_opt_off())),
+            ("keepalive idle", ldap_set_option(ld, LDAP_OPT_X_KEEPALIVE_IDLE, &keepaliveIdle)),
+            ("keepalive probes", ldap_set_option(ld, LDAP_OPT_X_KEEPALIVE_PROBES, &keepaliveProbes)),
+            ("keepalive interval", ldap_set_option(ld, LDAP_OPT_X_KEEPALIVE_INTERVAL, &keepaliveInterval)),
             ("tls_require_cert", ldap_set_option(ld, LDAP_OPT_X_TLS_REQUIRE_CERT, &requireCert)),
         ]
         if let ca = settings.caCertFile {

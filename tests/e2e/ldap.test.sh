@@ -110,6 +110,11 @@ for u in "${injections[@]}"; do
 done
 check "the log names the DN found and the server" file_has_re "dn=\"?uid=alice,ou=people,dc=example,dc=org\"? server=$LDAP_URI" "$LOG"
 check "no injected name got an OK" file_lacks "auth ok result=ok user=*" "$LOG"
+# The pool keeps its connections to slapd open: each has TCP keepalive on (a firewall's silent drop of an
+# idle connection is found, not waited out on the next request).
+ldap_conns=$(ss -tnoH state established "( dport = :${LDAP_URI##*:} )")
+check "connections to the server are kept open, all with TCP keepalive" \
+    bash -c '[ -n "$1" ] && ! grep -qv "timer:(keepalive" <<<"$1"' _ "$ldap_conns"
 check "no password in the log" file_lacks "$LDAP_ALICE_PASS" "$LOG"
 check "no service password in the log" file_lacks "$LDAP_SERVICE_PASS" "$LOG"
 explain=$("$bin_dir/saslgate" auth test -c "$DIR/saslgated.conf" --explain --password-stdin "ali*" <<<"x" 2>&1 || true)
