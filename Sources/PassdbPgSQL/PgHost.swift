@@ -34,7 +34,7 @@ final class PgHost: Sendable {
     }
 
     let endpoint: PgConnectString.Endpoint
-    private let connectionConfiguration: PostgresConnection.Configuration
+    private let connector: PgConnector
     private let sql: String
     private let poolSize: Int
     private let group: any EventLoopGroup
@@ -70,7 +70,7 @@ final class PgHost: Sendable {
         let startup = [("statement_timeout", "\(max(1, queryTimeout.milliseconds) + 500)"), ("application_name", "saslgated")]
         single.options.connectTimeout = .milliseconds(min(connectTimeout, queryTimeout).milliseconds)
         single.options.additionalStartupParameters = startup
-        self.connectionConfiguration = single
+        self.connector = PgConnector(endpoint: endpoint, configuration: single)
     }
 
     var health: Health { state.withLock { $0.health } }
@@ -88,7 +88,7 @@ final class PgHost: Sendable {
             let key = ObjectIdentifier(loop)
             if let pool = s.pools[key] { return pool }
             let pool = PgLoopPool(
-                loop: loop, epoch: s.epoch, configuration: connectionConfiguration, sql: sql, size: poolSize,
+                loop: loop, epoch: s.epoch, connector: connector, sql: sql, size: poolSize,
                 host: "\(endpoint)", logger: logger)
             s.pools[key] = pool
             return pool
@@ -112,8 +112,7 @@ final class PgHost: Sendable {
     private func connectOnce() async -> Bool {
         let outcome: Result<Void, any Error>
         do {
-            let connection = try await PostgresConnection.connect(
-                on: group.any(), configuration: connectionConfiguration, id: 0, logger: logger)
+            let connection = try await connector.connect(on: group.any(), id: 0, logger: logger).get()
             try? await connection.close()
             outcome = .success(())
         } catch {

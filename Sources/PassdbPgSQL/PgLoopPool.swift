@@ -21,7 +21,7 @@ final class PgLoopPool: @unchecked Sendable {
     /// The host's generation this pool belongs to (see `PgHost`): failures of an old pool do not mark
     /// a host down that has since come back.
     let epoch: Int
-    private let configuration: PostgresConnection.Configuration
+    private let connector: PgConnector
     private let sql: String
     private let size: Int
     private let host: String
@@ -56,13 +56,13 @@ final class PgLoopPool: @unchecked Sendable {
     }
 
     init(
-        loop: any EventLoop, epoch: Int, configuration: PostgresConnection.Configuration, sql: String, size: Int,
+        loop: any EventLoop, epoch: Int, connector: PgConnector, sql: String, size: Int,
         host: String, logger: Logger
     ) {
         self.loop = loop
         self.host = host
         self.epoch = epoch
-        self.configuration = configuration
+        self.connector = connector
         self.sql = sql
         self.size = max(1, size)
         self.logger = logger
@@ -224,7 +224,7 @@ final class PgLoopPool: @unchecked Sendable {
         nextID &+= 1
         let id = nextID
         let sql = self.sql
-        slot.ready = PostgresConnection.connect(on: loop, configuration: configuration, id: id, logger: logger)
+        slot.ready = connector.connect(on: loop, id: id, logger: logger)
             .flatMapErrorThrowing { throw ConnectFailure(underlying: $0) }
             .flatMap { connection in
                 slot.connection = connection

@@ -1,4 +1,5 @@
 import NIOCore
+import NIOPosix
 import PostgresNIO
 import Synchronization
 
@@ -60,6 +61,14 @@ enum PgErrors {
                 return "\(e.code): \(underlying)"
             }
             return "\(e.code)"
+        }
+        if let e = error as? NIOConnectionError {
+            if let dns = e.dnsAError ?? e.dnsAAAAError { return "cannot resolve \(e.host): \(dns)" }
+            let why = e.connectionErrors.map { "\($0.target): \($0.error)" }.joined(separator: "; ")
+            return "cannot connect: " + (why.isEmpty ? "no address for \(e.host)" : why)
+        }
+        if case .connectTimeout(let t)? = error as? ChannelError {
+            return "cannot connect: no answer within \(t.nanoseconds / 1_000_000) ms (connect_timeout)"
         }
         if let tls = tlsProblem(error) { return tls }
         let text = String(describing: error)

@@ -149,6 +149,11 @@ for i in $(seq 1 200); do
 done | xargs -P 8 -L 1 bash -c 'out=$(doveadm -c "$0" auth test -a "$1" -x service=smtp -x secured "$2" "$3" 2>&1); if grep -q "auth $4" <<<"$out"; then echo right; else echo "wrong $2 $4"; fi' \
     "$(e2e_doveadm_conf)" "$SOCK" >>"$load_out" 2>&1 || true
 check "200 concurrent lookups, all answers right" test "$(grep -c '^right$' "$load_out")" = 200
+# saslgated's connections to the server stay open, each with TCP keepalive (a firewall's silent drop of
+# an idle connection is found, not waited out by the next lookup).
+pg_tcp=$(ss -tnopH state established "( dport = :$PG_PORT )" | grep '"saslgated"' || true)
+check "connections to the server are kept open, all with TCP keepalive" \
+    bash -c '[ -n "$1" ] && ! grep -qv "timer:(keepalive" <<<"$1"' _ "$pg_tcp"
 
 # Pipelined load: 32 connections x 16 requests in flight queue on each event loop's few database
 # connections; the bench checks every answer (a wrong OK or FAIL is an error), 20 % wrong passwords.
