@@ -38,7 +38,7 @@ import Glibc
             """)
         chown(dir, nobody.pw_uid, nogroup.gr_gid)
         let logPath = dir + "/saslgated.log"
-        FileManager.default.createFile(atPath: logPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
 
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")

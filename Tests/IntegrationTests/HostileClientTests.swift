@@ -91,7 +91,9 @@ struct HostileClientTests {
         // The daemon stopped reading them: nowhere near 200 x 4 MiB was accepted.
         #expect(sent < count * (1 << 20), "the daemon kept reading clients that do not read: \(sent) bytes")
 
-        // They leave; a new client is greeted and answered within a second.
+        // They leave; a new client is greeted and answered at once (a second when the machine is idle;
+        // the bound leaves a loaded test machine slack, while working through the flooders' backlog
+        // would take far longer).
         clients.removeAll()
         let start = Date()
         let c = try d.connect()
@@ -103,7 +105,7 @@ struct HostileClientTests {
         let elapsed = Date().timeIntervalSince(start)
         print("hostile: after they left, a new client was greeted and answered in \(Int(elapsed * 1000)) ms")
         #expect(answer.hasPrefix("OK\t1\t"), "\(answer)")
-        #expect(elapsed < 1.0, "a new client waited \(elapsed) s")
+        #expect(elapsed < 5.0, "a new client waited \(elapsed) s")
         #expect(d.process.isRunning)
     }
 
@@ -134,9 +136,18 @@ struct HostileClientTests {
                 usleep(2_000)
             }
         }
-        usleep(300_000)
         func decoded() -> Int { d.log.components(separatedBy: "auth failed result=failed").count - 1 }
-        let beforeLeaving = decoded()
+        // Until the daemon has decoded all it will while the client stays (the same count three times
+        // 200 ms apart, at most 10 s): a daemon short of CPU is still decoding, not reading a departed
+        // client's backlog.
+        var beforeLeaving = decoded()
+        var same = 0
+        for _ in 0..<50 where same < 3 {
+            usleep(200_000)
+            let now = decoded()
+            same = now == beforeLeaving ? same + 1 : 0
+            beforeLeaving = now
+        }
         c = nil  // closes the socket with the backlog unread on both sides
         usleep(1_000_000)
         let afterLeaving = decoded()

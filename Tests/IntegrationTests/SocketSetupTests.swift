@@ -91,7 +91,7 @@ struct SocketSetupTests {
             usleep(150_000)
             if p.isRunning { started += 1 }
             p.terminate()
-            p.waitUntilExit()
+            waitForExit(p)
         }
         stop.store(true, ordering: .relaxed)
         while !racer.isFinished { usleep(10_000) }
@@ -111,7 +111,7 @@ struct SocketSetupTests {
         p.arguments = ["-c", conf]
         p.standardError = FileHandle.nullDevice
         try p.run()
-        defer { p.terminate(); p.waitUntilExit() }
+        defer { p.terminate(); waitForExit(p) }
         var up = false
         for _ in 0..<100 {
             if lstat(socket, &st) == 0, (st.st_mode & S_IFMT) == S_IFSOCK { up = true; break }
@@ -121,7 +121,14 @@ struct SocketSetupTests {
         #expect(st.st_uid == nobody.pointee.pw_uid && st.st_gid == nobody.pointee.pw_gid)
         #expect(st.st_mode & 0o777 == 0o660)
         #expect(stat(victim, &st) == 0 && st.st_uid == 0)
-        let leftovers = ((try? FileManager.default.contentsOfDirectory(atPath: spool)) ?? []).filter { $0 != "auth" }
+        // The private directory the socket was made in goes right after the socket is moved into place:
+        // allow the daemon a moment for that.
+        var leftovers: [String] = []
+        for _ in 0..<100 {
+            leftovers = ((try? FileManager.default.contentsOfDirectory(atPath: spool)) ?? []).filter { $0 != "auth" }
+            if leftovers.isEmpty { break }
+            usleep(50_000)
+        }
         #expect(leftovers.isEmpty, "private directories left behind: \(leftovers)")
     }
 

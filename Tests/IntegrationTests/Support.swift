@@ -139,6 +139,20 @@ final class DaemonUnderTest: @unchecked Sendable {
     deinit { stop() }
 }
 
+/// Waits for `p` to exit by polling, as `stop()` does (Foundation's `waitUntilExit` can hang when it
+/// misses a child's exit under load); after `limit`, SIGKILL and a few seconds more. True when it exited
+/// within `limit`.
+@discardableResult
+func waitForExit(_ p: Process, limit: TimeInterval = 10) -> Bool {
+    let deadline = Date().addingTimeInterval(limit)
+    while p.isRunning && Date() < deadline { usleep(20_000) }
+    guard p.isRunning else { return true }
+    kill(p.processIdentifier, SIGKILL)
+    let killed = Date().addingTimeInterval(5)
+    while p.isRunning && Date() < killed { usleep(20_000) }
+    return false
+}
+
 /// Runs a built executable (`saslgated`, `saslgate`) to completion, with `input` on its standard input
 /// when given: exit status and stdout+stderr.
 func runBuilt(_ name: String, _ arguments: [String], input: String? = nil) throws -> (code: Int32, out: String) {

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 
 @testable import PassdbLDAP
@@ -23,24 +24,38 @@ import Testing
         #expect(await pool.run { _ in 1 } == .failure(.shutDown))
     }
 
+    /// The answer comes at the deadline, not when the work ends (the work here waits until the test
+    /// lets it go, up to 20 s; the bound leaves a loaded machine seconds of slack either way).
     @Test func aSlowCallIsAnsweredAtTheDeadline() async throws {
         let pool = try Self.pool(threads: 1, queue: 0, timeout: .milliseconds(100))
+        let gate = DispatchSemaphore(value: 0)
         let start = ContinuousClock.now
-        let r = await pool.run { _ in usleep(2_000_000); return 1 }
+        let r = await pool.run { _ in _ = gate.wait(timeout: .now() + 20); return 1 }
         #expect(r == .failure(.timedOut))
-        #expect(ContinuousClock.now - start < .milliseconds(1500))
+        #expect(ContinuousClock.now - start < .seconds(5))
+        gate.signal()
         pool.shutdown()
-        #expect(await pool.waitForThreads(limit: .seconds(4)))
+        #expect(await pool.waitForThreads(limit: .seconds(10)))
     }
 
+    /// One thread, no queue: while the thread is busy, a second call is refused at once. The first
+    /// call holds the thread until the test lets it go, so nothing depends on timing.
     @Test func aFullPoolRefusesAtOnce() async throws {
-        let pool = try Self.pool(threads: 1, queue: 0, timeout: .seconds(2))
-        async let first = pool.run { _ in usleep(300_000); return 1 }
-        try await Task.sleep(for: .milliseconds(50))
+        let pool = try Self.pool(threads: 1, queue: 0, timeout: .seconds(30))
+        let gate = DispatchSemaphore(value: 0)
+        let started = Mutex(false)
+        async let first = pool.run { _ in
+            started.withLock { $0 = true }
+            _ = gate.wait(timeout: .now() + 25)
+            return 1
+        }
+        for _ in 0..<1000 where !started.withLock({ $0 }) { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(started.withLock { $0 })
         #expect(await pool.run { _ in 2 } == .failure(.busy))
+        gate.signal()
         #expect(await first == .success(1))
         pool.shutdown()
-        #expect(await pool.waitForThreads(limit: .seconds(2)))
+        #expect(await pool.waitForThreads(limit: .seconds(10)))
     }
 
     @Test func backoffGrowsAndClears() {

@@ -286,16 +286,18 @@ struct PAMTimeoutTests {
     @Test func queuedCallsTimeOutToo() async throws {
         let dir = try PAMConfDir()
         defer { dir.remove() }
-        try hangService(dir, seconds: 12)
+        // A 3 s deadline leaves the test seconds to queue its second call before the first is written off
+        // (a loaded machine); the hung call lasts far longer than either deadline.
+        try hangService(dir, seconds: 20)
         let db = try makePassdb(
-            dir, service: "hang", options: PAMOptions(maxConcurrency: 1, maxQueue: 8, maxStuck: 0, timeout: .seconds(1)))
+            dir, service: "hang", options: PAMOptions(maxConcurrency: 1, maxQueue: 8, maxStuck: 0, timeout: .seconds(3)))
         async let a = db.verifyPlain(request("hang-a"), password: Secret("x"))
         #expect(await eventually(15) { db.statistics.threads == 1 && db.statistics.queued == 0 })
         // Waits in the queue behind the hung call; its deadline counts from the request, queueing included.
         let (b, seconds) = await timed { await db.verifyPlain(request("alice"), password: Secret("x")) }
         #expect(b == .internalFailure("PAM timed out"))
-        // 1 s deadline counted from the request; the hung call lasts 12 s: it must not wait for it.
-        #expect(seconds < 6)
+        // 3 s deadline counted from the request; the hung call lasts 20 s: it must not wait for it.
+        #expect(seconds < 10)
         #expect(await a == .internalFailure("PAM timed out"))
         // maxStuck 0: the stuck thread is not replaced; with no thread left, refused at once.
         #expect(await db.verifyPlain(request("alice"), password: Secret("x")) == .internalFailure("PAM busy (all threads stuck)"))
@@ -320,15 +322,16 @@ struct PAMTimeoutTests {
     @Test func cancelledCallThatHangsIsStillCountedStuck() async throws {
         let dir = try PAMConfDir()
         defer { dir.remove() }
-        try hangService(dir, seconds: 10)
-        let db = try makePassdb(dir, service: "hang", options: PAMOptions(maxConcurrency: 1, timeout: .seconds(2)))
+        // The cancel must land before the 6 s deadline; the call hangs well past it.
+        try hangService(dir, seconds: 20)
+        let db = try makePassdb(dir, service: "hang", options: PAMOptions(maxConcurrency: 1, timeout: .seconds(6)))
         let task = Task { await db.verifyPlain(request("hang-d"), password: Secret("x")) }
         #expect(await eventually(15) { let s = db.statistics; return s.threads == 1 && s.idle == 0 && s.queued == 0 })
         task.cancel()
         #expect(await task.value == .internalFailure("PAM check cancelled"))
         #expect(db.statistics.stuck == 0)
         // At its deadline the call is still running: its thread is written off and replaced.
-        #expect(await eventually(8) { db.statistics.stuck == 1 })
+        #expect(await eventually(15) { db.statistics.stuck == 1 })
         #expect(db.statistics.timeouts == 0)
         #expect(await db.verifyPlain(request("alice"), password: Secret("x")) == .ok)
     }

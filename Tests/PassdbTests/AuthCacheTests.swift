@@ -1,3 +1,4 @@
+import Glibc
 import PassdbTestSupport
 import AuthConfig
 import AuthCore
@@ -166,14 +167,21 @@ final class ManualClock: Sendable {
         let password = Secret("p")
         for i in 0..<size { cache.store(user: "u\(i)", password: password, generations: [1], result: .ok, passdb: nil) }
         #expect(cache.count == size)
+        // The thread's CPU time, not the wall clock: a preempted or throttled test thread is not a stall
+        // of the cache.
+        func cpuNow() -> Duration {
+            var t = timespec()
+            clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t)
+            return .seconds(t.tv_sec) + .nanoseconds(t.tv_nsec)
+        }
         var worst = Duration.zero
         for i in 0..<(size / 5) {
-            let start = ContinuousClock.now
+            let start = cpuNow()
             cache.store(user: "v\(i)", password: password, generations: [1], result: .ok, passdb: nil)
-            worst = max(worst, ContinuousClock.now - start)
+            worst = max(worst, cpuNow() - start)
         }
         #expect(cache.count == size)
-        #expect(worst < .milliseconds(100), "slowest store into a full cache: \(worst)")
+        #expect(worst < .milliseconds(100), "slowest store into a full cache (CPU time): \(worst)")
     }
 
     @Test func keysDoNotHoldThePassword() {

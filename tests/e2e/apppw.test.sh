@@ -47,6 +47,18 @@ CONF
 }
 write_conf no
 start_daemon "$sg/saslgated.log" "$bin_dir/saslgated" -c "$sg/saslgated.conf"
+
+# reload_and_wait: SIGHUP, then wait (at most 15 s) until the daemon logs one more "reload done".
+reload_and_wait() {
+    local n
+    n=$(grep -c "reload done" "$sg/saslgated.log" || true)
+    kill -HUP "$sg_pid"
+    for _ in $(seq 150); do
+        [ "$(grep -c "reload done" "$sg/saslgated.log" || true)" -gt "$n" ] && return 0
+        sleep 0.1
+    done
+    e2e_fail "SIGHUP reload" "no new 'reload done' in $sg/saslgated.log within 15 s"
+}
 wait_for_socket "$sg/auth.sock" 20 "$DAEMON_PID" "$sg/saslgated.log"
 sg_pid=$DAEMON_PID
 
@@ -68,8 +80,7 @@ expect_swaks "revoked app password -> 535" 535 --tls --auth PLAIN --auth-user al
 
 # require_app_passwords = yes: reloaded with SIGHUP, the same Postfix.
 write_conf yes
-kill -HUP "$sg_pid"
-sleep 1.5
+reload_and_wait
 expect_swaks "main password with require_app_passwords = yes -> 535" 535 --tls --auth PLAIN --auth-user alice@example.org --auth-password "$main_pw"
 check "...logged as refused by require_app_passwords" file_has 'reason="main password refused: require_app_passwords"' "$sg/saslgated.log"
 expect_swaks "app password with require_app_passwords = yes -> 235" 235 --tls --auth PLAIN --auth-user alice@example.org --auth-password "$phone_pw"
@@ -77,8 +88,7 @@ expect_swaks "app password with require_app_passwords = yes -> 235" 235 --tls --
 # Rehash: a {PLAIN} passwd-file user (require_app_passwords only refuses passwords that are not app
 # passwords; carol is in a passwd-file without any, so use imap through doveadm for her main password).
 write_conf no
-kill -HUP "$sg_pid"
-sleep 1.5
+reload_and_wait
 expect_swaks "{PLAIN} passwd-file user -> 235" 235 --tls --auth PLAIN --auth-user carol@example.org --auth-password Carol-plain-1
 for _ in $(seq 50); do grep -q '{CRYPT}\$y\$' "$users" && break; sleep 0.1; done
 check "the file then holds {CRYPT}\$y\$..." grep -q '^carol@example.org:{CRYPT}\$y\$' "$users"

@@ -62,7 +62,13 @@ t0=$(date +%s%N)
 expect_swaks "the real user from another IP still gets 235" 235 --tls --local-interface 127.0.88.8 \
     --auth PLAIN --auth-user "$E2E_ALICE" --auth-password "$E2E_ALICE_PASS"
 ms=$((($(date +%s%N) - t0) / 1000000))
-check "...at once (${ms} ms for the whole SMTP session)" test "$ms" -lt 2000
+# "At once" by the daemon's own clock (its log line), not the wall clock of a whole swaks + TLS + smtpd
+# session, which a loaded test machine can stretch: no failure delay, and answered within a second.
+ok_line=$(grep -F 'rip=127.0.88.8' "$sg/saslgated.log" | grep -F 'result=ok' | tail -n 1 || true)
+ok_ms=$(sed -n 's/.*duration_ms=\([0-9][0-9]*\).*/\1/p' <<<"$ok_line")
+check "...at once (the daemon answered in ${ok_ms:-?} ms, no delay; ${ms} ms for the whole SMTP session)" \
+    bash -c '[ -n "$1" ] && [ "$1" -lt 1000 ] && ! grep -q "delay_ms=" <<<"$2"' _ "$ok_ms" "$ok_line"
+check "...and the whole SMTP session stays far below Postfix's 10 s (${ms} ms)" test "$ms" -lt 8000
 
 expect_swaks "the attacker's IP is in cool-down: even the right password gets 535" 535 \
     --reply-match "Too many failed authentication attempts" --tls --local-interface "$attacker" \

@@ -132,11 +132,17 @@ expect_doveadm "doveadm: PAM user, wrong password, secured -> failed" failed \
     -a "$sock" -x service=smtp -x secured "$u" wrong-pw
 
 # pam_unix asks libpam for a ~2 s delay on failure; saslgated overrides it (failure_delay = 0 here).
-start=$(date +%s%N)
-expect_doveadm "doveadm: wrong password again (timed)" failed -a "$sock" -x service=smtp -x secured "$u" wrong-pw2
-elapsed_ms=$((($(date +%s%N) - start) / 1000000))
-check "wrong password answered in under 1.5 s (took ${elapsed_ms} ms): pam_unix's delay is not slept" \
-    test "$elapsed_ms" -lt 1500
+# The fastest of three timed tries (each at least 2 s if the delay were slept), so one slow start of
+# doveadm on a loaded machine does not decide.
+best_ms=999999
+for try in 1 2 3; do
+    start=$(date +%s%N)
+    expect_doveadm "doveadm: wrong password again (timed, try $try)" failed -a "$sock" -x service=smtp -x secured "$u" "wrong-pw2-$try"
+    elapsed_ms=$((($(date +%s%N) - start) / 1000000))
+    [ "$elapsed_ms" -lt "$best_ms" ] && best_ms=$elapsed_ms
+done
+check "wrong password answered in under 1.5 s (fastest of 3: ${best_ms} ms): pam_unix's delay is not slept" \
+    test "$best_ms" -lt 1500
 
 # --- account state from pam_acct_mgmt
 chage -E 0 "$pam_user"
