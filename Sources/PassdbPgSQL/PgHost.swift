@@ -36,6 +36,9 @@ final class PgHost: Sendable {
     let endpoint: PgConnectString.Endpoint
     private let connector: PgConnector
     private let sql: String
+    private let batchSQL: String?
+    /// Whether `batchSQL` can be prepared on this host (shared by its pools).
+    private let batchSupport = PgBatchSupport()
     private let poolSize: Int
     private let group: any EventLoopGroup
     /// For postgres-nio (warnings and errors only).
@@ -46,11 +49,12 @@ final class PgHost: Sendable {
 
     init(
         endpoint: PgConnectString.Endpoint, connect: PgConnectString, tls: PostgresConnection.Configuration.TLS,
-        sql: String, poolSize: Int, queryTimeout: Duration, connectTimeout: Duration, group: any EventLoopGroup,
+        sql: String, batchSQL: String?, poolSize: Int, queryTimeout: Duration, connectTimeout: Duration, group: any EventLoopGroup,
         logger: Logger
     ) {
         self.endpoint = endpoint
         self.sql = sql
+        self.batchSQL = batchSQL
         self.poolSize = poolSize
         self.group = group
         // postgres-nio logs every failed connection attempt at info; saslgated logs the host's state.
@@ -88,7 +92,7 @@ final class PgHost: Sendable {
             let key = ObjectIdentifier(loop)
             if let pool = s.pools[key] { return pool }
             let pool = PgLoopPool(
-                loop: loop, epoch: s.epoch, connector: connector, sql: sql, size: poolSize,
+                loop: loop, epoch: s.epoch, connector: connector, sql: sql, batchSQL: batchSQL, batchSupport: batchSupport, size: poolSize,
                 host: "\(endpoint)", logger: logger)
             s.pools[key] = pool
             return pool
@@ -112,7 +116,7 @@ final class PgHost: Sendable {
     private func connectOnce() async -> Bool {
         let outcome: Result<Void, any Error>
         do {
-            let connection = try await connector.connect(on: group.any(), id: 0, logger: logger).get()
+            let connection = try await connector.connect(on: group.any(), logger: logger)
             try? await connection.close()
             outcome = .success(())
         } catch {

@@ -11,9 +11,18 @@ import PostgresNIO
 /// and there are fewer than `size`, or else queues on the least busy (PostgreSQL runs one statement at a
 /// time per connection; the queue is bounded by the requests the auth clients may have in flight).
 ///
+/// Batches: while a connection runs a statement, the lookups that come for it wait, and when the
+/// statement ends they go together as one execution of the batch form of `password_query` (see
+/// `SQLTemplate.batchSQL`): each row says which lookup it answers. Under load, one round trip and one
+/// statement serve many lookups; an idle connection still takes a lookup at once, alone. A batch that
+/// fails with a statement error (a value of one lookup, such as a failing cast) runs again one lookup at
+/// a time, so no lookup fails for another's value. A query that cannot be prepared in the batch form
+/// (a parameter whose type came from its context) is run one lookup at a time (logged once).
+///
 /// Failures: a connection that fails, closes or is closed by the server leaves the pool at once (the
-/// next lookup opens a fresh one). A lookup past its deadline answers `.timedOut` and closes its
-/// connection (a statement is still running there; `statement_timeout` ends it on the server).
+/// next lookup opens a fresh one; lookups waiting for it go to another). A lookup past its deadline
+/// answers `.timedOut` and closes its connection if its statement was sent (a statement is still
+/// running there; `statement_timeout` ends it on the server).
 ///
 /// All mutable state is touched on `loop` only (every entry point hops there first).
 final class PgLoopPool: @unchecked Sendable {
@@ -23,6 +32,8 @@ final class PgLoopPool: @unchecked Sendable {
     let epoch: Int
     private let connector: PgConnector
     private let sql: String
+    /// The batch form of `sql`; nil: lookups run one at a time.
+    private let batchSQL: String?
     private let size: Int
     private let host: String
     private let logger: Logger
@@ -43,20 +54,58 @@ final class PgLoopPool: @unchecked Sendable {
     private var limitLoggedAt: NIODeadline?
     static let growthPause = TimeAmount.seconds(10)
     static let firstConnectionPause = TimeAmount.milliseconds(250)
+    /// The most lookups one batch carries (the rest wait for the next).
+    static let maxBatch = 64
+    /// Whether the batch form could be prepared on this host (a refusal is logged once per host).
+    private let batchSupport: PgBatchSupport
+    private var batchRefused: Bool { batchSupport.isRefused }
 
     /// One database connection: made, authenticated and the statement prepared once `ready` succeeds.
     private final class Slot: @unchecked Sendable {
         var ready: EventLoopFuture<PreparedQuery>?
         var connection: PostgresConnection?
+        /// The batch form, prepared on this connection (nil: not available).
+        var batch: PreparedQuery?
+        /// Statements sent and not yet ended.
         var inFlight = 0
+        /// Lookups waiting for the statement under way to end, to go as one batch.
+        var pending: [Job] = []
         /// Answered at least once: a failure now may be a connection that went stale while idle.
         var used = false
         /// The connection was made (authenticated), whatever came after.
         var connected = false
+        /// How busy it is, for choosing one.
+        var load: Int { inFlight + pending.count }
+    }
+
+    /// One lookup: its values, its answer, and the rows read for it.
+    private final class Job: @unchecked Sendable {
+        let binds: [PostgresData]
+        let deadline: NIODeadline
+        let redispatched: Int
+        let promise: EventLoopPromise<PgSQLPassdb.Attempt>
+        var collector = RowCollector()
+        /// Answered (by its statement, its deadline, or a failure): nothing more happens to it.
+        var answered = false
+        /// Waiting in a slot's `pending`, not yet sent.
+        var queued = false
+        init(binds: [PostgresData], deadline: NIODeadline, redispatched: Int, promise: EventLoopPromise<PgSQLPassdb.Attempt>) {
+            self.binds = binds
+            self.deadline = deadline
+            self.redispatched = redispatched
+            self.promise = promise
+        }
+
+        func answer(_ attempt: PgSQLPassdb.Attempt) {
+            guard !answered else { return }
+            answered = true
+            promise.succeed(attempt)
+        }
     }
 
     init(
-        loop: any EventLoop, epoch: Int, connector: PgConnector, sql: String, size: Int,
+        loop: any EventLoop, epoch: Int, connector: PgConnector, sql: String, batchSQL: String?,
+        batchSupport: PgBatchSupport, size: Int,
         host: String, logger: Logger
     ) {
         self.loop = loop
@@ -64,6 +113,8 @@ final class PgLoopPool: @unchecked Sendable {
         self.epoch = epoch
         self.connector = connector
         self.sql = sql
+        self.batchSQL = batchSQL
+        self.batchSupport = batchSupport
         self.size = max(1, size)
         self.logger = logger
     }
@@ -87,7 +138,10 @@ final class PgLoopPool: @unchecked Sendable {
         loop.flatSubmit {
             self.closed = true
             let connections = self.slots.compactMap(\.connection)
+            let waiting = self.slots.flatMap(\.pending)
+            for slot in self.slots { slot.pending = [] }
             self.slots = []
+            for job in waiting { job.answer(.hostError("the host's connections were closed", reused: false)) }
             let closing = connections.map { $0.close().recover { _ in } }
             return EventLoopFuture.andAllComplete(closing, on: self.loop)
         }
@@ -96,71 +150,176 @@ final class PgLoopPool: @unchecked Sendable {
     private func lookupOnLoop(
         _ binds: [PostgresData], deadline: NIODeadline, redispatched: Int = 0
     ) -> EventLoopFuture<PgSQLPassdb.Attempt> {
+        let job = Job(binds: binds, deadline: deadline, redispatched: redispatched, promise: loop.makePromise())
+        dispatch(job)
+        return job.promise.futureResult
+    }
+
+    /// Sends `job` on a connection: at once when one is free (or being opened), else with the next
+    /// batch of the least busy.
+    private func dispatch(_ job: Job) {
         guard !closed else {
-            return loop.makeSucceededFuture(.hostError("the host's connections were closed", reused: false))
+            job.answer(.hostError("the host's connections were closed", reused: false))
+            return
         }
         if slots.isEmpty && !mayGrow && lastGrowthFailureWasLimit {
-            return loop.makeSucceededFuture(.connectionLimit("the server has no room for a connection (connection limit)"))
+            job.answer(.connectionLimit("the server has no room for a connection (connection limit)"))
+            return
         }
-        let slot = pick(preferConnected: redispatched > 0)
+        let slot = pick(preferConnected: job.redispatched > 0)
+        guard slot.ready != nil else {
+            job.answer(.hostError("no connection", reused: false))
+            return
+        }
+        watch(Waiting(job: job, slot: slot))
+        if slot.inFlight > 0, slot.batch != nil, !batchRefused {
+            job.queued = true
+            slot.pending.append(job)
+        } else {
+            runAlone(job, on: slot)
+        }
+    }
+
+    /// Runs the prepared statement for one lookup.
+    private func runAlone(_ job: Job, on slot: Slot) {
         guard let ready = slot.ready else {
-            return loop.makeSucceededFuture(.hostError("no connection", reused: false))
+            job.answer(.hostError("no connection", reused: false))
+            return
         }
         slot.inFlight += 1
         let reused = slot.used
-        let promise = loop.makePromise(of: PgSQLPassdb.Attempt.self)
-        let collector = RowCollector()
-        watch(Waiting(deadline: deadline, collector: collector, promise: promise, slot: slot))
+        let collector = job.collector
         ready.flatMap { prepared in
-            prepared.execute(binds) { row in collector.take(row) }
+            prepared.execute(job.binds) { row in collector.take(row.makeRandomAccess()) }
         }.whenComplete { result in
             slot.inFlight -= 1
-            if self.retiring && slot.inFlight == 0 { self.drop(slot) }
-            guard !collector.answered else { return }
-            collector.answered = true
-            switch result {
-            case .success:
-                slot.used = true
-                promise.succeed(collector.attempt)
-            case .failure(let error):
-                let why = PgErrors.describe(error)
-                if PgErrors.kind(error) == .host {
-                    self.drop(slot)
-                    if !slot.connected, redispatched < 3, !self.slots.isEmpty {
-                        // One more connection could not be opened while others work or are being
-                        // opened (a connection limit, usually): this lookup goes to those, and the pool
-                        // stops growing for a while.
-                        self.growthFailed(why, limit: PgErrors.isConnectionLimit(error))
-                        self.lookupOnLoop(binds, deadline: deadline, redispatched: redispatched + 1).cascade(to: promise)
-                        return
-                    }
-                    if !slot.connected && PgErrors.isConnectionLimit(error) {
-                        // No room for this loop's first connection: the host works (other loops'
-                        // connections may take the lookup), it is not down.
-                        self.growthFailed(why, limit: true)
-                        promise.succeed(.connectionLimit(why))
-                        return
-                    }
-                    if reused {
-                        // An idle connection failed: the others idle as long may be as stale (a
-                        // firewall's idle timeout ends them all), so the retry gets a fresh one.
-                        for other in self.slots where other.inFlight == 0 && other.used { self.drop(other) }
-                    }
-                    promise.succeed(.hostError(why, reused: reused))
-                } else {
-                    // The statement is wrong (or could not be prepared): the configuration needs fixing.
-                    promise.succeed(.statementError(why))
+            if !job.answered {
+                switch result {
+                case .success:
+                    slot.used = true
+                    job.answer(collector.attempt)
+                case .failure(let error):
+                    self.failed(job, on: slot, error: error, reused: reused)
                 }
             }
+            self.statementEnded(on: slot)
         }
-        return promise.futureResult
+    }
+
+    /// What a failed statement of one lookup means: the host's trouble (the lookup may go to another
+    /// connection) or the statement's.
+    private func failed(_ job: Job, on slot: Slot, error: any Error, reused: Bool) {
+        let why = PgErrors.describe(error)
+        guard PgErrors.kind(error) == .host else {
+            // The statement is wrong (or could not be prepared): the configuration needs fixing.
+            job.answer(.statementError(why))
+            return
+        }
+        drop(slot)
+        if !slot.connected, job.redispatched < 3, !slots.isEmpty {
+            // One more connection could not be opened while others work or are being opened (a
+            // connection limit, usually): this lookup goes to those, and the pool stops growing for a
+            // while.
+            growthFailed(why, limit: PgErrors.isConnectionLimit(error))
+            job.answered = true
+            lookupOnLoop(job.binds, deadline: job.deadline, redispatched: job.redispatched + 1).cascade(to: job.promise)
+            return
+        }
+        if !slot.connected && PgErrors.isConnectionLimit(error) {
+            // No room for this loop's first connection: the host works (other loops' connections may
+            // take the lookup), it is not down.
+            growthFailed(why, limit: true)
+            job.answer(.connectionLimit(why))
+            return
+        }
+        if reused {
+            // An idle connection failed: the others idle as long may be as stale (a firewall's idle
+            // timeout ends them all), so the retry gets a fresh one.
+            for other in slots where other.load == 0 && other.used { drop(other) }
+        }
+        job.answer(.hostError(why, reused: reused))
+    }
+
+    /// Runs the batch form once for `jobs` (two or more): parameter k is the array of every lookup's
+    /// value k; each row goes to the lookup its index names.
+    private func runBatch(_ jobs: [Job], on slot: Slot, batch: PreparedQuery) {
+        slot.inFlight += 1
+        let reused = slot.used
+        let parameters = jobs[0].binds.count
+        var binds: [PostgresData] = []
+        binds.reserveCapacity(parameters)
+        for k in 0..<parameters {
+            binds.append(PostgresData(array: jobs.map { $0.binds[k] }, elementType: .text))
+        }
+        let collectors = jobs.map(\.collector)
+        let stray = StrayRows()
+        batch.execute(binds) { row in
+            let cells = row.makeRandomAccess()
+            guard let text = try? cells[SQLTemplate.batchIndexColumn].decode(String.self), let index = Int(text),
+                index >= 1, index <= collectors.count
+            else {
+                stray.why = "no index from 1 to \(collectors.count) in \(SQLTemplate.batchIndexColumn)"
+                return
+            }
+            collectors[index - 1].take(cells)
+        }.whenComplete { result in
+            slot.inFlight -= 1
+            switch result {
+            case .success where stray.why == nil:
+                slot.used = true
+                for job in jobs { job.answer(job.collector.attempt) }
+            case .success:
+                // A row without its lookup's index: nothing read in this batch is trusted.
+                let why = "the batch query returned a row without a valid index (\(stray.why ?? "")); no row of that batch was used"
+                for job in jobs { job.answer(.statementError(why)) }
+            case .failure(let error) where PgErrors.kind(error) == .statement:
+                // One lookup's value (a failing cast, say) must not fail the others: each runs alone,
+                // on this connection, with what it read so far forgotten.
+                for job in jobs where !job.answered {
+                    job.collector = RowCollector()
+                    if self.slots.contains(where: { $0 === slot }) { self.runAlone(job, on: slot) } else { self.redispatch(job) }
+                }
+            case .failure(let error):
+                let why = PgErrors.describe(error)
+                self.drop(slot)
+                if reused { for other in self.slots where other.load == 0 && other.used { self.drop(other) } }
+                for job in jobs { job.answer(.hostError(why, reused: reused)) }
+            }
+            self.statementEnded(on: slot)
+        }
+    }
+
+    /// After a statement on `slot` ended: the lookups that waited for it go as the next batch (one alone
+    /// runs alone); a retiring pool closes the connection once nothing is left on it.
+    private func statementEnded(on slot: Slot) {
+        guard slots.contains(where: { $0 === slot }) else { return }
+        slot.pending.removeAll { $0.answered }
+        if !slot.pending.isEmpty {
+            let jobs = Array(slot.pending.prefix(Self.maxBatch))
+            slot.pending.removeFirst(jobs.count)
+            for job in jobs { job.queued = false }
+            if jobs.count > 1, let batch = slot.batch, !batchRefused {
+                runBatch(jobs, on: slot, batch: batch)
+            } else {
+                for job in jobs { runAlone(job, on: slot) }
+            }
+            return
+        }
+        if retiring && slot.inFlight == 0 { drop(slot) }
+    }
+
+    /// A lookup not yet sent whose connection went away: it goes to another (it was never sent, so
+    /// nothing is known of the host from it).
+    private func redispatch(_ job: Job) {
+        guard !job.answered else { return }
+        job.answered = true
+        job.queued = false
+        lookupOnLoop(job.binds, deadline: job.deadline, redispatched: job.redispatched + 1).cascade(to: job.promise)
     }
 
     /// A lookup under way, for the deadline sweep.
     private struct Waiting {
-        let deadline: NIODeadline
-        let collector: RowCollector
-        let promise: EventLoopPromise<PgSQLPassdb.Attempt>
+        let job: Job
         let slot: Slot
     }
 
@@ -193,17 +352,21 @@ final class PgLoopPool: @unchecked Sendable {
         let now = NIODeadline.now()
         var expired: [Waiting] = []
         waiting.removeAll { w in
-            if w.collector.answered { return true }
-            if w.deadline <= now {
+            if w.job.answered { return true }
+            if w.job.deadline <= now {
                 expired.append(w)
                 return true
             }
             return false
         }
-        for w in expired where !w.collector.answered {
-            w.collector.answered = true
-            drop(w.slot)
-            w.promise.succeed(.timedOut)
+        for w in expired where !w.job.answered {
+            if w.job.queued {
+                // Never sent: the connection is fine, only this lookup's time is up.
+                w.slot.pending.removeAll { $0 === w.job }
+            } else {
+                drop(w.slot)
+            }
+            w.job.answer(.timedOut)
         }
     }
 
@@ -211,15 +374,15 @@ final class PgLoopPool: @unchecked Sendable {
     /// `preferConnected`: among the connections already made, if there are any (for a lookup whose
     /// connection could not be opened).
     private func pick(preferConnected: Bool = false) -> Slot {
-        if preferConnected, let best = slots.filter(\.connected).min(by: { $0.inFlight < $1.inFlight }) {
+        if preferConnected, let best = slots.filter(\.connected).min(by: { $0.load < $1.load }) {
             return best
         }
         var best: Slot?
-        for slot in slots where best == nil || slot.inFlight < best!.inFlight {
+        for slot in slots where best == nil || slot.load < best!.load {
             best = slot
-            if slot.inFlight == 0 { break }
+            if slot.load == 0 { break }
         }
-        if let best, best.inFlight == 0 || slots.count >= size || !mayGrow || retiring { return best }
+        if let best, best.load == 0 || slots.count >= size || !mayGrow || retiring { return best }
         let slot = Slot()
         nextID &+= 1
         let id = nextID
@@ -235,12 +398,29 @@ final class PgLoopPool: @unchecked Sendable {
                     return connection.close().flatMapThrowing { throw PoolClosed() }
                 }
                 return connection.prepare(query: sql)
+                    .flatMap { prepared in self.prepareBatch(on: connection, slot: slot).map { prepared } }
                     .flatMapError { error in connection.close().flatMapThrowing { throw error } }
             }
         // A connection that could not be made or prepared is never used again.
         slot.ready?.whenFailure { _ in self.drop(slot) }
         slots.append(slot)
         return slot
+    }
+
+    /// Prepares the batch form on a new connection. A statement error means the query cannot run in
+    /// that form here (logged once; lookups then run one at a time); any other failure is the
+    /// connection's.
+    private func prepareBatch(on connection: PostgresConnection, slot: Slot) -> EventLoopFuture<Void> {
+        guard let batchSQL, !batchRefused else { return loop.makeSucceededVoidFuture() }
+        return connection.prepare(query: batchSQL).map { slot.batch = $0 }.flatMapError { error in
+            guard PgErrors.kind(error) == .statement else { return self.loop.makeFailedFuture(error) }
+            if self.batchSupport.refuse() {
+                self.logger.warning(
+                    "pgsql: password_query cannot run as a batch (\(PgErrors.describe(error))); lookups run one at a time",
+                    metadata: ["pgsql.host": "\(self.host)"])
+            }
+            return self.loop.makeSucceededVoidFuture()
+        }
     }
 
     private var mayGrow: Bool {
@@ -272,7 +452,15 @@ final class PgLoopPool: @unchecked Sendable {
             slot.connection = nil
             connection.close().whenComplete { _ in }
         }
+        let orphans = slot.pending
+        slot.pending = []
+        for job in orphans { redispatch(job) }
     }
+}
+
+/// Why a row of a batch had no valid index, if one had not (on the loop only).
+private final class StrayRows: @unchecked Sendable {
+    var why: String?
 }
 
 private struct PoolClosed: Error, CustomStringConvertible {
@@ -282,13 +470,11 @@ private struct PoolClosed: Error, CustomStringConvertible {
 /// Reads the rows of one lookup on the event loop: keeps two (enough to refuse a second), decodes the
 /// `password`, `user` and `allow_nets` columns.
 private final class RowCollector: @unchecked Sendable {
-    var answered = false
     private var rows: [PgSQLPassdb.Row] = []
     private var problem: String?
 
-    func take(_ row: PostgresRow) {
+    func take(_ cells: PostgresRandomAccessRow) {
         guard problem == nil, rows.count < 2 else { return }
-        let cells = row.makeRandomAccess()
         guard cells.contains("password") else {
             problem = "the result has no 'password' column; select it (e.g. SELECT pw AS password ...)"
             return

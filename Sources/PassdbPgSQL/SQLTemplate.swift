@@ -19,9 +19,37 @@ public struct SQLTemplate: Sendable, Equatable {
     /// What each parameter holds: `parameters[0]` is `$1`.
     public let parameters: [LookupTemplate.Use]
 
+    /// The same query for several requests at once (see `batchSQL(_:)`); nil when the query has no
+    /// variables (every request would get the same rows).
+    public let batchSQL: String?
+
+    /// The column of `batchSQL`'s result that says which request (1, 2, ... in the order of the array
+    /// elements) a row answers, as text (like every column saslgate reads: the same bytes in either of
+    /// PostgreSQL's formats).
+    public static let batchIndexColumn = "saslgate_batch_index"
+
+    /// The names the batch form gives its parts.
+    static let batchNames = ["saslgate_batch", "saslgate_q"]
+
     /// Translates `template`; the error says what is wrong and how to write it instead.
     public init(_ template: LookupTemplate) throws(SQLTemplateError) {
-        var lexer = Lexer()
+        let single = try Self.translate(template) { "$\($0)" }
+        sql = single.out
+        parameters = single.parameters
+        if parameters.isEmpty || Self.batchNames.contains(where: { template.text.lowercased().contains($0) }) {
+            // No variable: every request would get the same rows. A query that names the batch form's own
+            // aliases could see its own table where the batch form means the request's values.
+            batchSQL = nil
+        } else {
+            let inner = try Self.translate(template) { "saslgate_batch.p\($0)" }.out
+            batchSQL = Self.batchSQL(inner: inner, parameters: parameters.count)
+        }
+    }
+
+    private static func translate(
+        _ template: LookupTemplate, placeholder: @escaping (Int) -> String
+    ) throws(SQLTemplateError) -> Lexer {
+        var lexer = Lexer(placeholder: placeholder)
         for part in template.parts {
             switch part {
             case .literal(let text):
@@ -31,8 +59,24 @@ public struct SQLTemplate: Sendable, Equatable {
             }
         }
         try lexer.finish()
-        sql = lexer.out
-        parameters = lexer.parameters
+        return lexer
+    }
+
+    /// The query run once per request of a batch: each parameter is an array (`$k::text[]`, element i
+    /// for request i), unnested with its ordinal, and the query, with `saslgate_batch.pk` for `$k`, runs
+    /// as a LATERAL subquery for each element. Every row carries its request's ordinal in
+    /// `batchIndexColumn`. The values are still bound, never spliced. A trailing `;` is dropped, and the
+    /// query stands on lines of its own (a trailing `-- comment` ends before the closing parenthesis).
+    /// A query PostgreSQL cannot run this way (a parameter whose type came from its context, such as an
+    /// `inet` column compared with `%r`, is `text` here) fails to prepare; lookups then run one at a
+    /// time.
+    static func batchSQL(inner: String, parameters: Int) -> String {
+        var body = Substring(inner)
+        while let last = body.last, last.isWhitespace || last == ";" { body = body.dropLast() }
+        let arrays = (1...parameters).map { "$\($0)::text[]" }.joined(separator: ", ")
+        let columns = (1...parameters).map { "p\($0)" }.joined(separator: ", ")
+        return "SELECT saslgate_batch.i::text AS \(batchIndexColumn), saslgate_q.* FROM unnest(\(arrays)) WITH ORDINALITY"
+            + " AS saslgate_batch(\(columns), i) CROSS JOIN LATERAL (\n\(body)\n) AS saslgate_q"
     }
 
     /// The values of the parameters for one request, in order (`$1` first).
@@ -78,6 +122,8 @@ private struct Lexer {
         case parameter(Int)
     }
 
+    /// How parameter `n` is written (`$n`, or a column of the batch).
+    let placeholder: (Int) -> String
     var state = State.normal
     var out = ""
     var parameters: [LookupTemplate.Use] = []
@@ -96,13 +142,13 @@ private struct Lexer {
         switch state {
         case .normal:
             try flushPending()
-            out += "$\(parameterNumber(use))"
+            out += placeholder(parameterNumber(use))
         case .string:
             if pending == "'" {
                 // `''` so far was the end of the literal after all: close it, then the bare variable.
                 pending = ""
                 closeString()
-                out += "$\(parameterNumber(use))"
+                out += placeholder(parameterNumber(use))
             } else {
                 pieces.append(.parameter(parameterNumber(use)))
             }
@@ -264,7 +310,7 @@ private struct Lexer {
         case 1:
             switch pieces[0] {
             case .text(let t): out += quoted(t)
-            case .parameter(let n): out += "$\(n)"
+            case .parameter(let n): out += placeholder(n)
             }
         default:
             if !pieces.contains(where: { if case .parameter = $0 { true } else { false } }) {
@@ -273,7 +319,7 @@ private struct Lexer {
                 out += "(" + pieces.map { piece in
                     switch piece {
                     case .text(let t): quoted(t)
-                    case .parameter(let n): "$\(n)"
+                    case .parameter(let n): placeholder(n)
                     }
                 }.joined(separator: " || ") + ")"
             }

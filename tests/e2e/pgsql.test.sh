@@ -48,6 +48,7 @@ add dup example.org "'{PLAIN}Dup.pw11'"
 add dup example.org "'{PLAIN}Dup.pw11'"
 add nopw example.org NULL
 add plainnoprefix example.org "'Plain.pw12'"
+add 42 example.org "'{PLAIN}Num.pw13'"
 rows_before=$(pg_test_psql "SELECT count(*) FROM users")
 
 # start_pg NAME CONNECT [EXTRA_SETTING...] : saslgated with a pgsql passdb; sets DIR, SOCK, LOG, PID.
@@ -229,6 +230,132 @@ for _ in $(seq 75); do
     sleep 0.2
 done
 check "20 reloads do not grow the connections ($before before, $after after)" test "$after" -le "$((before + 2))"
+
+# burst SOCK ROUNDS SPEC... : ROUNDS times every SPEC ("user|password|rip|expect", expect "OK <user>",
+# "FAIL" or "TEMP"), all written at once on one connection, so the lookups reach the database while
+# its connections are busy (and go as batches); every answer is checked against its own request.
+# Prints the mismatches and a summary; exit 1 on any mismatch.
+burst() {
+    python3 - "$@" <<'PY'
+import base64, socket, sys
+sock, rounds, specs = sys.argv[1], int(sys.argv[2]), [a.split("|") for a in sys.argv[3:]]
+s = socket.socket(socket.AF_UNIX)
+s.settimeout(30)
+s.connect(sock)
+s.sendall(b"VERSION\t1\t2\nCPID\t4343\n")
+buf = b""
+while b"DONE\n" not in buf:
+    chunk = s.recv(65536)
+    if not chunk:
+        sys.exit("closed during the handshake")
+    buf += chunk
+buf = buf.split(b"DONE\n", 1)[1]
+# One request first, answered before the burst: the pool's connection is then open (lookups that come
+# while a connection is still being opened each run alone once it is).
+user, password, rip, _ = specs[0]
+resp = base64.b64encode(b"\0" + user.encode() + b"\0" + password.encode()).decode()
+s.sendall(("AUTH\t999999\tPLAIN\tservice=smtp\tsecured\tno-penalty\trip=%s\tresp=%s\n" % (rip, resp)).encode())
+while b"\t999999\t" not in buf:
+    chunk = s.recv(65536)
+    if not chunk:
+        sys.exit("closed before the first answer")
+    buf += chunk
+expect, lines = {}, []
+for r in range(rounds):
+    for k, (user, password, rip, want) in enumerate(specs):
+        i = 1 + r * len(specs) + k
+        expect[i] = (user, want)
+        resp = base64.b64encode(b"\0" + user.encode() + b"\0" + password.encode()).decode()
+        lines.append("AUTH\t%d\tPLAIN\tservice=smtp\tsecured\tno-penalty\trip=%s\tresp=%s\n" % (i, rip, resp))
+s.sendall("".join(lines).encode())
+answers = {}
+while len(answers) < len(expect):
+    while b"\n" not in buf:
+        chunk = s.recv(65536)
+        if not chunk:
+            sys.exit("closed after %d of %d answers" % (len(answers), len(expect)))
+        buf += chunk
+    line, buf = buf.split(b"\n", 1)
+    f = line.decode().split("\t")
+    if f[0] in ("OK", "FAIL") and int(f[1]) in expect:
+        answers[int(f[1])] = f
+bad = 0
+for i, (user, want) in expect.items():
+    f = answers[i]
+    got_user = next((x[5:] for x in f[2:] if x.startswith("user=")), "")
+    temp = "temp" in f[2:]
+    if want.startswith("OK "):
+        right = f[0] == "OK" and got_user == want[3:]
+    elif want == "TEMP":
+        right = f[0] == "FAIL" and temp
+    else:
+        right = f[0] == "FAIL" and not temp
+    if not right:
+        bad += 1
+        if bad <= 10:
+            print("wrong answer for %s (wanted %s): %s" % (user, want, "\t".join(f)))
+print("%d requests, %d wrong" % (len(expect), bad))
+sys.exit(1 if bad else 0)
+PY
+}
+
+# Batches: with one database connection, the lookups that arrive while it is busy go together as one
+# statement (the batch form of password_query). Every answer must be the one for its own request:
+# right and wrong passwords, unknown and inactive users, a renamed user, allow_nets in and out, a NULL
+# password, a name with a quote, a user with two rows (an internal failure for that user alone), names
+# with the characters of PostgreSQL's array syntax and the word NULL (unknown users).
+# PostgreSQL logs every statement of the saslgate role here, to show the batches ran.
+pg_test_psql "ALTER ROLE saslgate SET log_min_duration_statement = 0"
+batch_specs=("alice@example.org|Alice.pw1|10.1.0.1|OK alice@example.org"
+    "alice@example.org|Wrong.pw|10.1.0.2|FAIL"
+    "nobody@example.org|Alice.pw1|10.1.0.3|FAIL"
+    "gina@example.org|Gina.pw7|10.1.0.4|FAIL"
+    "o'brien@example.org|Obrien.pw8|10.1.0.5|OK o'brien@example.org"
+    "hank@example.org|Hank.pw9|10.1.0.6|OK Hank.Renamed@example.org"
+    "ivy@example.org|Ivy.pw10|10.9.3.4|OK ivy@example.org"
+    "ivy@example.org|Ivy.pw10|10.1.0.7|FAIL"
+    "nopw@example.org|x|10.1.0.8|FAIL"
+    "dup@example.org|Dup.pw11|10.1.0.9|TEMP"
+    "plainnoprefix@example.org|Plain.pw12|10.1.0.10|OK plainnoprefix@example.org"
+    "bob@example.org|Bob.pw2|10.1.0.11|OK bob@example.org"
+    "42@example.org|Num.pw13|10.1.0.12|OK 42@example.org"
+    "a,b}{c@example.org|Alice.pw1|10.1.0.13|FAIL"
+    "NULL@example.org|Alice.pw1|10.1.0.14|FAIL")
+pg_log_from=$(($(wc -l <"$PG_LOG") + 1))
+PGSQL_EXTRA="pool_size = 1" start_pg batch "$tcp" "event_loops = 1"
+out=$(burst "$SOCK" 40 "${batch_specs[@]}" 2>&1) || true
+check "batches: 600 lookups in one burst, every answer the one for its own request ($(tail -n 1 <<<"$out"))" \
+    grep -q "^600 requests, 0 wrong$" <<<"$out"
+batch_runs=$(tail -n +"$pg_log_from" "$PG_LOG" | grep -c "execute [^:]*: SELECT saslgate_batch" || true)
+single_runs=$(tail -n +"$pg_log_from" "$PG_LOG" | grep -c "execute [^:]*: SELECT password" || true)
+check "batches: 601 lookups took $batch_runs batch statements and $single_runs single ones (fewer than 150 in all)" \
+    test "$batch_runs" -ge 1 -a $((batch_runs + single_runs)) -lt 150
+check "batches: the renamed user and the two-row user were logged as such" \
+    bash -c "grep -q 'user=Hank.Renamed@example.org' '$LOG' && grep -q 'more than one row' '$LOG'"
+kill "$PID" 2>/dev/null || true
+
+# A batch that fails for one lookup's value (here a failing cast of a non-numeric name) runs again one
+# lookup at a time: the numeric name still succeeds, the others fail temporarily, none is OK wrongly.
+PGSQL_QUERY="SELECT password FROM users WHERE username = '%n' AND domain = '%d' AND %n::int > 0" \
+    PGSQL_EXTRA="pool_size = 1" start_pg batcherr "$tcp" "event_loops = 1"
+out=$(burst "$SOCK" 20 "42@example.org|Num.pw13|10.2.0.1|OK 42@example.org" "alice@example.org|Alice.pw1|10.2.0.2|TEMP" \
+    "42@example.org|Wrong.pw|10.2.0.3|FAIL" 2>&1) || true
+check "batches: a failing cast fails only its own lookup ($(tail -n 1 <<<"$out"))" grep -q "^60 requests, 0 wrong$" <<<"$out"
+kill "$PID" 2>/dev/null || true
+
+# A query that cannot run as a batch (%s compared with an enum value takes the enum's type from there; in
+# the batch form it is text, and text = enum has no operator): logged once, lookups run one at a time,
+# every answer still right.
+pg_test_psql "CREATE TYPE service_kind AS ENUM ('smtp', 'imap')"
+PGSQL_QUERY="SELECT password FROM users WHERE username = '%n' AND domain = '%d' AND %s = 'smtp'::service_kind" \
+    PGSQL_EXTRA="pool_size = 1" start_pg nobatch "$tcp" "event_loops = 1"
+out=$(burst "$SOCK" 20 "alice@example.org|Alice.pw1|10.3.0.1|OK alice@example.org" "alice@example.org|Wrong.pw|10.3.0.2|FAIL" \
+    "nobody@example.org|x|10.3.0.3|FAIL" 2>&1) || true
+check "no batch form: every answer right ($(tail -n 1 <<<"$out"))" grep -q "^60 requests, 0 wrong$" <<<"$out"
+check "no batch form: logged once, lookups run one at a time" \
+    test "$(grep -c "cannot run as a batch" "$LOG" || true)" = 1
+kill "$PID" 2>/dev/null || true
+pg_test_psql "ALTER ROLE saslgate RESET log_min_duration_statement"
 
 # A statement error is the configuration's, not the host's: a temporary failure, logged as
 # password_query failed, and the host stays up (the next lookup reaches the database at once).
