@@ -35,9 +35,8 @@ final class PgHost: Sendable {
 
     let endpoint: PgConnectString.Endpoint
     private let connector: PgConnector
-    private let sql: String
-    private let batchSQL: String?
-    /// Whether `batchSQL` can be prepared on this host (shared by its pools).
+    private let query: SQLTemplate
+    /// Whether the query's batch form can be prepared on this host (shared by its pools).
     private let batchSupport = PgBatchSupport()
     private let poolSize: Int
     private let group: any EventLoopGroup
@@ -49,12 +48,11 @@ final class PgHost: Sendable {
 
     init(
         endpoint: PgConnectString.Endpoint, connect: PgConnectString, tls: PostgresConnection.Configuration.TLS,
-        sql: String, batchSQL: String?, poolSize: Int, queryTimeout: Duration, connectTimeout: Duration, group: any EventLoopGroup,
+        query: SQLTemplate, poolSize: Int, queryTimeout: Duration, connectTimeout: Duration, group: any EventLoopGroup,
         logger: Logger
     ) {
         self.endpoint = endpoint
-        self.sql = sql
-        self.batchSQL = batchSQL
+        self.query = query
         self.poolSize = poolSize
         self.group = group
         // postgres-nio logs every failed connection attempt at info; saslgated logs the host's state.
@@ -92,7 +90,7 @@ final class PgHost: Sendable {
             let key = ObjectIdentifier(loop)
             if let pool = s.pools[key] { return pool }
             let pool = PgLoopPool(
-                loop: loop, epoch: s.epoch, connector: connector, sql: sql, batchSQL: batchSQL, batchSupport: batchSupport, size: poolSize,
+                loop: loop, epoch: s.epoch, connector: connector, query: query, batchSupport: batchSupport, size: poolSize,
                 host: "\(endpoint)", logger: logger)
             s.pools[key] = pool
             return pool

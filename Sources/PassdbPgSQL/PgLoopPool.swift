@@ -13,7 +13,7 @@ import PostgresNIO
 ///
 /// Batches: while a connection runs a statement, the lookups that come for it wait, and when the
 /// statement ends they go together as one execution of the batch form of `password_query` (see
-/// `SQLTemplate.batchSQL`): each row says which lookup it answers. Under load, one round trip and one
+/// `SQLTemplate.batchSQL(parameterTypes:)`): each row says which lookup it answers. Under load, one round trip and one
 /// statement serve many lookups; an idle connection still takes a lookup at once, alone. A batch that
 /// fails with a statement error (a value of one lookup, such as a failing cast) runs again one lookup at
 /// a time, so no lookup fails for another's value. A query that cannot be prepared in the batch form
@@ -31,9 +31,8 @@ final class PgLoopPool: @unchecked Sendable {
     /// a host down that has since come back.
     let epoch: Int
     private let connector: PgConnector
-    private let sql: String
-    /// The batch form of `sql`; nil: lookups run one at a time.
-    private let batchSQL: String?
+    /// `password_query`: its SQL, and its batch form.
+    private let query: SQLTemplate
     private let size: Int
     private let host: String
     private let logger: Logger
@@ -104,7 +103,7 @@ final class PgLoopPool: @unchecked Sendable {
     }
 
     init(
-        loop: any EventLoop, epoch: Int, connector: PgConnector, sql: String, batchSQL: String?,
+        loop: any EventLoop, epoch: Int, connector: PgConnector, query: SQLTemplate,
         batchSupport: PgBatchSupport, size: Int,
         host: String, logger: Logger
     ) {
@@ -112,8 +111,7 @@ final class PgLoopPool: @unchecked Sendable {
         self.host = host
         self.epoch = epoch
         self.connector = connector
-        self.sql = sql
-        self.batchSQL = batchSQL
+        self.query = query
         self.batchSupport = batchSupport
         self.size = max(1, size)
         self.logger = logger
@@ -158,6 +156,12 @@ final class PgLoopPool: @unchecked Sendable {
     /// Sends `job` on a connection: at once when one is free (or being opened), else with the next
     /// batch of the least busy.
     private func dispatch(_ job: Job) {
+        guard job.deadline > .now() else {
+            // Redispatched after its time was up (the sweep had not come yet): it must not occupy, or
+            // at the next sweep close, a connection that works.
+            job.answer(.timedOut)
+            return
+        }
         guard !closed else {
             job.answer(.hostError("the host's connections were closed", reused: false))
             return
@@ -255,7 +259,9 @@ final class PgLoopPool: @unchecked Sendable {
         let stray = StrayRows()
         batch.execute(binds) { row in
             let cells = row.makeRandomAccess()
-            guard let text = try? cells[SQLTemplate.batchIndexColumn].decode(String.self), let index = Int(text),
+            // By position: the batch form puts the index first (a column of the same name from the
+            // query itself could stand later).
+            guard !cells.isEmpty, let text = try? cells[0].decode(String.self), let index = Int(text),
                 index >= 1, index <= collectors.count
             else {
                 stray.why = "no index from 1 to \(collectors.count) in \(SQLTemplate.batchIndexColumn)"
@@ -386,7 +392,7 @@ final class PgLoopPool: @unchecked Sendable {
         let slot = Slot()
         nextID &+= 1
         let id = nextID
-        let sql = self.sql
+        let sql = query.sql
         slot.ready = connector.connect(on: loop, id: id, logger: logger)
             .flatMapErrorThrowing { throw ConnectFailure(underlying: $0) }
             .flatMap { connection in
@@ -407,20 +413,36 @@ final class PgLoopPool: @unchecked Sendable {
         return slot
     }
 
-    /// Prepares the batch form on a new connection. A statement error means the query cannot run in
-    /// that form here (logged once; lookups then run one at a time); any other failure is the
-    /// connection's.
+    /// Prepares the batch form on a new connection, its variables cast to the types PostgreSQL gave the
+    /// plain statement's parameters (so both compare alike). A statement error means the query cannot
+    /// run in that form here (logged once per host; lookups then run one at a time); any other failure
+    /// is the connection's.
     private func prepareBatch(on connection: PostgresConnection, slot: Slot) -> EventLoopFuture<Void> {
-        guard let batchSQL, !batchRefused else { return loop.makeSucceededVoidFuture() }
-        return connection.prepare(query: batchSQL).map { slot.batch = $0 }.flatMapError { error in
-            guard PgErrors.kind(error) == .statement else { return self.loop.makeFailedFuture(error) }
-            if self.batchSupport.refuse() {
-                self.logger.warning(
-                    "pgsql: password_query cannot run as a batch (\(PgErrors.describe(error))); lookups run one at a time",
-                    metadata: ["pgsql.host": "\(self.host)"])
+        guard query.batchable, !batchRefused else { return loop.makeSucceededVoidFuture() }
+        let types = "SELECT array_to_string(parameter_types::text[], '|') FROM pg_prepared_statements"
+            + " WHERE statement = $1 ORDER BY prepare_time DESC LIMIT 1"
+        var binds = PostgresBindings()
+        binds.append(query.sql)
+        return connection.query(PostgresQuery(unsafeSQL: types, binds: binds), logger: logger).flatMap { result in
+            let listed = result.rows.first.flatMap { try? $0.makeRandomAccess()[0].decode(String?.self) }
+            let names = listed.map { $0.isEmpty ? [] : $0.split(separator: "|", omittingEmptySubsequences: false).map(String.init) }
+            guard let names, let batchSQL = self.query.batchSQL(parameterTypes: names) else {
+                self.refuseBatches("the parameter types of password_query (\(listed ?? "not listed")) do not allow it")
+                return self.loop.makeSucceededVoidFuture()
             }
+            return connection.prepare(query: batchSQL).map { slot.batch = $0 }
+        }.flatMapError { error in
+            guard PgErrors.kind(error) == .statement else { return self.loop.makeFailedFuture(error) }
+            self.refuseBatches(PgErrors.describe(error))
             return self.loop.makeSucceededVoidFuture()
         }
+    }
+
+    private func refuseBatches(_ why: String) {
+        guard batchSupport.refuse() else { return }
+        logger.warning(
+            "pgsql: password_query cannot run as a batch (\(why)); lookups run one at a time",
+            metadata: ["pgsql.host": "\(host)"])
     }
 
     private var mayGrow: Bool {

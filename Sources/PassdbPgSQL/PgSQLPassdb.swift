@@ -61,7 +61,7 @@ public final class PgSQLPassdb: PasswordDatabase {
         self.hosts = settings.connect.endpoints.map { endpoint in
             PgHost(
                 endpoint: endpoint, connect: settings.connect, tls: endpoint.isUnixSocket ? .disable : tls,
-                sql: settings.query.sql, batchSQL: settings.query.batchSQL, poolSize: settings.poolSize, queryTimeout: settings.queryTimeout,
+                query: settings.query, poolSize: settings.poolSize, queryTimeout: settings.queryTimeout,
                 connectTimeout: settings.connectTimeout, group: group, logger: logger)
         }
     }

@@ -19,31 +19,61 @@ public struct SQLTemplate: Sendable, Equatable {
     /// What each parameter holds: `parameters[0]` is `$1`.
     public let parameters: [LookupTemplate.Use]
 
-    /// The same query for several requests at once (see `batchSQL(_:)`); nil when the query has no
-    /// variables (every request would get the same rows).
-    public let batchSQL: String?
+    /// Whether the query can run in its batch form (see `batchSQL(parameterTypes:)`): not without a
+    /// variable (every request would get the same rows), and not when its text names the batch form's
+    /// own aliases or uses a Unicode-escaped identifier (`U&"..."`, which could spell them): a table of
+    /// that name would stand where the batch form means the request's values.
+    public let batchable: Bool
 
-    /// The column of `batchSQL`'s result that says which request (1, 2, ... in the order of the array
-    /// elements) a row answers, as text (like every column saslgate reads: the same bytes in either of
-    /// PostgreSQL's formats).
+    /// The template, for the batch form (rendered once the parameter types are known).
+    private let template: LookupTemplate
+
+    /// The column of the batch form's result that says which request (1, 2, ... in the order of the
+    /// array elements) a row answers, as text; it is always the first column, and is read there.
     public static let batchIndexColumn = "saslgate_batch_index"
 
     /// The names the batch form gives its parts.
-    static let batchNames = ["saslgate_batch", "saslgate_q"]
+    static let batchNames = ["saslgate_batch", "saslgate_q", "u&\""]
 
     /// Translates `template`; the error says what is wrong and how to write it instead.
     public init(_ template: LookupTemplate) throws(SQLTemplateError) {
         let single = try Self.translate(template) { "$\($0)" }
         sql = single.out
         parameters = single.parameters
-        if parameters.isEmpty || Self.batchNames.contains(where: { template.text.lowercased().contains($0) }) {
-            // No variable: every request would get the same rows. A query that names the batch form's own
-            // aliases could see its own table where the batch form means the request's values.
-            batchSQL = nil
-        } else {
-            let inner = try Self.translate(template) { "saslgate_batch.p\($0)" }.out
-            batchSQL = Self.batchSQL(inner: inner, parameters: parameters.count)
+        self.template = template
+        let text = template.text.lowercased()
+        batchable = !parameters.isEmpty && !Self.batchNames.contains { text.contains($0) }
+    }
+
+    /// The query run once for several requests: each parameter is an array (`$k::text[]`, element i for
+    /// request i), unnested with its ordinal, and the query, with the element's value where it had `$k`,
+    /// runs as a LATERAL subquery for each element. Every row carries its request's ordinal in
+    /// `batchIndexColumn`, the first column. The values are still bound, never spliced.
+    ///
+    /// `parameterTypes` are the types PostgreSQL gave `$1`, `$2`, ... when it prepared `sql` (from
+    /// `pg_prepared_statements`): each element is cast to its parameter's type, so every comparison is
+    /// the one the plain query makes (a `citext` column compares without case, a `char(n)` column
+    /// ignores trailing spaces, an enum compares as the enum) and uses the same indexes. nil when the
+    /// query is not `batchable`, a type is missing, or a type name is not one PostgreSQL writes for a
+    /// type (letters, digits, `_`, `.`, spaces, `[]`).
+    ///
+    /// A trailing `;` is dropped, and the query stands on lines of its own (a trailing `-- comment` ends
+    /// before the closing parenthesis).
+    public func batchSQL(parameterTypes: [String]) -> String? {
+        guard batchable, parameterTypes.count == parameters.count else { return nil }
+        let allowed = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_. []")
+        guard parameterTypes.allSatisfy({ !$0.isEmpty && $0.allSatisfy(allowed.contains) }) else { return nil }
+        let placeholder: (Int) -> String = { k in
+            let type = parameterTypes[k - 1]
+            return type == "text" ? "saslgate_batch.p\(k)" : "(saslgate_batch.p\(k)::\(type))"
         }
+        guard let inner = try? Self.translate(template, placeholder: placeholder).out else { return nil }
+        var body = Substring(inner)
+        while let last = body.last, last.isWhitespace || last == ";" { body = body.dropLast() }
+        let arrays = (1...parameters.count).map { "$\($0)::text[]" }.joined(separator: ", ")
+        let columns = (1...parameters.count).map { "p\($0)" }.joined(separator: ", ")
+        return "SELECT saslgate_batch.i::text AS \(Self.batchIndexColumn), saslgate_q.* FROM unnest(\(arrays)) WITH ORDINALITY"
+            + " AS saslgate_batch(\(columns), i) CROSS JOIN LATERAL (\n\(body)\n) AS saslgate_q"
     }
 
     private static func translate(
@@ -60,23 +90,6 @@ public struct SQLTemplate: Sendable, Equatable {
         }
         try lexer.finish()
         return lexer
-    }
-
-    /// The query run once per request of a batch: each parameter is an array (`$k::text[]`, element i
-    /// for request i), unnested with its ordinal, and the query, with `saslgate_batch.pk` for `$k`, runs
-    /// as a LATERAL subquery for each element. Every row carries its request's ordinal in
-    /// `batchIndexColumn`. The values are still bound, never spliced. A trailing `;` is dropped, and the
-    /// query stands on lines of its own (a trailing `-- comment` ends before the closing parenthesis).
-    /// A query PostgreSQL cannot run this way (a parameter whose type came from its context, such as an
-    /// `inet` column compared with `%r`, is `text` here) fails to prepare; lookups then run one at a
-    /// time.
-    static func batchSQL(inner: String, parameters: Int) -> String {
-        var body = Substring(inner)
-        while let last = body.last, last.isWhitespace || last == ";" { body = body.dropLast() }
-        let arrays = (1...parameters).map { "$\($0)::text[]" }.joined(separator: ", ")
-        let columns = (1...parameters).map { "p\($0)" }.joined(separator: ", ")
-        return "SELECT saslgate_batch.i::text AS \(batchIndexColumn), saslgate_q.* FROM unnest(\(arrays)) WITH ORDINALITY"
-            + " AS saslgate_batch(\(columns), i) CROSS JOIN LATERAL (\n\(body)\n) AS saslgate_q"
     }
 
     /// The values of the parameters for one request, in order (`$1` first).

@@ -343,14 +343,42 @@ out=$(burst "$SOCK" 20 "42@example.org|Num.pw13|10.2.0.1|OK 42@example.org" "ali
 check "batches: a failing cast fails only its own lookup ($(tail -n 1 <<<"$out"))" grep -q "^60 requests, 0 wrong$" <<<"$out"
 kill "$PID" 2>/dev/null || true
 
-# A query that cannot run as a batch (%s compared with an enum value takes the enum's type from there; in
-# the batch form it is text, and text = enum has no operator): logged once, lookups run one at a time,
-# every answer still right.
-pg_test_psql "CREATE TYPE service_kind AS ENUM ('smtp', 'imap')"
+# Typed parameters: in the batch form each variable is cast to the type PostgreSQL gave it in the plain
+# query, so comparisons are the same. citext (case-insensitive; saslgated lower-cases the name): bob is
+# blocked as 'Bob' and must stay refused in a batch (compared as text, 'Bob' <> 'bob' would let him in
+# with OK); alice is stored as 'Alice' and must still be found. An enum: %s compared with an enum value batches and matches.
+pg_test_psql "CREATE EXTENSION IF NOT EXISTS citext; CREATE TYPE service_kind AS ENUM ('smtp', 'imap');
+  CREATE TYPE \"Service Kind\" AS ENUM ('smtp', 'imap');
+  CREATE TABLE cusers (username citext NOT NULL, password text); CREATE TABLE cblocked (username citext NOT NULL);
+  INSERT INTO cusers VALUES ('Alice', '{PLAIN}Alice.pw1'), ('bob', '{PLAIN}Bob.pw2'), ('carol', '{PLAIN}Carol.pw3');
+  INSERT INTO cblocked VALUES ('Bob'); GRANT SELECT ON cusers, cblocked TO saslgate"
+pg_log_from=$(($(wc -l <"$PG_LOG") + 1))
+PGSQL_QUERY="SELECT password FROM cusers WHERE username = '%n' AND NOT EXISTS (SELECT 1 FROM cblocked b WHERE b.username = '%n')" \
+    PGSQL_EXTRA="pool_size = 1" start_pg citext "$tcp" "event_loops = 1"
+out=$(burst "$SOCK" 30 "carol@example.org|Carol.pw3|10.3.0.1|OK carol@example.org" "bob@example.org|Bob.pw2|10.3.0.2|FAIL" \
+    "BOB@example.org|Bob.pw2|10.3.0.3|FAIL" "ALICE@example.org|Alice.pw1|10.3.0.4|OK alice@example.org" \
+    "alice@example.org|Wrong.pw|10.3.0.5|FAIL" 2>&1) || true
+check "citext: a blocked user stays refused in batches, case is ignored as in the plain query ($(tail -n 1 <<<"$out"))" \
+    grep -q "^150 requests, 0 wrong$" <<<"$out"
+check "citext: the lookups went as batches, the variables cast to citext" \
+    bash -c "tail -n +$pg_log_from '$PG_LOG' | grep -A 1 'execute [^:]*: SELECT saslgate_batch' | grep -q 'username = (saslgate_batch.p1::citext)'"
+kill "$PID" 2>/dev/null || true
+pg_log_from=$(($(wc -l <"$PG_LOG") + 1))
 PGSQL_QUERY="SELECT password FROM users WHERE username = '%n' AND domain = '%d' AND %s = 'smtp'::service_kind" \
+    PGSQL_EXTRA="pool_size = 1" start_pg enum "$tcp" "event_loops = 1"
+out=$(burst "$SOCK" 20 "alice@example.org|Alice.pw1|10.3.1.1|OK alice@example.org" "alice@example.org|Wrong.pw|10.3.1.2|FAIL" \
+    "nobody@example.org|x|10.3.1.3|FAIL" 2>&1) || true
+check "enum: every answer right ($(tail -n 1 <<<"$out"))" grep -q "^60 requests, 0 wrong$" <<<"$out"
+check "enum: the lookups went as batches" \
+    bash -c "tail -n +$pg_log_from '$PG_LOG' | grep -A 1 'execute [^:]*: SELECT saslgate_batch' | grep -q '(saslgate_batch.p3::service_kind)'"
+kill "$PID" 2>/dev/null || true
+
+# A query whose parameter type has a name saslgated will not write into SQL (one PostgreSQL quotes)
+# runs one lookup at a time: logged once, every answer still right.
+PGSQL_QUERY="SELECT password FROM users WHERE username = '%n' AND domain = '%d' AND %s = 'smtp'::\"Service Kind\"" \
     PGSQL_EXTRA="pool_size = 1" start_pg nobatch "$tcp" "event_loops = 1"
-out=$(burst "$SOCK" 20 "alice@example.org|Alice.pw1|10.3.0.1|OK alice@example.org" "alice@example.org|Wrong.pw|10.3.0.2|FAIL" \
-    "nobody@example.org|x|10.3.0.3|FAIL" 2>&1) || true
+out=$(burst "$SOCK" 20 "alice@example.org|Alice.pw1|10.3.2.1|OK alice@example.org" "alice@example.org|Wrong.pw|10.3.2.2|FAIL" \
+    "nobody@example.org|x|10.3.2.3|FAIL" 2>&1) || true
 check "no batch form: every answer right ($(tail -n 1 <<<"$out"))" grep -q "^60 requests, 0 wrong$" <<<"$out"
 check "no batch form: logged once, lookups run one at a time" \
     test "$(grep -c "cannot run as a batch" "$LOG" || true)" = 1
