@@ -404,7 +404,11 @@ final class PgLoopPool: @unchecked Sendable {
                     return connection.close().flatMapThrowing { throw PoolClosed() }
                 }
                 return connection.prepare(query: sql)
-                    .flatMap { prepared in self.prepareBatch(on: connection, slot: slot).map { prepared } }
+                    .flatMap { prepared in
+                        self.parameterTypes(on: connection)
+                            .flatMap { types in self.prepareBatch(on: connection, slot: slot, types: types) }
+                            .map { prepared }
+                    }
                     .flatMapError { error in connection.close().flatMapThrowing { throw error } }
             }
         // A connection that could not be made or prepared is never used again.
@@ -413,25 +417,56 @@ final class PgLoopPool: @unchecked Sendable {
         return slot
     }
 
-    /// Prepares the batch form on a new connection, its variables cast to the types PostgreSQL gave the
-    /// plain statement's parameters (so both compare alike). A statement error means the query cannot
-    /// run in that form here (logged once per host; lookups then run one at a time); any other failure
-    /// is the connection's.
-    private func prepareBatch(on connection: PostgresConnection, slot: Slot) -> EventLoopFuture<Void> {
-        guard query.batchable, !batchRefused else { return loop.makeSucceededVoidFuture() }
-        let types = "SELECT array_to_string(parameter_types::text[], '|') FROM pg_prepared_statements"
-            + " WHERE statement = $1 ORDER BY prepare_time DESC LIMIT 1"
+    /// The types PostgreSQL gave the prepared `password_query`'s parameters (`$1` first), as
+    /// `format_type` writes them; nil when the server does not list the statement. saslgated sends every
+    /// value as text bytes: a parameter of a type outside PostgreSQL's string and enum categories (an
+    /// integer, inet, jsonb column compared with a variable) would read those bytes as that type's
+    /// binary form (an error, or for some lengths a different value), so such a query is refused as a
+    /// statement error that says how to write it.
+    private func parameterTypes(on connection: PostgresConnection) -> EventLoopFuture<[String]?> {
+        guard !query.parameters.isEmpty else { return loop.makeSucceededFuture([]) }
+        let sql = """
+            SELECT array_to_string(ARRAY(SELECT format_type(p.t, -1) FROM unnest(s.parameter_types::oid[]) \
+            WITH ORDINALITY AS p(t, n) ORDER BY p.n), E'\\x1f'), array_to_string(ARRAY(SELECT \
+            CASE WHEN y.typcategory IN ('S', 'E') OR y.oid = 'unknown'::regtype THEN 't' ELSE 'f' END \
+            FROM unnest(s.parameter_types::oid[]) WITH ORDINALITY AS p(t, n) JOIN pg_type y ON y.oid = p.t \
+            ORDER BY p.n), '') FROM pg_prepared_statements s WHERE s.statement = $1 ORDER BY s.prepare_time DESC LIMIT 1
+            """
         var binds = PostgresBindings()
         binds.append(query.sql)
-        return connection.query(PostgresQuery(unsafeSQL: types, binds: binds), logger: logger).flatMap { result in
-            let listed = result.rows.first.flatMap { try? $0.makeRandomAccess()[0].decode(String?.self) }
-            let names = listed.map { $0.isEmpty ? [] : $0.split(separator: "|", omittingEmptySubsequences: false).map(String.init) }
-            guard let names, let batchSQL = self.query.batchSQL(parameterTypes: names) else {
-                self.refuseBatches("the parameter types of password_query (\(listed ?? "not listed")) do not allow it")
-                return self.loop.makeSucceededVoidFuture()
+        return connection.query(PostgresQuery(unsafeSQL: sql, binds: binds), logger: logger).flatMapThrowing { result in
+            guard let row = result.rows.first?.makeRandomAccess(), row.count == 2,
+                let listed = try row[0].decode(String?.self), let textual = try row[1].decode(String?.self)
+            else { return nil }
+            let names = listed.isEmpty ? [] : listed.split(separator: "\u{1f}", omittingEmptySubsequences: false).map(String.init)
+            let flags = Array(textual)
+            guard names.count == self.query.parameters.count, flags.count == names.count else { return nil }
+            for (k, name) in names.enumerated() where flags[k] != "t" {
+                let use = self.query.parameters[k].spelled
+                throw ParameterTypeRefused(
+                    description: "password_query compares \(use) as \(name), but values are sent as text: write \(use)::text::\(name)")
             }
-            return connection.prepare(query: batchSQL).map { slot.batch = $0 }
-        }.flatMapError { error in
+            return names
+        }
+    }
+
+    /// Prepares the batch form on a new connection, its variables cast to `types`, the types PostgreSQL
+    /// gave the plain statement's parameters (so both compare alike). Not with a `name` parameter (a cast
+    /// to `name` cuts at 63 bytes where the plain statement refuses the value), nor when the types are
+    /// not known. A statement error means the query cannot run in that form here; any other failure is
+    /// the connection's. A refusal is logged once per host; lookups then run one at a time.
+    private func prepareBatch(on connection: PostgresConnection, slot: Slot, types: [String]?) -> EventLoopFuture<Void> {
+        guard query.batchable, !batchRefused else { return loop.makeSucceededVoidFuture() }
+        guard let types else {
+            refuseBatches("the server does not list the parameter types of the prepared password_query")
+            return loop.makeSucceededVoidFuture()
+        }
+        let plain = types.map { $0 == "unknown" ? "text" : $0 }
+        guard !plain.contains("name"), let batchSQL = query.batchSQL(parameterTypes: plain) else {
+            refuseBatches("its parameter types (\(types.joined(separator: ", "))) do not allow it")
+            return loop.makeSucceededVoidFuture()
+        }
+        return connection.prepare(query: batchSQL).map { slot.batch = $0 }.flatMapError { error in
             guard PgErrors.kind(error) == .statement else { return self.loop.makeFailedFuture(error) }
             self.refuseBatches(PgErrors.describe(error))
             return self.loop.makeSucceededVoidFuture()

@@ -21,6 +21,7 @@ enum PgErrors {
     /// a protocol error is the host's.
     static func kind(_ error: any Error) -> Kind {
         if error is ConnectFailure { return .host }
+        if error is ParameterTypeRefused { return .statement }
         if let state = sqlState(error) {
             if state.hasPrefix("08") || state.hasPrefix("57P") || state.hasPrefix("53") { return .host }
             return .statement
@@ -45,6 +46,7 @@ enum PgErrors {
 
     static func describe(_ error: any Error) -> String {
         if let e = error as? ConnectFailure { return describe(e.underlying) }
+        if let e = error as? ParameterTypeRefused { return e.description }
         if case .server(let m)? = error as? PostgresError {
             let state = m.fields[.sqlState].map { " (SQLSTATE \($0))" } ?? ""
             return "\(m.fields[.message] ?? "error")\(state)"
@@ -89,6 +91,12 @@ enum PgErrors {
         }
         return nil
     }
+}
+
+/// `password_query` compares a variable with a type saslgated cannot send it as (see
+/// `PgLoopPool.parameterTypes`): the statement's problem, with the fix in its words.
+struct ParameterTypeRefused: Error, CustomStringConvertible {
+    let description: String
 }
 
 /// A connection could not be made (connect, TLS, authentication): always the host's problem.

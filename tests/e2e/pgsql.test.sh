@@ -383,6 +383,22 @@ check "no batch form: every answer right ($(tail -n 1 <<<"$out"))" grep -q "^60 
 check "no batch form: logged once, lookups run one at a time" \
     test "$(grep -c "cannot run as a batch" "$LOG" || true)" = 1
 kill "$PID" 2>/dev/null || true
+# A variable compared as another type than text (here %r with inet): saslgated sends every value as
+# text bytes, which PostgreSQL would read as inet's binary form. The query is refused as a statement
+# error (temp, never OK) naming the fix; written as the log says, it works, alone and in batches.
+PGSQL_QUERY="SELECT password FROM users WHERE username = '%n' AND domain = '%d' AND %r <<= inet '10.0.0.0/8'" \
+    PGSQL_EXTRA="pool_size = 1" start_pg inettype "$tcp" "event_loops = 1"
+out=$(burst "$SOCK" 5 "alice@example.org|Alice.pw1|10.4.0.1|TEMP" 2>&1) || true
+check "a variable compared as inet: FAIL with temp, never OK ($(tail -n 1 <<<"$out"))" grep -q "^5 requests, 0 wrong$" <<<"$out"
+check "... logged with the fix: %{rip}::text::inet" file_has "write %{rip}::text::inet" "$LOG"
+check "... the host is not marked down" bash -c "! grep -q 'pgsql host is down' '$LOG'"
+kill "$PID" 2>/dev/null || true
+PGSQL_QUERY="SELECT password FROM users WHERE username = '%n' AND domain = '%d' AND %r::text::inet <<= inet '10.0.0.0/8'" \
+    PGSQL_EXTRA="pool_size = 1" start_pg inettext "$tcp" "event_loops = 1"
+out=$(burst "$SOCK" 20 "alice@example.org|Alice.pw1|10.4.0.1|OK alice@example.org" "alice@example.org|Alice.pw1|192.0.2.1|FAIL" \
+    "alice@example.org|Wrong.pw|10.4.0.2|FAIL" 2>&1) || true
+check "... written %r::text::inet, every answer right, in batches too ($(tail -n 1 <<<"$out"))" grep -q "^60 requests, 0 wrong$" <<<"$out"
+kill "$PID" 2>/dev/null || true
 pg_test_psql "ALTER ROLE saslgate RESET log_min_duration_statement"
 
 # A statement error is the configuration's, not the host's: a temporary failure, logged as
