@@ -373,6 +373,16 @@ check "enum: the lookups went as batches" \
     bash -c "tail -n +$pg_log_from '$PG_LOG' | grep -A 1 'execute [^:]*: SELECT saslgate_batch' | grep -q '(saslgate_batch.p3::service_kind)'"
 kill "$PID" 2>/dev/null || true
 
+# char(n): the element is cast to bpchar (unlimited), never to "character" (which is char(1): 'alice'
+# would become 'a' and find user a, whose password would then let alice in).
+pg_test_psql "CREATE TABLE pusers (username char(10) NOT NULL, password text);
+  INSERT INTO pusers VALUES ('alice', '{PLAIN}Alice.pw1'), ('a', '{PLAIN}A.pw0'); GRANT SELECT ON pusers TO saslgate"
+PGSQL_QUERY="SELECT password FROM pusers WHERE username = '%n'" PGSQL_EXTRA="pool_size = 1" start_pg bpchar "$tcp" "event_loops = 1"
+out=$(burst "$SOCK" 20 "alice@example.org|Alice.pw1|10.3.3.1|OK alice@example.org" "alice@example.org|A.pw0|10.3.3.2|FAIL" \
+    "a@example.org|A.pw0|10.3.3.3|OK a@example.org" 2>&1) || true
+check "char(n): every answer right, in batches too ($(tail -n 1 <<<"$out"))" grep -q "^60 requests, 0 wrong$" <<<"$out"
+kill "$PID" 2>/dev/null || true
+
 # A query whose parameter type has a name saslgated will not write into SQL (one PostgreSQL quotes)
 # runs one lookup at a time: logged once, every answer still right.
 PGSQL_QUERY="SELECT password FROM users WHERE username = '%n' AND domain = '%d' AND %s = 'smtp'::\"Service Kind\"" \
