@@ -417,53 +417,77 @@ final class PgLoopPool: @unchecked Sendable {
         return slot
     }
 
-    /// The types PostgreSQL gave the prepared `password_query`'s parameters (`$1` first), as
-    /// `format_type` writes them; nil when the server does not list the statement. saslgated sends every
-    /// value as text bytes: a parameter of a type outside PostgreSQL's string and enum categories (an
-    /// integer, inet, jsonb column compared with a variable) would read those bytes as that type's
-    /// binary form (an error, or for some lengths a different value), so such a query is refused as a
-    /// statement error that says how to write it.
-    private func parameterTypes(on connection: PostgresConnection) -> EventLoopFuture<[String]?> {
+    /// What PostgreSQL made of one parameter of the prepared `password_query`.
+    struct ParameterType: Equatable {
+        /// As `format_type` writes it (visible-qualified, no type modifier).
+        var name: String
+        /// A string or enum type (or unknown): text bytes mean in its binary form what they mean as text.
+        var textual: Bool
+        /// Not a domain (a cast to a domain over varchar(n) would cut a value the plain statement refuses)
+        /// and not `name` (a cast cuts at 63 bytes): the batch form may cast to it.
+        var batchable: Bool
+        /// `text` or unknown: the batch form's text element needs no cast.
+        var isText: Bool
+    }
+
+    /// The types PostgreSQL gave the prepared `password_query`'s parameters (`$1` first), decided by
+    /// type id on the server. saslgated sends every value as text bytes: a parameter of a type outside
+    /// PostgreSQL's string and enum categories (an integer, inet, jsonb column compared with a variable)
+    /// would read those bytes as that type's binary form (an error, or for some lengths a different
+    /// value), so such a query is refused as a statement error that says how to write it. So is a
+    /// server that does not list the statement (the check cannot be made: a pooler in transaction mode).
+    private func parameterTypes(on connection: PostgresConnection) -> EventLoopFuture<[ParameterType]> {
         guard !query.parameters.isEmpty else { return loop.makeSucceededFuture([]) }
-        let sql = """
-            SELECT array_to_string(ARRAY(SELECT format_type(p.t, -1) FROM unnest(s.parameter_types::oid[]) \
-            WITH ORDINALITY AS p(t, n) ORDER BY p.n), E'\\x1f'), array_to_string(ARRAY(SELECT \
-            CASE WHEN y.typcategory IN ('S', 'E') OR y.oid = 'unknown'::regtype THEN 't' ELSE 'f' END \
-            FROM unnest(s.parameter_types::oid[]) WITH ORDINALITY AS p(t, n) JOIN pg_type y ON y.oid = p.t \
-            ORDER BY p.n), '') FROM pg_prepared_statements s WHERE s.statement = $1 ORDER BY s.prepare_time DESC LIMIT 1
-            """
+        func flags(_ condition: String) -> String {
+            "array_to_string(ARRAY(SELECT CASE WHEN \(condition) THEN 't' ELSE 'f' END FROM unnest(s.parameter_types::oid[]) "
+                + "WITH ORDINALITY AS p(t, n) JOIN pg_type y ON y.oid = p.t ORDER BY p.n), '')"
+        }
+        let sql = "SELECT array_to_string(ARRAY(SELECT format_type(p.t, -1) FROM unnest(s.parameter_types::oid[]) "
+            + "WITH ORDINALITY AS p(t, n) ORDER BY p.n), E'\\x1f'), "
+            + flags("y.typcategory IN ('S', 'E') OR y.oid = 'pg_catalog.unknown'::regtype") + ", "
+            + flags("y.typtype <> 'd' AND y.oid <> 'pg_catalog.name'::regtype") + ", "
+            + flags("y.oid IN ('pg_catalog.text'::regtype, 'pg_catalog.unknown'::regtype)")
+            + " FROM pg_prepared_statements s WHERE s.statement = $1 ORDER BY s.prepare_time DESC LIMIT 1"
         var binds = PostgresBindings()
         binds.append(query.sql)
+        let count = query.parameters.count
         return connection.query(PostgresQuery(unsafeSQL: sql, binds: binds), logger: logger).flatMapThrowing { result in
-            guard let row = result.rows.first?.makeRandomAccess(), row.count == 2,
-                let listed = try row[0].decode(String?.self), let textual = try row[1].decode(String?.self)
-            else { return nil }
-            let names = listed.isEmpty ? [] : listed.split(separator: "\u{1f}", omittingEmptySubsequences: false).map(String.init)
-            let flags = Array(textual)
-            guard names.count == self.query.parameters.count, flags.count == names.count else { return nil }
-            for (k, name) in names.enumerated() where flags[k] != "t" {
+            var columns: [String] = []
+            if let row = result.rows.first?.makeRandomAccess(), row.count == 4 {
+                columns = (0..<4).compactMap { try? row[$0].decode(String.self) }
+            }
+            let names = columns.first.map { $0.split(separator: "\u{1f}", omittingEmptySubsequences: false).map(String.init) } ?? []
+            guard columns.count == 4, names.count == count, columns.dropFirst().allSatisfy({ $0.count == count }) else {
+                throw ParameterTypeRefused(
+                    description: "the server does not list the prepared password_query, so its parameter types cannot be "
+                        + "checked (a pooler in transaction mode?); connect to PostgreSQL directly or pool by session")
+            }
+            let (textual, batchable, isText) = (Array(columns[1]), Array(columns[2]), Array(columns[3]))
+            let types = names.indices.map {
+                ParameterType(name: names[$0], textual: textual[$0] == "t", batchable: batchable[$0] == "t", isText: isText[$0] == "t")
+            }
+            if let k = types.firstIndex(where: { !$0.textual }) {
                 let use = self.query.parameters[k].spelled
                 throw ParameterTypeRefused(
-                    description: "password_query compares \(use) as \(name), but values are sent as text: write \(use)::text::\(name)")
+                    description: "password_query compares \(use) as \(types[k].name), but values are sent as text: write \(use)::text::\(types[k].name)")
             }
-            return names
+            return types
         }
     }
 
-    /// Prepares the batch form on a new connection, its variables cast to `types`, the types PostgreSQL
-    /// gave the plain statement's parameters (so both compare alike). Not with a `name` parameter (a cast
-    /// to `name` cuts at 63 bytes where the plain statement refuses the value), nor when the types are
-    /// not known. A statement error means the query cannot run in that form here; any other failure is
-    /// the connection's. A refusal is logged once per host; lookups then run one at a time.
-    private func prepareBatch(on connection: PostgresConnection, slot: Slot, types: [String]?) -> EventLoopFuture<Void> {
+    /// Prepares the batch form on a new connection, each variable cast to the type PostgreSQL gave the
+    /// plain statement's parameter (so both compare alike). Not when a parameter is a domain or `name`
+    /// (see `ParameterType.batchable`). A statement error means the query cannot run in that form here;
+    /// any other failure is the connection's. A refusal is logged once per host; lookups then run one
+    /// at a time.
+    private func prepareBatch(on connection: PostgresConnection, slot: Slot, types: [ParameterType]) -> EventLoopFuture<Void> {
         guard query.batchable, !batchRefused else { return loop.makeSucceededVoidFuture() }
-        guard let types else {
-            refuseBatches("the server does not list the parameter types of the prepared password_query")
+        if let odd = types.first(where: { !$0.batchable }) {
+            refuseBatches("a parameter is of type \(odd.name), a domain or name, which a cast could cut")
             return loop.makeSucceededVoidFuture()
         }
-        let plain = types.map { $0 == "unknown" ? "text" : $0 }
-        guard !plain.contains("name"), let batchSQL = query.batchSQL(parameterTypes: plain) else {
-            refuseBatches("its parameter types (\(types.joined(separator: ", "))) do not allow it")
+        guard let batchSQL = query.batchSQL(parameterTypes: types.map { $0.isText ? nil : $0.name }) else {
+            refuseBatches("its parameter types (\(types.map(\.name).joined(separator: ", "))) cannot be written into it")
             return loop.makeSucceededVoidFuture()
         }
         return connection.prepare(query: batchSQL).map { slot.batch = $0 }.flatMapError { error in

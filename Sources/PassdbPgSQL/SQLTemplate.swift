@@ -50,22 +50,22 @@ public struct SQLTemplate: Sendable, Equatable {
     /// runs as a LATERAL subquery for each element. Every row carries its request's ordinal in
     /// `batchIndexColumn`, the first column. The values are still bound, never spliced.
     ///
-    /// `parameterTypes` are the types PostgreSQL gave `$1`, `$2`, ... when it prepared `sql` (from
-    /// `pg_prepared_statements`): each element is cast to its parameter's type, so every comparison is
-    /// the one the plain query makes (a `citext` column compares without case, a `char(n)` column
-    /// ignores trailing spaces, an enum compares as the enum) and uses the same indexes. nil when the
-    /// query is not `batchable`, a type is missing, or a type name is not one PostgreSQL writes for a
-    /// type (letters, digits, `_`, `.`, spaces, `[]`).
+    /// `parameterTypes` are the types PostgreSQL gave `$1`, `$2`, ... when it prepared `sql`, as
+    /// `format_type` writes them (nil: text, no cast): each element is cast to its parameter's type, so
+    /// every comparison is the one the plain query makes (a `citext` column compares without case, an
+    /// enum compares as the enum) and uses the same indexes. The caller leaves out types a cast would
+    /// change (domains, `name`). nil when the query is not `batchable`, a type is missing, or a type
+    /// name is not one PostgreSQL writes unquoted (letters, digits, `_`, `.`, spaces, `[]`).
     ///
     /// A trailing `;` is dropped, and the query stands on lines of its own (a trailing `-- comment` ends
     /// before the closing parenthesis).
-    public func batchSQL(parameterTypes: [String]) -> String? {
+    public func batchSQL(parameterTypes: [String?]) -> String? {
         guard batchable, parameterTypes.count == parameters.count else { return nil }
         let allowed = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_. []")
-        guard parameterTypes.allSatisfy({ !$0.isEmpty && $0.allSatisfy(allowed.contains) }) else { return nil }
+        guard parameterTypes.allSatisfy({ $0 == nil || (!$0!.isEmpty && $0!.allSatisfy(allowed.contains)) }) else { return nil }
         let placeholder: (Int) -> String = { k in
-            let type = parameterTypes[k - 1]
-            return type == "text" ? "saslgate_batch.p\(k)" : "(saslgate_batch.p\(k)::\(type))"
+            guard let type = parameterTypes[k - 1] else { return "saslgate_batch.p\(k)" }
+            return "(saslgate_batch.p\(k)::\(type))"
         }
         guard let inner = try? Self.translate(template, placeholder: placeholder).out else { return nil }
         var body = Substring(inner)

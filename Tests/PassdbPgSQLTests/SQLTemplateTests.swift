@@ -31,12 +31,12 @@ import Testing
     }
 
     /// The batch form: each parameter an array, unnested with its ordinal; the query runs once per element
-    /// with the element's value where it had `$k`, cast to the type PostgreSQL gave `$k` (text needs no
+    /// with the element's value where it had `$k`, cast to the type PostgreSQL gave `$k` (nil: text, no
     /// cast), and every row carries the ordinal first.
     @Test func theBatchFormBindsArraysAndNumbersTheRows() throws {
         let t = try sql("SELECT password FROM users WHERE username = '%n' AND domain = '%d' AND email = '%n@%d' AND active")
         #expect(t.batchable)
-        #expect(t.batchSQL(parameterTypes: ["text", "text"]) == "SELECT saslgate_batch.i::text AS saslgate_batch_index, saslgate_q.* FROM unnest($1::text[], $2::text[])"
+        #expect(t.batchSQL(parameterTypes: [nil, nil]) == "SELECT saslgate_batch.i::text AS saslgate_batch_index, saslgate_q.* FROM unnest($1::text[], $2::text[])"
             + " WITH ORDINALITY AS saslgate_batch(p1, p2, i) CROSS JOIN LATERAL (\n"
             + "SELECT password FROM users WHERE username = saslgate_batch.p1 AND domain = saslgate_batch.p2"
             + " AND email = (saslgate_batch.p1 || '@' || saslgate_batch.p2) AND active\n) AS saslgate_q")
@@ -44,17 +44,17 @@ import Testing
         let typed = try #require(t.batchSQL(parameterTypes: ["citext", "character varying"]))
         #expect(typed.contains("username = (saslgate_batch.p1::citext) AND domain = (saslgate_batch.p2::character varying)"))
         // A type name PostgreSQL would quote, a missing type: no batch form.
-        #expect(t.batchSQL(parameterTypes: ["\"Odd Type\"", "text"]) == nil)
-        #expect(t.batchSQL(parameterTypes: ["text; DROP TABLE users", "text"]) == nil)
-        #expect(t.batchSQL(parameterTypes: ["text"]) == nil)
+        #expect(t.batchSQL(parameterTypes: ["\"Odd Type\"", nil]) == nil)
+        #expect(t.batchSQL(parameterTypes: ["text; DROP TABLE users", nil]) == nil)
+        #expect(t.batchSQL(parameterTypes: [nil]) == nil)
         // A trailing semicolon goes; a trailing comment ends on its own line, before the parenthesis.
         let semi = try sql("SELECT password FROM u WHERE n = %u ;  ")
-        #expect(semi.batchSQL(parameterTypes: ["text"])?.hasSuffix("WHERE n = saslgate_batch.p1\n) AS saslgate_q") == true)
+        #expect(semi.batchSQL(parameterTypes: [nil])?.hasSuffix("WHERE n = saslgate_batch.p1\n) AS saslgate_q") == true)
         let comment = try sql("SELECT password FROM u WHERE n = %u -- the login")
-        #expect(comment.batchSQL(parameterTypes: ["text"])?.hasSuffix("saslgate_batch.p1 -- the login\n) AS saslgate_q") == true)
+        #expect(comment.batchSQL(parameterTypes: [nil])?.hasSuffix("saslgate_batch.p1 -- the login\n) AS saslgate_q") == true)
         // Literals stay as written, a bound variable inside one too.
         let literal = try sql("SELECT password FROM u WHERE n = %u AND note <> 'p1' AND tag = 'x-%n'")
-        #expect(literal.batchSQL(parameterTypes: ["text", "text"])?.contains("note <> 'p1' AND tag = ('x-' || saslgate_batch.p2)") == true)
+        #expect(literal.batchSQL(parameterTypes: [nil, nil])?.contains("note <> 'p1' AND tag = ('x-' || saslgate_batch.p2)") == true)
         // No variable: nothing to batch (every request would get the same rows).
         #expect(try !sql("SELECT password FROM u LIMIT 1").batchable)
         // A query naming the batch form's aliases (its own table, say), or with a Unicode-escaped

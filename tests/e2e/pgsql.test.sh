@@ -383,6 +383,20 @@ out=$(burst "$SOCK" 20 "alice@example.org|Alice.pw1|10.3.3.1|OK alice@example.or
 check "char(n): every answer right, in batches too ($(tail -n 1 <<<"$out"))" grep -q "^60 requests, 0 wrong$" <<<"$out"
 kill "$PID" 2>/dev/null || true
 
+# A domain with a length (login_t over varchar(5)): the plain statement refuses a longer value, a cast
+# would cut it ('alicejunk' would become 'alice' and log in with alice's password). Such a query does not
+# batch: the long name fails (temp), never OK, also under load.
+pg_test_psql "CREATE DOMAIN login_t AS varchar(5);
+  CREATE FUNCTION auth_lookup(u login_t, d text) RETURNS TABLE (password text) LANGUAGE sql STABLE
+    AS 'SELECT password FROM users WHERE username = u AND domain = d';
+  GRANT EXECUTE ON FUNCTION auth_lookup(login_t, text) TO saslgate"
+PGSQL_QUERY="SELECT password FROM auth_lookup(%n, '%d')" PGSQL_EXTRA="pool_size = 1" start_pg domain "$tcp" "event_loops = 1"
+out=$(burst "$SOCK" 20 "alice@example.org|Alice.pw1|10.3.4.1|OK alice@example.org" "alicejunk@example.org|Alice.pw1|10.3.4.2|TEMP" \
+    "alice@example.org|Wrong.pw|10.3.4.3|FAIL" 2>&1) || true
+check "domain over varchar(5): a longer name never gets OK, also under load ($(tail -n 1 <<<"$out"))" grep -q "^60 requests, 0 wrong$" <<<"$out"
+check "... and the query does not run as a batch (logged once)" test "$(grep -c "cannot run as a batch" "$LOG" || true)" = 1
+kill "$PID" 2>/dev/null || true
+
 # A query whose parameter type has a name saslgated will not write into SQL (one PostgreSQL quotes)
 # runs one lookup at a time: logged once, every answer still right.
 PGSQL_QUERY="SELECT password FROM users WHERE username = '%n' AND domain = '%d' AND %s = 'smtp'::\"Service Kind\"" \
