@@ -57,21 +57,21 @@ final class LDAPWorker {
         // An empty DN is an anonymous bind, which some servers accept with any password (OpenLDAP's
         // `allow bind_anon_cred`): it proves nothing about the user. An entry without a DN (or a DN
         // template that rendered empty) is an internal failure, never a bind.
-        guard !abandoned() else {
-            return .failure(LDAPError(code: LDAP_TIMEOUT, message: "the request was answered at its deadline before the bind; the bind is not made", uri: ""))
-        }
+        guard !abandoned() else { return .failure(Self.abandonedBeforeBind(uri: "")) }
         guard !dn.isEmpty else {
             return .failure(LDAPError(code: LDAP_OTHER, message: "the user's DN is empty (an entry without a DN, or auth_bind_userdn rendered empty); no anonymous bind is made", uri: ""))
         }
         return withConnection(\.authConnection, bindAsService: false) { c in
             // Also before a second try on a fresh connection.
-            guard !abandoned() else {
-                return .failure(LDAPError(code: LDAP_TIMEOUT, message: "the request was answered at its deadline before the bind; the bind is not made", uri: c.uri))
-            }
+            guard !abandoned() else { return .failure(Self.abandonedBeforeBind(uri: c.uri)) }
             guard let error = c.bind(dn: dn, password: password) else { return .success((true, c.uri)) }
             if error.code == LDAP_INVALID_CREDENTIALS_CODE { return .success((false, c.uri)) }
             return .failure(error)
         }
+    }
+
+    private static func abandonedBeforeBind(uri: String) -> LDAPError {
+        LDAPError(code: LDAP_TIMEOUT, message: "the request was answered at its deadline before the bind; the bind is not made", uri: uri)
     }
 
     /// Binds as the service account on a fresh connection (for `probe`).

@@ -13,11 +13,12 @@ import PostgresNIO
 ///
 /// Batches: while a connection runs a statement, the lookups that come for it wait, and when the
 /// statement ends they go together as one execution of the batch form of `password_query` (see
-/// `SQLTemplate.batchSQL(parameterTypes:)`): each row says which lookup it answers. Under load, one round trip and one
-/// statement serve many lookups; an idle connection still takes a lookup at once, alone. A batch that
-/// fails with a statement error (a value of one lookup, such as a failing cast) runs again one lookup at
-/// a time, so no lookup fails for another's value. A query that cannot be prepared in the batch form
-/// (a parameter whose type came from its context) is run one lookup at a time (logged once).
+/// `SQLTemplate.batchSQL(parameterTypes:)`), its variables cast to the plain statement's parameter
+/// types: each row says which lookup it answers. Under load, one round trip and one statement serve
+/// many lookups; an idle connection still takes a lookup at once, alone. A batch that fails with a
+/// statement error (a value of one lookup, such as a failing cast) runs again one lookup at a time, so
+/// no lookup fails for another's value. A query without a safe batch form (see `prepareBatch`) runs one
+/// lookup at a time (logged once per host).
 ///
 /// Failures: a connection that fails, closes or is closed by the server leaves the pool at once (the
 /// next lookup opens a fresh one; lookups waiting for it go to another). A lookup past its deadline
@@ -225,8 +226,7 @@ final class PgLoopPool: @unchecked Sendable {
             // connection limit, usually): this lookup goes to those, and the pool stops growing for a
             // while.
             growthFailed(why, limit: PgErrors.isConnectionLimit(error))
-            job.answered = true
-            lookupOnLoop(job.binds, deadline: job.deadline, redispatched: job.redispatched + 1).cascade(to: job.promise)
+            redispatch(job)
             return
         }
         if !slot.connected && PgErrors.isConnectionLimit(error) {
@@ -236,12 +236,14 @@ final class PgLoopPool: @unchecked Sendable {
             job.answer(.connectionLimit(why))
             return
         }
-        if reused {
-            // An idle connection failed: the others idle as long may be as stale (a firewall's idle
-            // timeout ends them all), so the retry gets a fresh one.
-            for other in slots where other.load == 0 && other.used { drop(other) }
-        }
+        if reused { dropIdleUsed() }
         job.answer(.hostError(why, reused: reused))
+    }
+
+    /// After a connection that had answered before failed: the others idle as long may be as stale (a
+    /// firewall's idle timeout ends them all), so the retry gets a fresh one.
+    private func dropIdleUsed() {
+        for other in slots where other.load == 0 && other.used { drop(other) }
     }
 
     /// Runs the batch form once for `jobs` (two or more): parameter k is the array of every lookup's
@@ -288,7 +290,7 @@ final class PgLoopPool: @unchecked Sendable {
             case .failure(let error):
                 let why = PgErrors.describe(error)
                 self.drop(slot)
-                if reused { for other in self.slots where other.load == 0 && other.used { self.drop(other) } }
+                if reused { self.dropIdleUsed() }
                 for job in jobs { job.answer(.hostError(why, reused: reused)) }
             }
             self.statementEnded(on: slot)

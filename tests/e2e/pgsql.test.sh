@@ -321,11 +321,27 @@ batch_specs=("alice@example.org|Alice.pw1|10.1.0.1|OK alice@example.org"
     "42@example.org|Num.pw13|10.1.0.12|OK 42@example.org"
     "a,b}{c@example.org|Alice.pw1|10.1.0.13|FAIL"
     "NULL@example.org|Alice.pw1|10.1.0.14|FAIL")
+# start_one NAME [QUERY] : saslgated with one event loop and one database connection, so lookups that
+# come together wait for it and go as batches; QUERY replaces the default password_query.
+start_one() { PGSQL_QUERY=${2:-} PGSQL_EXTRA="pool_size = 1" start_pg "$1" "$tcp" "event_loops = 1"; }
+
+# burst_check NAME ROUNDS SPEC... : a burst (above) on $SOCK in which every request gets its right answer.
+burst_check() {
+    local name=$1 rounds=$2 out
+    shift 2
+    out=$(burst "$SOCK" "$rounds" "$@" 2>&1) || true
+    check "$name ($(tail -n 1 <<<"$out"))" grep -q "^$((rounds * $#)) requests, 0 wrong$" <<<"$out"
+}
+
+# batch_logged SINCE TEXT : PostgreSQL logged, since line SINCE of its log, a batch statement run whose
+# query's first line holds TEXT.
+batch_logged() {
+    tail -n +"$1" "$PG_LOG" | grep -A 1 'execute [^:]*: SELECT saslgate_batch' | grep -qF "$2"
+}
+
 pg_log_from=$(($(wc -l <"$PG_LOG") + 1))
-PGSQL_EXTRA="pool_size = 1" start_pg batch "$tcp" "event_loops = 1"
-out=$(burst "$SOCK" 40 "${batch_specs[@]}" 2>&1) || true
-check "batches: 600 lookups in one burst, every answer the one for its own request ($(tail -n 1 <<<"$out"))" \
-    grep -q "^600 requests, 0 wrong$" <<<"$out"
+start_one batch
+burst_check "batches: 600 lookups in one burst, every answer the one for its own request" 40 "${batch_specs[@]}"
 batch_runs=$(tail -n +"$pg_log_from" "$PG_LOG" | grep -c "execute [^:]*: SELECT saslgate_batch" || true)
 single_runs=$(tail -n +"$pg_log_from" "$PG_LOG" | grep -c "execute [^:]*: SELECT password" || true)
 check "batches: 601 lookups took $batch_runs batch statements and $single_runs single ones (fewer than 150 in all)" \
@@ -336,51 +352,44 @@ kill "$PID" 2>/dev/null || true
 
 # A batch that fails for one lookup's value (here a failing cast of a non-numeric name) runs again one
 # lookup at a time: the numeric name still succeeds, the others fail temporarily, none is OK wrongly.
-PGSQL_QUERY="SELECT password FROM users WHERE username = '%n' AND domain = '%d' AND %n::int > 0" \
-    PGSQL_EXTRA="pool_size = 1" start_pg batcherr "$tcp" "event_loops = 1"
-out=$(burst "$SOCK" 20 "42@example.org|Num.pw13|10.2.0.1|OK 42@example.org" "alice@example.org|Alice.pw1|10.2.0.2|TEMP" \
-    "42@example.org|Wrong.pw|10.2.0.3|FAIL" 2>&1) || true
-check "batches: a failing cast fails only its own lookup ($(tail -n 1 <<<"$out"))" grep -q "^60 requests, 0 wrong$" <<<"$out"
+start_one batcherr "SELECT password FROM users WHERE username = '%n' AND domain = '%d' AND %n::int > 0"
+burst_check "batches: a failing cast fails only its own lookup" 20 "42@example.org|Num.pw13|10.2.0.1|OK 42@example.org" \
+    "alice@example.org|Alice.pw1|10.2.0.2|TEMP" "42@example.org|Wrong.pw|10.2.0.3|FAIL"
 kill "$PID" 2>/dev/null || true
 
 # Typed parameters: in the batch form each variable is cast to the type PostgreSQL gave it in the plain
 # query, so comparisons are the same. citext (case-insensitive; saslgated lower-cases the name): bob is
 # blocked as 'Bob' and must stay refused in a batch (compared as text, 'Bob' <> 'bob' would let him in
-# with OK); alice is stored as 'Alice' and must still be found. An enum: %s compared with an enum value batches and matches.
+# with OK); alice is stored as 'Alice' and must still be found. An enum: %s compared with an enum value
+# batches and matches.
 pg_test_psql "CREATE EXTENSION IF NOT EXISTS citext; CREATE TYPE service_kind AS ENUM ('smtp', 'imap');
   CREATE TYPE \"Service Kind\" AS ENUM ('smtp', 'imap');
   CREATE TABLE cusers (username citext NOT NULL, password text); CREATE TABLE cblocked (username citext NOT NULL);
   INSERT INTO cusers VALUES ('Alice', '{PLAIN}Alice.pw1'), ('bob', '{PLAIN}Bob.pw2'), ('carol', '{PLAIN}Carol.pw3');
   INSERT INTO cblocked VALUES ('Bob'); GRANT SELECT ON cusers, cblocked TO saslgate"
 pg_log_from=$(($(wc -l <"$PG_LOG") + 1))
-PGSQL_QUERY="SELECT password FROM cusers WHERE username = '%n' AND NOT EXISTS (SELECT 1 FROM cblocked b WHERE b.username = '%n')" \
-    PGSQL_EXTRA="pool_size = 1" start_pg citext "$tcp" "event_loops = 1"
-out=$(burst "$SOCK" 30 "carol@example.org|Carol.pw3|10.3.0.1|OK carol@example.org" "bob@example.org|Bob.pw2|10.3.0.2|FAIL" \
+start_one citext "SELECT password FROM cusers WHERE username = '%n' AND NOT EXISTS (SELECT 1 FROM cblocked b WHERE b.username = '%n')"
+burst_check "citext: a blocked user stays refused in batches, case is ignored as in the plain query" 30 \
+    "carol@example.org|Carol.pw3|10.3.0.1|OK carol@example.org" "bob@example.org|Bob.pw2|10.3.0.2|FAIL" \
     "BOB@example.org|Bob.pw2|10.3.0.3|FAIL" "ALICE@example.org|Alice.pw1|10.3.0.4|OK alice@example.org" \
-    "alice@example.org|Wrong.pw|10.3.0.5|FAIL" 2>&1) || true
-check "citext: a blocked user stays refused in batches, case is ignored as in the plain query ($(tail -n 1 <<<"$out"))" \
-    grep -q "^150 requests, 0 wrong$" <<<"$out"
+    "alice@example.org|Wrong.pw|10.3.0.5|FAIL"
 check "citext: the lookups went as batches, the variables cast to citext" \
-    bash -c "tail -n +$pg_log_from '$PG_LOG' | grep -A 1 'execute [^:]*: SELECT saslgate_batch' | grep -q 'username = (saslgate_batch.p1::citext)'"
+    batch_logged "$pg_log_from" "username = (saslgate_batch.p1::citext)"
 kill "$PID" 2>/dev/null || true
 pg_log_from=$(($(wc -l <"$PG_LOG") + 1))
-PGSQL_QUERY="SELECT password FROM users WHERE username = '%n' AND domain = '%d' AND %s = 'smtp'::service_kind" \
-    PGSQL_EXTRA="pool_size = 1" start_pg enum "$tcp" "event_loops = 1"
-out=$(burst "$SOCK" 20 "alice@example.org|Alice.pw1|10.3.1.1|OK alice@example.org" "alice@example.org|Wrong.pw|10.3.1.2|FAIL" \
-    "nobody@example.org|x|10.3.1.3|FAIL" 2>&1) || true
-check "enum: every answer right ($(tail -n 1 <<<"$out"))" grep -q "^60 requests, 0 wrong$" <<<"$out"
-check "enum: the lookups went as batches" \
-    bash -c "tail -n +$pg_log_from '$PG_LOG' | grep -A 1 'execute [^:]*: SELECT saslgate_batch' | grep -q '(saslgate_batch.p3::service_kind)'"
+start_one enum "SELECT password FROM users WHERE username = '%n' AND domain = '%d' AND %s = 'smtp'::service_kind"
+burst_check "enum: every answer right" 20 "alice@example.org|Alice.pw1|10.3.1.1|OK alice@example.org" \
+    "alice@example.org|Wrong.pw|10.3.1.2|FAIL" "nobody@example.org|x|10.3.1.3|FAIL"
+check "enum: the lookups went as batches" batch_logged "$pg_log_from" "(saslgate_batch.p3::service_kind)"
 kill "$PID" 2>/dev/null || true
 
 # char(n): the element is cast to bpchar (unlimited), never to "character" (which is char(1): 'alice'
 # would become 'a' and find user a, whose password would then let alice in).
 pg_test_psql "CREATE TABLE pusers (username char(10) NOT NULL, password text);
   INSERT INTO pusers VALUES ('alice', '{PLAIN}Alice.pw1'), ('a', '{PLAIN}A.pw0'); GRANT SELECT ON pusers TO saslgate"
-PGSQL_QUERY="SELECT password FROM pusers WHERE username = '%n'" PGSQL_EXTRA="pool_size = 1" start_pg bpchar "$tcp" "event_loops = 1"
-out=$(burst "$SOCK" 20 "alice@example.org|Alice.pw1|10.3.3.1|OK alice@example.org" "alice@example.org|A.pw0|10.3.3.2|FAIL" \
-    "a@example.org|A.pw0|10.3.3.3|OK a@example.org" 2>&1) || true
-check "char(n): every answer right, in batches too ($(tail -n 1 <<<"$out"))" grep -q "^60 requests, 0 wrong$" <<<"$out"
+start_one bpchar "SELECT password FROM pusers WHERE username = '%n'"
+burst_check "char(n): every answer right, in batches too" 20 "alice@example.org|Alice.pw1|10.3.3.1|OK alice@example.org" \
+    "alice@example.org|A.pw0|10.3.3.2|FAIL" "a@example.org|A.pw0|10.3.3.3|OK a@example.org"
 kill "$PID" 2>/dev/null || true
 
 # A domain with a length (login_t over varchar(5)): the plain statement refuses a longer value, a cast
@@ -390,38 +399,34 @@ pg_test_psql "CREATE DOMAIN login_t AS varchar(5);
   CREATE FUNCTION auth_lookup(u login_t, d text) RETURNS TABLE (password text) LANGUAGE sql STABLE
     AS 'SELECT password FROM users WHERE username = u AND domain = d';
   GRANT EXECUTE ON FUNCTION auth_lookup(login_t, text) TO saslgate"
-PGSQL_QUERY="SELECT password FROM auth_lookup(%n, '%d')" PGSQL_EXTRA="pool_size = 1" start_pg domain "$tcp" "event_loops = 1"
-out=$(burst "$SOCK" 20 "alice@example.org|Alice.pw1|10.3.4.1|OK alice@example.org" "alicejunk@example.org|Alice.pw1|10.3.4.2|TEMP" \
-    "alice@example.org|Wrong.pw|10.3.4.3|FAIL" 2>&1) || true
-check "domain over varchar(5): a longer name never gets OK, also under load ($(tail -n 1 <<<"$out"))" grep -q "^60 requests, 0 wrong$" <<<"$out"
+start_one domain "SELECT password FROM auth_lookup(%n, '%d')"
+burst_check "domain over varchar(5): a longer name never gets OK, also under load" 20 \
+    "alice@example.org|Alice.pw1|10.3.4.1|OK alice@example.org" "alicejunk@example.org|Alice.pw1|10.3.4.2|TEMP" \
+    "alice@example.org|Wrong.pw|10.3.4.3|FAIL"
 check "... and the query does not run as a batch (logged once)" test "$(grep -c "cannot run as a batch" "$LOG" || true)" = 1
 kill "$PID" 2>/dev/null || true
 
 # A query whose parameter type has a name saslgated will not write into SQL (one PostgreSQL quotes)
 # runs one lookup at a time: logged once, every answer still right.
-PGSQL_QUERY="SELECT password FROM users WHERE username = '%n' AND domain = '%d' AND %s = 'smtp'::\"Service Kind\"" \
-    PGSQL_EXTRA="pool_size = 1" start_pg nobatch "$tcp" "event_loops = 1"
-out=$(burst "$SOCK" 20 "alice@example.org|Alice.pw1|10.3.2.1|OK alice@example.org" "alice@example.org|Wrong.pw|10.3.2.2|FAIL" \
-    "nobody@example.org|x|10.3.2.3|FAIL" 2>&1) || true
-check "no batch form: every answer right ($(tail -n 1 <<<"$out"))" grep -q "^60 requests, 0 wrong$" <<<"$out"
+start_one nobatch "SELECT password FROM users WHERE username = '%n' AND domain = '%d' AND %s = 'smtp'::\"Service Kind\""
+burst_check "no batch form: every answer right" 20 "alice@example.org|Alice.pw1|10.3.2.1|OK alice@example.org" \
+    "alice@example.org|Wrong.pw|10.3.2.2|FAIL" "nobody@example.org|x|10.3.2.3|FAIL"
 check "no batch form: logged once, lookups run one at a time" \
     test "$(grep -c "cannot run as a batch" "$LOG" || true)" = 1
 kill "$PID" 2>/dev/null || true
+
 # A variable compared as another type than text (here %r with inet): saslgated sends every value as
 # text bytes, which PostgreSQL would read as inet's binary form. The query is refused as a statement
 # error (temp, never OK) naming the fix; written as the log says, it works, alone and in batches.
-PGSQL_QUERY="SELECT password FROM users WHERE username = '%n' AND domain = '%d' AND %r <<= inet '10.0.0.0/8'" \
-    PGSQL_EXTRA="pool_size = 1" start_pg inettype "$tcp" "event_loops = 1"
-out=$(burst "$SOCK" 5 "alice@example.org|Alice.pw1|10.4.0.1|TEMP" 2>&1) || true
-check "a variable compared as inet: FAIL with temp, never OK ($(tail -n 1 <<<"$out"))" grep -q "^5 requests, 0 wrong$" <<<"$out"
+start_one inettype "SELECT password FROM users WHERE username = '%n' AND domain = '%d' AND %r <<= inet '10.0.0.0/8'"
+burst_check "a variable compared as inet: FAIL with temp, never OK" 5 "alice@example.org|Alice.pw1|10.4.0.1|TEMP"
 check "... logged with the fix: %{rip}::text::inet" file_has "write %{rip}::text::inet" "$LOG"
 check "... the host is not marked down" bash -c "! grep -q 'pgsql host is down' '$LOG'"
 kill "$PID" 2>/dev/null || true
-PGSQL_QUERY="SELECT password FROM users WHERE username = '%n' AND domain = '%d' AND %r::text::inet <<= inet '10.0.0.0/8'" \
-    PGSQL_EXTRA="pool_size = 1" start_pg inettext "$tcp" "event_loops = 1"
-out=$(burst "$SOCK" 20 "alice@example.org|Alice.pw1|10.4.0.1|OK alice@example.org" "alice@example.org|Alice.pw1|192.0.2.1|FAIL" \
-    "alice@example.org|Wrong.pw|10.4.0.2|FAIL" 2>&1) || true
-check "... written %r::text::inet, every answer right, in batches too ($(tail -n 1 <<<"$out"))" grep -q "^60 requests, 0 wrong$" <<<"$out"
+start_one inettext "SELECT password FROM users WHERE username = '%n' AND domain = '%d' AND %r::text::inet <<= inet '10.0.0.0/8'"
+burst_check "... written %r::text::inet, every answer right, in batches too" 20 \
+    "alice@example.org|Alice.pw1|10.4.0.1|OK alice@example.org" "alice@example.org|Alice.pw1|192.0.2.1|FAIL" \
+    "alice@example.org|Wrong.pw|10.4.0.2|FAIL"
 kill "$PID" 2>/dev/null || true
 pg_test_psql "ALTER ROLE saslgate RESET log_min_duration_statement"
 
